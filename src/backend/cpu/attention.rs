@@ -1,0 +1,87 @@
+//! Fused attention: per (sample, head, tile of Q_TILE query rows) one task computes the
+//! scores of its tile against every key (sgemm), a row softmax, and the tile of P V (sgemm).
+//! Scores never exist beyond one [Q_TILE, kv_len] tile per task.
+use super::check::{self, err};
+use super::matmul::{matmul, MatRef};
+use super::memory::Views;
+use super::parallel;
+use crate::backend::Attention;
+use crate::error::Result;
+
+/// Query rows per task.
+const Q_TILE: usize = 32;
+
+pub(super) fn attention(views: &Views, op: &Attention) -> Result<()> {
+    let name = "attention";
+    let Attention { batch, heads, q_len, kv_len, head_dim: hd, q_stride, kv_stride, out_stride, .. } = *op;
+    for (field, view) in [("q", &op.q), ("k", &op.k), ("v", &op.v), ("out", &op.out)] {
+        check::float(name, field, view)?;
+    }
+    let width = check::product(name, "heads * head_dim", &[heads, hd])?;
+    let q_rows = check::product(name, "batch * q_len", &[batch, q_len])?;
+    let kv_rows = check::product(name, "batch * kv_len", &[batch, kv_len])?;
+    check::rows_fit(name, "q", &op.q, q_rows, width, q_stride)?;
+    check::rows_fit(name, "k", &op.k, kv_rows, width, kv_stride)?;
+    check::rows_fit(name, "v", &op.v, kv_rows, width, kv_stride)?;
+    check::rows_fit(name, "out", &op.out, q_rows, width, out_stride)?;
+    if let Some(bias) = &op.bias {
+        check::float(name, "bias", bias)?;
+        let want = check::product(name, "heads * q_len * kv_len", &[heads, q_len, kv_len])?;
+        check::len_eq(name, "bias", bias, want, "heads * q_len * kv_len")?;
+    }
+    let mut inputs = vec![("q", &op.q), ("k", &op.k), ("v", &op.v)];
+    inputs.extend(op.bias.as_ref().map(|b| ("bias", b)));
+    check::disjoint(name, ("out", &op.out), &inputs)?;
+    let q = views.src(name, "q", &op.q)?;
+    let k = views.src(name, "k", &op.k)?;
+    let v = views.src(name, "v", &op.v)?;
+    let bias = op.bias.as_ref().map(|b| views.src(name, "bias", b)).transpose()?;
+    let out = views.dst(name, "out", &op.out)?;
+    if q_rows == 0 || width == 0 {
+        return Ok(());
+    }
+    if kv_len == 0 {
+        return Err(err(format!("{name}: kv_len is 0, a softmax over no keys")));
+    }
+    let (q, k, v, bias) = (q.values(), k.values(), v.values(), bias.map(|b| b.values()));
+
+    let tiles = q_len.div_ceil(Q_TILE);
+    let tile_work = Q_TILE * kv_len * hd;
+    let scratch = || (vec![0.0f32; Q_TILE * kv_len], vec![0.0f32; Q_TILE * hd]);
+    parallel::for_each_index(batch * heads * tiles, tile_work, scratch, |(scores, tile_out), task| {
+        let (b, h, tile) = (task / (heads * tiles), task / tiles % heads, task % tiles);
+        let first = tile * Q_TILE;
+        let rows = Q_TILE.min(q_len - first);
+        let q_tile = MatRef::new(&q[(b * q_len + first) * q_stride + h * hd..], rows, hd, q_stride);
+        let k_head = MatRef::new(&k[b * kv_len * kv_stride + h * hd..], kv_len, hd, kv_stride);
+        let v_head = MatRef::new(&v[b * kv_len * kv_stride + h * hd..], kv_len, hd, kv_stride);
+        let scores = &mut scores[..rows * kv_len];
+        matmul(q_tile, k_head.t(), scores, false);
+        for (r, row) in scores.chunks_exact_mut(kv_len).enumerate() {
+            row.iter_mut().for_each(|s| *s *= op.scale);
+            if let Some(bias) = &bias {
+                let at = (h * q_len + first + r) * kv_len;
+                row.iter_mut().zip(&bias[at..at + kv_len]).for_each(|(s, b)| *s += b);
+            }
+            softmax(row);
+        }
+        let tile_out = &mut tile_out[..rows * hd];
+        matmul(MatRef::new(scores, rows, kv_len, kv_len), v_head, tile_out, false);
+        for (r, row) in tile_out.chunks_exact(hd).enumerate() {
+            out.store((b * q_len + first + r) * out_stride + h * hd, row);
+        }
+    });
+    Ok(())
+}
+
+/// In-place softmax of one row, shifted by its max so exp cannot overflow.
+fn softmax(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    for s in row.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|s| *s *= inv);
+}

@@ -1,0 +1,74 @@
+//! conv2d (stride 1, zero padding) as im2col + sgemm, over blocks of output rows so the
+//! column matrix stays bounded: out[b][:, rows] = weight [out_c, in_c k k] x col [in_c k k, rows * ow].
+use super::check::{self, err};
+use super::matmul::{matmul, MatRef};
+use super::memory::Views;
+use super::parallel;
+use crate::backend::Conv2d;
+use crate::error::Result;
+
+/// Upper bound on the elements of one column-matrix block (16 MiB of f32).
+const COL_BLOCK: usize = 1 << 22;
+
+pub(super) fn conv2d(views: &Views, op: &Conv2d) -> Result<()> {
+    let name = "conv2d";
+    let Conv2d { batch, in_c, out_c, height: h, width: w, kernel: k, pad, .. } = *op;
+    for (field, view) in [("x", &op.x), ("weight", &op.weight), ("out", &op.out)] {
+        check::float(name, field, view)?;
+    }
+    let padded = |n: usize| pad.checked_mul(2).and_then(|p| p.checked_add(n));
+    let (oh, ow) = match (padded(h), padded(w)) {
+        (Some(ph), Some(pw)) if k > 0 && ph >= k && pw >= k => (ph - k + 1, pw - k + 1),
+        _ => return Err(err(format!("{name}: kernel {k} does not fit a {h}x{w} image padded by {pad}"))),
+    };
+    let kk = check::product(name, "in_c * kernel * kernel", &[in_c, k, k])?;
+    check::len_eq(name, "x", &op.x, check::product(name, "batch * in_c * h * w", &[batch, in_c, h, w])?, "batch * in_c * height * width")?;
+    check::len_eq(name, "weight", &op.weight, check::product(name, "out_c * in_c * k * k", &[out_c, kk])?, "out_c * in_c * kernel * kernel")?;
+    let out_numel = check::product(name, "batch * out_c * oh * ow", &[batch, out_c, oh, ow])?;
+    check::len_eq(name, "out", &op.out, out_numel, "batch * out_c * out_height * out_width")?;
+    let mut inputs = vec![("x", &op.x), ("weight", &op.weight)];
+    if let Some(bias) = &op.bias {
+        check::float(name, "bias", bias)?;
+        check::len_eq(name, "bias", bias, out_c, "out_c")?;
+        inputs.push(("bias", bias));
+    }
+    check::disjoint(name, ("out", &op.out), &inputs)?;
+
+    let bias = op.bias.as_ref().map(|b| views.src(name, "bias", b)).transpose()?.map(|b| b.values());
+    let x = views.src(name, "x", &op.x)?.values();
+    let weight = views.src(name, "weight", &op.weight)?.values();
+    let out = views.dst(name, "out", &op.out)?;
+    if out_numel == 0 {
+        return Ok(());
+    }
+    let weight = MatRef::new(&weight, out_c, kk, kk);
+    let block_rows = (COL_BLOCK / kk.saturating_mul(ow).max(1)).clamp(1, oh);
+    let mut col = vec![0.0f32; kk * block_rows * ow];
+    let mut product = vec![0.0f32; out_c * block_rows * ow];
+    for b in 0..batch {
+        let image = &x[b * in_c * h * w..(b + 1) * in_c * h * w];
+        for y0 in (0..oh).step_by(block_rows) {
+            let cols = block_rows.min(oh - y0) * ow;
+            let col = &mut col[..kk * cols];
+            // Column-matrix row (c, ky, kx) holds input pixel (y + ky - pad, x + kx - pad) of
+            // channel c for every output pixel (y, x) of the block, zero outside the image.
+            parallel::for_each_row(col, cols, |r, col_row| {
+                let (c, ky, kx) = (r / (k * k), r / k % k, r % k);
+                for (i, v) in col_row.iter_mut().enumerate() {
+                    let (y, xo) = (y0 + i / ow + ky, i % ow + kx);
+                    let inside = y >= pad && y - pad < h && xo >= pad && xo - pad < w;
+                    *v = if inside { image[(c * h + y - pad) * w + xo - pad] } else { 0.0 };
+                }
+            });
+            let product = &mut product[..out_c * cols];
+            matmul(weight, MatRef::new(col, kk, cols, cols), product, false);
+            parallel::for_each_row(product, cols, |oc, row| {
+                if let Some(bias) = &bias {
+                    row.iter_mut().for_each(|v| *v += bias[oc]);
+                }
+                out.store(((b * out_c + oc) * oh + y0) * ow, row);
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! The CPU backend: the reference every other backend is checked against.
+//!
+//! Exactly the math documented in `ops.rs`, in f32 (f64 where it is cheap and buys accuracy:
+//! normalisation statistics, erf, timestep angles). Storage may be f32, f16 or bf16 (widened
+//! to f32 on load, rounded to nearest even on store) and u32 for ids; the float views of one op
+//! may mix dtypes. Loops run on the rayon pool, matrix products on matrixmultiply's threads.
+//! Every misuse (unknown buffer, view outside its buffer, wrong dtype, sizes that disagree
+//! with the views, overlapping in/out views, out-of-range ids) is an `Error::Backend`.
+//!
+//! One file per op family; `memory` owns buffers and the unsafe view resolution, `convert`
+//! the dtype conversions, `check` the argument validation.
+mod activation;
+mod attention;
+mod check;
+mod conv;
+mod convert;
+mod copy;
+mod elementwise;
+mod embedding;
+mod layout;
+mod linear;
+mod matmul;
+mod memory;
+mod norm;
+mod parallel;
+
+use crate::backend::*;
+use crate::error::Result;
+use crate::tensor::DType;
+use memory::Memory;
+
+/// The reference backend. Ops run synchronously; each holds the buffer table for its duration.
+#[derive(Default)]
+pub struct CpuBackend {
+    memory: Memory,
+}
+
+impl CpuBackend {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+
+    fn supports(&self, _dtype: DType) -> bool {
+        true
+    }
+
+    fn alloc(&self, bytes: usize) -> Result<BufId> {
+        self.memory.alloc(bytes)
+    }
+
+    fn free(&self, buf: BufId) {
+        self.memory.free(buf)
+    }
+
+    fn write(&self, dst: View, bytes: &[u8]) -> Result<()> {
+        self.memory.write(dst, bytes)
+    }
+
+    fn read(&self, src: View) -> Result<Vec<u8>> {
+        self.memory.read(src)
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn gemm(&self, op: &Gemm) -> Result<()> {
+        linear::gemm(&self.memory.lock(), op)
+    }
+
+    fn layernorm_modulate(&self, op: &LayerNormModulate) -> Result<()> {
+        norm::layernorm_modulate(&self.memory.lock(), op)
+    }
+
+    fn gate_residual(&self, op: &GateResidual) -> Result<()> {
+        elementwise::gate_residual(&self.memory.lock(), op)
+    }
+
+    fn layernorm(&self, op: &LayerNorm) -> Result<()> {
+        norm::layernorm(&self.memory.lock(), op)
+    }
+
+    fn attention(&self, op: &Attention) -> Result<()> {
+        attention::attention(&self.memory.lock(), op)
+    }
+
+    fn tmsa_qkv(&self, op: &TmsaQkv) -> Result<()> {
+        linear::tmsa_qkv(&self.memory.lock(), op)
+    }
+
+    fn patchify(&self, op: &Patchify) -> Result<()> {
+        layout::patchify(&self.memory.lock(), op)
+    }
+
+    fn unpatchify(&self, op: &Unpatchify) -> Result<()> {
+        layout::unpatchify(&self.memory.lock(), op)
+    }
+
+    fn timestep_embedding(&self, op: &TimestepEmbedding) -> Result<()> {
+        embedding::timestep_embedding(&self.memory.lock(), op)
+    }
+
+    fn embedding(&self, op: &Embedding) -> Result<()> {
+        embedding::embedding(&self.memory.lock(), op)
+    }
+
+    fn add(&self, op: &Add) -> Result<()> {
+        elementwise::add(&self.memory.lock(), op)
+    }
+
+    fn unary(&self, op: &Unary) -> Result<()> {
+        elementwise::unary(&self.memory.lock(), op)
+    }
+
+    fn copy3d(&self, op: &Copy3d) -> Result<()> {
+        copy::copy3d(&self.memory.lock(), op)
+    }
+
+    fn skip_concat_linear(&self, op: &SkipConcatLinear) -> Result<()> {
+        linear::skip_concat_linear(&self.memory.lock(), op)
+    }
+
+    fn conv2d(&self, op: &Conv2d) -> Result<()> {
+        conv::conv2d(&self.memory.lock(), op)
+    }
+
+    fn group_norm(&self, op: &GroupNorm) -> Result<()> {
+        norm::group_norm(&self.memory.lock(), op)
+    }
+
+    fn upsample2x(&self, op: &Upsample2x) -> Result<()> {
+        layout::upsample2x(&self.memory.lock(), op)
+    }
+}

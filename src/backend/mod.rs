@@ -1,0 +1,85 @@
+//! The op set as a trait: one method per op, plus memory. Models speak only this trait.
+pub mod cpu;
+mod ops;
+
+pub use ops::*;
+
+use crate::error::Result;
+use crate::tensor::DType;
+
+pub trait Backend: Send + Sync {
+    /// Human-readable name, e.g. "cpu (2 threads)".
+    fn name(&self) -> String;
+    /// Whether buffers of `dtype` can be stored and computed on.
+    fn supports(&self, dtype: DType) -> bool;
+
+    /// A new buffer of `bytes` bytes (contents unspecified).
+    fn alloc(&self, bytes: usize) -> Result<BufId>;
+    fn free(&self, buf: BufId);
+    /// Copy host bytes into a view; `bytes.len()` must equal `dst.bytes()`.
+    fn write(&self, dst: View, bytes: &[u8]) -> Result<()>;
+    /// Copy a view back to the host.
+    fn read(&self, src: View) -> Result<Vec<u8>>;
+    /// Wait until every launched op has finished.
+    fn synchronize(&self) -> Result<()>;
+
+    fn gemm(&self, op: &Gemm) -> Result<()>;
+    fn layernorm_modulate(&self, op: &LayerNormModulate) -> Result<()>;
+    fn gate_residual(&self, op: &GateResidual) -> Result<()>;
+    fn layernorm(&self, op: &LayerNorm) -> Result<()>;
+    fn attention(&self, op: &Attention) -> Result<()>;
+    fn tmsa_qkv(&self, op: &TmsaQkv) -> Result<()>;
+    fn patchify(&self, op: &Patchify) -> Result<()>;
+    fn unpatchify(&self, op: &Unpatchify) -> Result<()>;
+    fn timestep_embedding(&self, op: &TimestepEmbedding) -> Result<()>;
+    fn embedding(&self, op: &Embedding) -> Result<()>;
+    fn add(&self, op: &Add) -> Result<()>;
+    fn unary(&self, op: &Unary) -> Result<()>;
+    fn copy3d(&self, op: &Copy3d) -> Result<()>;
+    fn skip_concat_linear(&self, op: &SkipConcatLinear) -> Result<()>;
+    fn conv2d(&self, op: &Conv2d) -> Result<()>;
+    fn group_norm(&self, op: &GroupNorm) -> Result<()>;
+    fn upsample2x(&self, op: &Upsample2x) -> Result<()>;
+
+    /// Launch one op.
+    fn launch(&self, op: &Op) -> Result<()> {
+        match op {
+            Op::Gemm(o) => self.gemm(o),
+            Op::LayerNormModulate(o) => self.layernorm_modulate(o),
+            Op::GateResidual(o) => self.gate_residual(o),
+            Op::LayerNorm(o) => self.layernorm(o),
+            Op::Attention(o) => self.attention(o),
+            Op::TmsaQkv(o) => self.tmsa_qkv(o),
+            Op::Patchify(o) => self.patchify(o),
+            Op::Unpatchify(o) => self.unpatchify(o),
+            Op::TimestepEmbedding(o) => self.timestep_embedding(o),
+            Op::Embedding(o) => self.embedding(o),
+            Op::Add(o) => self.add(o),
+            Op::Unary(o) => self.unary(o),
+            Op::Copy3d(o) => self.copy3d(o),
+            Op::SkipConcatLinear(o) => self.skip_concat_linear(o),
+            Op::Conv2d(o) => self.conv2d(o),
+            Op::GroupNorm(o) => self.group_norm(o),
+            Op::Upsample2x(o) => self.upsample2x(o),
+        }
+    }
+
+    /// Replay a bound graph's launches in order. Backends that can record a whole sequence
+    /// (CUDA graphs, one wgpu command buffer) override this.
+    fn run(&self, ops: &[Op]) -> Result<()> {
+        ops.iter().try_for_each(|op| self.launch(op))
+    }
+}
+
+/// Backend names the command line accepts.
+pub const BACKEND_NAMES: &[&str] = &["auto", "cpu", "wgpu", "cuda"];
+
+/// The backend called `name`; `auto` picks the best available one.
+pub fn select(name: &str) -> Result<std::sync::Arc<dyn Backend>> {
+    use crate::error::Error;
+    match name {
+        "auto" | "cpu" => Ok(std::sync::Arc::new(cpu::CpuBackend::new())),
+        "wgpu" | "cuda" => Err(Error::Backend { backend: name.into(), msg: "not implemented in this build yet".into() }),
+        other => Err(Error::invalid(format!("unknown backend '{other}' (expected one of {})", BACKEND_NAMES.join(", ")))),
+    }
+}

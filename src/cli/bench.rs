@@ -1,0 +1,58 @@
+use std::process::ExitCode;
+
+use ditrt::backend;
+use ditrt::bench::time_forward;
+use ditrt::models::dit::DitConfig;
+use ditrt::models::ModelConfig;
+use ditrt::tensor::DType;
+use ditrt::{Error, Result};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Architecture (dit).
+    #[arg(long, default_value = "dit")]
+    arch: String,
+    /// Official config, e.g. DiT-S/2, DiT-XL/2 (256 px) or DiT-XL/2-512.
+    #[arg(long, default_value = "DiT-S/2")]
+    preset: String,
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    #[arg(long, default_value = "auto")]
+    backend: String,
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// Untimed forwards first.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Timed forwards (the median is reported).
+    #[arg(long, default_value_t = 10)]
+    iters: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let config = match args.arch.as_str() {
+        "dit" => ModelConfig::Dit(
+            DitConfig::preset(&args.preset)
+                .ok_or_else(|| Error::invalid(format!("unknown DiT preset '{}' (e.g. DiT-S/2, DiT-XL/2, DiT-XL/2-512)", args.preset)))?,
+        ),
+        other => return Err(Error::UnknownArch(other.to_string())),
+    };
+    let dtype = DType::parse(&args.dtype)?;
+    let backend = backend::select(&args.backend)?;
+    if !args.json {
+        eprintln!("bench: {} on {}, batch {}, {dtype}: {} warm-up + {} timed forwards", args.preset, backend.name(), args.batch, args.warmup, args.iters);
+    }
+    let t = time_forward(backend, &config, args.batch, dtype, args.warmup, args.iters)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&t).expect("timing serialises"));
+    } else {
+        println!(
+            "{} batch {} {} on {}: {:.2} ms/forward (min {:.2}), {:.2} images/s, {:.1} GFLOP/s ({:.1} GFLOP/forward), arena {:.1} MiB, peak {:.1} MiB",
+            args.preset, t.batch, t.dtype, t.backend, t.ms_per_forward, t.ms_min, t.images_per_s, t.gflop_per_s, t.gflop_per_forward, t.arena_mib, t.peak_mib
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,80 @@
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ditrt::models::ModelConfig;
+use ditrt::weights::SafetensorsFile;
+use ditrt::Result;
+
+use super::human;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A ditrt safetensors file (see weights-tools/convert.py).
+    weights: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let file = SafetensorsFile::open(&args.weights)?;
+    let config = ModelConfig::from_file(&file)?;
+    let keys = file.keys();
+    let infos: Vec<(String, String, Vec<usize>)> = keys
+        .iter()
+        .map(|k| {
+            let (dtype, shape) = file.info(k).expect("listed key has info");
+            (k.clone(), dtype, shape)
+        })
+        .collect();
+    let params: usize = infos.iter().map(|(_, _, s)| s.iter().product::<usize>()).sum();
+    let geom = config.input_geometry();
+    let macs = config.macs_per_image();
+
+    println!("file: {}", args.weights.display());
+    println!("architecture: {}", config.arch());
+    println!("model: {}", config.describe());
+    println!("config: {}", config.to_json());
+    println!("parameters: {params} ({})", human(params as f64));
+    println!(
+        "multiply-adds per forward: {} per image ({:.0} MACs) at input {}x{}x{}",
+        human(macs),
+        macs,
+        geom.channels,
+        geom.height,
+        geom.width
+    );
+
+    // Check the file against what the config expects, by official key.
+    let expected: HashMap<String, Vec<usize>> = config.param_shapes().into_iter().collect();
+    let mut problems = Vec::new();
+    for (key, shape) in &expected {
+        match infos.iter().find(|(k, _, _)| k == key) {
+            None => problems.push(format!("missing key {key} (expected shape {shape:?})")),
+            Some((_, _, found)) if found != shape => {
+                problems.push(format!("{key}: expected shape {shape:?}, found {found:?}"))
+            }
+            _ => {}
+        }
+    }
+    for (key, _, _) in &infos {
+        if !expected.contains_key(key) {
+            problems.push(format!("unexpected key {key}"));
+        }
+    }
+    println!();
+    let width = infos.iter().map(|(k, _, _)| k.len()).max().unwrap_or(3).max(3);
+    println!("{:<width$}  {:<6}  shape", "key", "dtype");
+    for (key, dtype, shape) in &infos {
+        println!("{key:<width$}  {dtype:<6}  {shape:?}");
+    }
+    println!();
+    if problems.is_empty() {
+        println!("check: all {} tensors match the {} config", infos.len(), config.arch());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        problems.sort();
+        for p in &problems {
+            println!("check: {p}");
+        }
+        Ok(ExitCode::from(1))
+    }
+}

@@ -1,0 +1,14 @@
+//! One file per subcommand; each parses its flags and calls the library.
+pub mod bench;
+pub mod inspect;
+pub mod verify;
+
+/// "675.1M"-style rendering of a count.
+pub fn human(n: f64) -> String {
+    let units = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")];
+    units
+        .iter()
+        .find(|(scale, _)| n >= *scale)
+        .map(|(scale, unit)| format!("{:.1}{unit}", n / scale))
+        .unwrap_or_else(|| format!("{n}"))
+}

@@ -1,0 +1,27 @@
+//! One error type for the library: every variant renders as a single line that names the cause
+//! (file, tensor key, expected vs found).
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {msg}")]
+    File { path: PathBuf, msg: String },
+    #[error("{path}: tensor '{key}': {msg}")]
+    Tensor { path: PathBuf, key: String, msg: String },
+    #[error("{path}: config: {msg}")]
+    Config { path: PathBuf, msg: String },
+    #[error("unknown architecture '{0}' (known: dit)")]
+    UnknownArch(String),
+    #[error("backend {backend}: {msg}")]
+    Backend { backend: String, msg: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::Invalid(msg.into())
+    }
+}

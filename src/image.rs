@@ -1,0 +1,213 @@
+//! Samples to pictures: uint8 conversion, labelled PNG grids, and .npz files in the layout of
+//! the ADM evaluation suite (uint8 N×H×W×3 under `arr_0`).
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::weights::write_atomically;
+
+/// A batch of uint8 images, N×H×W×C (C = 1 or 3), row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Images {
+    pub count: usize,
+    pub height: usize,
+    pub width: usize,
+    pub channels: usize,
+    pub pixels: Vec<u8>,
+}
+
+impl Images {
+    /// From model-space samples [N, C, H, W] in [-1, 1]: clamp(127.5 x + 128) truncated to
+    /// uint8, as DiT's sample_ddp.py does.
+    pub fn from_samples(x: &[f32], count: usize, channels: usize, height: usize, width: usize) -> Images {
+        let mut pixels = vec![0u8; count * height * width * channels];
+        for n in 0..count {
+            for c in 0..channels {
+                for i in 0..height * width {
+                    let v = x[(n * channels + c) * height * width + i];
+                    pixels[(n * height * width + i) * channels + c] = (127.5 * v + 128.0).clamp(0.0, 255.0) as u8;
+                }
+            }
+        }
+        Images { count, height, width, channels, pixels }
+    }
+
+    /// Pixel (y, x) of image n as RGB.
+    fn rgb(&self, n: usize, y: usize, x: usize) -> [u8; 3] {
+        let i = ((n * self.height + y) * self.width + x) * self.channels;
+        if self.channels == 1 {
+            [self.pixels[i]; 3]
+        } else {
+            [self.pixels[i], self.pixels[i + 1], self.pixels[i + 2]]
+        }
+    }
+
+    /// The images as N×H×W×3 (grey replicated).
+    pub fn to_rgb(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.count * self.height * self.width * 3);
+        for n in 0..self.count {
+            for y in 0..self.height {
+                for x in 0..self.width {
+                    out.extend(self.rgb(n, y, x));
+                }
+            }
+        }
+        out
+    }
+
+    pub fn concat(parts: &[Images]) -> Result<Images> {
+        let first = parts.first().ok_or_else(|| Error::invalid("no images to concatenate"))?;
+        let mut all = Images { pixels: Vec::new(), count: 0, ..*first };
+        for p in parts {
+            if (p.height, p.width, p.channels) != (first.height, first.width, first.channels) {
+                return Err(Error::invalid("images of different sizes cannot be concatenated"));
+            }
+            all.count += p.count;
+            all.pixels.extend_from_slice(&p.pixels);
+        }
+        Ok(all)
+    }
+}
+
+/// 3×5 glyphs for labels: digits, '-' and ' ', one row of 3 bits per line.
+fn glyph(c: char) -> [u8; 5] {
+    match c {
+        '0' => [7, 5, 5, 5, 7],
+        '1' => [2, 6, 2, 2, 7],
+        '2' => [7, 1, 7, 4, 7],
+        '3' => [7, 1, 7, 1, 7],
+        '4' => [5, 5, 7, 1, 1],
+        '5' => [7, 4, 7, 1, 7],
+        '6' => [7, 4, 7, 5, 7],
+        '7' => [7, 1, 1, 2, 2],
+        '8' => [7, 5, 7, 5, 7],
+        '9' => [7, 5, 7, 1, 7],
+        '-' => [0, 0, 7, 0, 0],
+        _ => [0; 5],
+    }
+}
+
+/// Layout of a labelled grid.
+struct Grid {
+    scale: usize,
+    text_scale: usize,
+    label_h: usize,
+    pad: usize,
+    cols: usize,
+}
+
+impl Grid {
+    fn cell_w(&self, img_w: usize) -> usize {
+        img_w * self.scale + self.pad
+    }
+    fn cell_h(&self, img_h: usize) -> usize {
+        img_h * self.scale + self.label_h + self.pad
+    }
+}
+
+/// A white-background grid, `cols` images per row, each upscaled (nearest) so its short side is
+/// at least 64 px, with its label drawn above it.
+pub fn render_grid(images: &Images, labels: &[String], cols: usize) -> (usize, usize, Vec<u8>) {
+    let scale = 64usize.div_ceil(images.height.min(images.width)).max(1);
+    let text_scale = 2;
+    let g = Grid { scale, text_scale, label_h: 7 * text_scale, pad: 4, cols: cols.clamp(1, images.count.max(1)) };
+    let rows = images.count.div_ceil(g.cols);
+    let (w, h) = (g.cols * g.cell_w(images.width) + g.pad, rows * g.cell_h(images.height) + g.pad);
+    let mut rgb = vec![255u8; w * h * 3];
+    for n in 0..images.count {
+        let (x0, y0) = (g.pad + (n % g.cols) * g.cell_w(images.width), g.pad + (n / g.cols) * g.cell_h(images.height));
+        let label = labels.get(n).map(String::as_str).unwrap_or("");
+        for (k, ch) in label.chars().enumerate() {
+            for (row, bits) in glyph(ch).iter().enumerate() {
+                for col in 0..3 {
+                    if bits >> (2 - col) & 1 == 1 {
+                        for dy in 0..g.text_scale {
+                            for dx in 0..g.text_scale {
+                                let (px, py) = (x0 + (k * 4 + col) * g.text_scale + dx, y0 + row * g.text_scale + dy);
+                                if px < w {
+                                    rgb[(py * w + px) * 3..][..3].copy_from_slice(&[0, 0, 0]);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for y in 0..images.height * g.scale {
+            for x in 0..images.width * g.scale {
+                let (px, py) = (x0 + x, y0 + g.label_h + y);
+                rgb[(py * w + px) * 3..][..3].copy_from_slice(&images.rgb(n, y / g.scale, x / g.scale));
+            }
+        }
+    }
+    (w, h, rgb)
+}
+
+/// Write an RGB8 PNG atomically.
+pub fn write_png(path: &Path, width: usize, height: usize, rgb: &[u8]) -> Result<()> {
+    let mut bytes = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut bytes, width as u32, height as u32);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let err = |e: png::EncodingError| Error::File { path: path.to_path_buf(), msg: format!("PNG encoding: {e}") };
+        let mut writer = enc.write_header().map_err(err)?;
+        writer.write_image_data(rgb).map_err(err)?;
+    }
+    write_atomically(path, &bytes)
+}
+
+/// `.npy` bytes of a uint8 array.
+fn npy_u8(shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let mut header = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': ({},), }}", dims.join(", "));
+    // Magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + data.len());
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// A zip archive with one stored (uncompressed) member, as numpy's `np.savez` writes it.
+fn zip_stored(name: &str, data: &[u8]) -> Result<Vec<u8>> {
+    let size = u32::try_from(data.len()).map_err(|_| Error::invalid("npz larger than 4 GiB (shard the run with --shard)"))?;
+    let crc = crc32fast::hash(data);
+    let mut local = Vec::new();
+    // Local file header: signature, version 20, flags 0, method 0 (stored), time, date.
+    local.extend_from_slice(&[0x50, 0x4b, 0x03, 0x04, 20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0]);
+    for v in [crc, size, size] {
+        local.extend_from_slice(&v.to_le_bytes());
+    }
+    local.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    local.extend_from_slice(&0u16.to_le_bytes());
+    local.extend_from_slice(name.as_bytes());
+    local.extend_from_slice(data);
+    let central_at = local.len() as u32;
+    let mut central = vec![0x50, 0x4b, 0x01, 0x02, 20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0];
+    for v in [crc, size, size] {
+        central.extend_from_slice(&v.to_le_bytes());
+    }
+    central.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    central.extend_from_slice(&[0; 12]); // extra, comment, disk, internal attr, external attr
+    central.extend_from_slice(&0u32.to_le_bytes()); // offset of the local header
+    central.extend_from_slice(name.as_bytes());
+    let mut end = vec![0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 1, 0, 1, 0];
+    end.extend_from_slice(&(central.len() as u32).to_le_bytes());
+    end.extend_from_slice(&central_at.to_le_bytes());
+    end.extend_from_slice(&0u16.to_le_bytes());
+    let mut out = local;
+    out.write_all(&central).and_then(|_| out.write_all(&end)).expect("writing to a Vec");
+    Ok(out)
+}
+
+/// Write images as an .npz holding `arr_0`, uint8 N×H×W×3.
+pub fn write_npz(path: &Path, images: &Images) -> Result<()> {
+    let npy = npy_u8(&[images.count, images.height, images.width, 3], &images.to_rgb());
+    write_atomically(path, &zip_stored("arr_0.npy", &npy)?)
+}

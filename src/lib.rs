@@ -1,0 +1,15 @@
+//! ditrt: an inference engine for the transformer backbones of diffusion models.
+//!
+//! Layers (dependencies run one way): models -> graph -> op set (`backend::Backend`) <- cpu.
+pub mod backend;
+pub mod bench;
+pub mod error;
+pub mod graph;
+pub mod image;
+pub mod models;
+pub mod sampling;
+pub mod tensor;
+pub mod verify;
+pub mod weights;
+
+pub use error::{Error, Result};

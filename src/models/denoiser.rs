@@ -1,0 +1,104 @@
+//! A backbone's static graph as a sampler's `Denoiser`: fixed-batch sessions, inputs checked,
+//! short batches padded.
+use std::sync::Arc;
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::graph::Session;
+use crate::models::{ImageGeometry, ModelConfig};
+use crate::sampling::Denoiser;
+use crate::tensor::{DType, HostTensor};
+use crate::weights::WeightSource;
+
+pub struct GraphDenoiser {
+    config: ModelConfig,
+    session: Session,
+    batch: usize,
+}
+
+impl GraphDenoiser {
+    /// Build `config`'s graph for `batch` samples per launch and bind it to `backend`.
+    pub fn new(backend: Arc<dyn Backend>, config: &ModelConfig, weights: &mut dyn WeightSource, batch: usize, dtype: DType) -> Result<Self> {
+        let graph = config.build(weights, batch, dtype)?;
+        let session = Session::new(backend, &graph)?;
+        Ok(GraphDenoiser { config: config.clone(), session, batch })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Samples per launch.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    pub fn backend_name(&self) -> String {
+        self.session.backend().name()
+    }
+
+    /// One launch of at most `self.batch` samples; shorter batches repeat their last sample.
+    fn launch(&mut self, x: &[f32], t: &[f32], y: &[u32]) -> Result<Vec<f32>> {
+        let g = self.geometry();
+        let per = g.channels * g.height * g.width;
+        let n = t.len();
+        let pad = |v: &[f32], width: usize| -> Vec<f32> {
+            let mut out = v.to_vec();
+            for _ in n..self.batch {
+                out.extend_from_slice(&v[(n - 1) * width..n * width]);
+            }
+            out
+        };
+        let b = self.batch;
+        self.session.set_input("x", &HostTensor::from_f32([b, g.channels, g.height, g.width], &pad(x, per)))?;
+        self.session.set_input("t", &HostTensor::from_f32([b], &pad(t, 1)))?;
+        if self.config.num_classes().is_some() {
+            let mut ids = y.to_vec();
+            ids.resize(b, y[n - 1]);
+            self.session.set_input("y", &HostTensor::from_u32([b], &ids))?;
+        }
+        self.session.run()?;
+        let mut out = self.session.output("out")?.to_f32();
+        out.truncate(n * self.out_channels() * g.height * g.width);
+        Ok(out)
+    }
+}
+
+impl Denoiser for GraphDenoiser {
+    fn geometry(&self) -> ImageGeometry {
+        self.config.input_geometry()
+    }
+
+    fn out_channels(&self) -> usize {
+        self.config.output_channels()
+    }
+
+    fn null_class(&self) -> Option<u32> {
+        self.config.num_classes().map(|k| k as u32)
+    }
+
+    fn predict(&mut self, x: &[f32], t: &[f32], y: &[u32]) -> Result<Vec<f32>> {
+        let g = self.geometry();
+        let per = g.channels * g.height * g.width;
+        let n = t.len();
+        if n == 0 || x.len() != n * per {
+            return Err(Error::invalid(format!("predict: x has {} values, expected {n} x {per}", x.len())));
+        }
+        if let Some(null) = self.null_class() {
+            if y.len() != n {
+                return Err(Error::invalid(format!("predict: {} labels for {n} samples", y.len())));
+            }
+            if let Some(bad) = y.iter().find(|&&id| id > null) {
+                return Err(Error::invalid(format!("class id {bad} out of range: the model has classes 0..{} and the null class {null}", null - 1)));
+            }
+        }
+        let out_per = self.out_channels() * g.height * g.width;
+        let mut out = Vec::with_capacity(n * out_per);
+        for start in (0..n).step_by(self.batch) {
+            let end = (start + self.batch).min(n);
+            let ys = if y.is_empty() { &[][..] } else { &y[start..end] };
+            out.extend(self.launch(&x[start * per..end * per], &t[start..end], ys)?);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,341 @@
+//! DiT (Peebles & Xie, arXiv 2212.09748) exactly as the official checkpoints compute it:
+//! patch embedding + fixed position table, c = MLP(timestep features) + label embedding,
+//! adaLN-Zero blocks, final adaLN + linear, official unpatchify order.
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{
+    Activation, Add, Attention, Embedding, GateResidual, Gemm, LayerNormModulate, Op, PatchGeometry, Patchify,
+    PerSample, TimestepEmbedding, Unary, Unpatchify, View,
+};
+use crate::error::{Error, Result};
+use crate::graph::{Graph, GraphBuilder};
+use crate::tensor::{DType, HostTensor};
+use crate::weights::WeightSource;
+
+/// Width of the sinusoidal timestep features (DiT's `frequency_embedding_size`).
+pub const FREQ_DIM: usize = 256;
+const LN_EPS: f32 = 1e-6;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DitConfig {
+    /// Latent height = width.
+    pub input_size: usize,
+    pub patch_size: usize,
+    pub in_channels: usize,
+    pub hidden_size: usize,
+    pub depth: usize,
+    pub num_heads: usize,
+    pub mlp_ratio: f64,
+    /// Classes without the null class; the label table has num_classes + 1 rows.
+    pub num_classes: usize,
+    /// Output 2C channels [eps | v] for the learned variance.
+    pub learn_sigma: bool,
+}
+
+/// The official sizes: (name, depth, width, heads).
+pub const SIZES: &[(&str, usize, usize, usize)] =
+    &[("S", 12, 384, 6), ("B", 12, 768, 12), ("L", 24, 1024, 16), ("XL", 28, 1152, 16)];
+
+impl DitConfig {
+    /// "DiT-XL/2" (256 px, latent 32) or "DiT-XL/2-512" (latent 64): an ImageNet class-conditional
+    /// latent model with learned sigma.
+    pub fn preset(name: &str) -> Option<DitConfig> {
+        let rest = name.strip_prefix("DiT-")?;
+        let (size, rest) = rest.split_once('/')?;
+        let (patch, res) = match rest.split_once('-') {
+            Some((p, r)) => (p, r.parse::<usize>().ok()?),
+            None => (rest, 256),
+        };
+        let patch: usize = patch.parse().ok()?;
+        let &(_, depth, hidden_size, num_heads) = SIZES.iter().find(|s| s.0 == size)?;
+        if ![2, 4, 8].contains(&patch) || ![256, 512].contains(&res) {
+            return None;
+        }
+        Some(DitConfig {
+            input_size: res / 8,
+            patch_size: patch,
+            in_channels: 4,
+            hidden_size,
+            depth,
+            num_heads,
+            mlp_ratio: 4.0,
+            num_classes: 1000,
+            learn_sigma: true,
+        })
+    }
+
+    pub fn out_channels(&self) -> usize {
+        if self.learn_sigma {
+            2 * self.in_channels
+        } else {
+            self.in_channels
+        }
+    }
+
+    fn mlp_hidden(&self) -> usize {
+        (self.hidden_size as f64 * self.mlp_ratio) as usize
+    }
+
+    fn tokens(&self) -> usize {
+        (self.input_size / self.patch_size).pow(2)
+    }
+
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
+        let positive = [
+            ("input_size", self.input_size),
+            ("patch_size", self.patch_size),
+            ("in_channels", self.in_channels),
+            ("hidden_size", self.hidden_size),
+            ("depth", self.depth),
+            ("num_heads", self.num_heads),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("dit: {name} must be positive"));
+        }
+        if self.input_size % self.patch_size != 0 {
+            return Err(format!("dit: input_size {} is not a multiple of patch_size {}", self.input_size, self.patch_size));
+        }
+        if self.hidden_size % self.num_heads != 0 {
+            return Err(format!("dit: hidden_size {} is not a multiple of num_heads {}", self.hidden_size, self.num_heads));
+        }
+        if !(self.mlp_ratio > 0.0 && self.mlp_ratio <= 64.0) {
+            return Err(format!("dit: mlp_ratio {} out of range", self.mlp_ratio));
+        }
+        let params = self.param_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>();
+        if params > 1 << 36 || self.input_size > 4096 {
+            return Err(format!("dit: config too large ({params} parameters, input {})", self.input_size));
+        }
+        Ok(())
+    }
+
+    pub fn describe(&self) -> String {
+        let size = SIZES
+            .iter()
+            .find(|s| s.1 == self.depth && s.2 == self.hidden_size && s.3 == self.num_heads)
+            .map(|s| format!("DiT-{}/{}", s.0, self.patch_size))
+            .unwrap_or_else(|| format!("DiT (custom)/{}", self.patch_size));
+        format!(
+            "{size}: depth {}, width {}, heads {} (head dim {}), patch {}, input {}x{}x{}, {} tokens, {} classes, learn_sigma {}",
+            self.depth,
+            self.hidden_size,
+            self.num_heads,
+            self.hidden_size / self.num_heads,
+            self.patch_size,
+            self.in_channels,
+            self.input_size,
+            self.input_size,
+            self.tokens(),
+            self.num_classes,
+            self.learn_sigma
+        )
+    }
+
+    /// Official checkpoint keys and shapes, in checkpoint order.
+    pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let (d, c, p, h) = (self.hidden_size, self.in_channels, self.patch_size, self.mlp_hidden());
+        let mut v: Vec<(String, Vec<usize>)> = vec![
+            ("pos_embed".into(), vec![1, self.tokens(), d]),
+            ("x_embedder.proj.weight".into(), vec![d, c, p, p]),
+            ("x_embedder.proj.bias".into(), vec![d]),
+            ("t_embedder.mlp.0.weight".into(), vec![d, FREQ_DIM]),
+            ("t_embedder.mlp.0.bias".into(), vec![d]),
+            ("t_embedder.mlp.2.weight".into(), vec![d, d]),
+            ("t_embedder.mlp.2.bias".into(), vec![d]),
+            ("y_embedder.embedding_table.weight".into(), vec![self.num_classes + 1, d]),
+        ];
+        for i in 0..self.depth {
+            let b = format!("blocks.{i}");
+            v.extend([
+                (format!("{b}.attn.qkv.weight"), vec![3 * d, d]),
+                (format!("{b}.attn.qkv.bias"), vec![3 * d]),
+                (format!("{b}.attn.proj.weight"), vec![d, d]),
+                (format!("{b}.attn.proj.bias"), vec![d]),
+                (format!("{b}.mlp.fc1.weight"), vec![h, d]),
+                (format!("{b}.mlp.fc1.bias"), vec![h]),
+                (format!("{b}.mlp.fc2.weight"), vec![d, h]),
+                (format!("{b}.mlp.fc2.bias"), vec![d]),
+                (format!("{b}.adaLN_modulation.1.weight"), vec![6 * d, d]),
+                (format!("{b}.adaLN_modulation.1.bias"), vec![6 * d]),
+            ]);
+        }
+        v.extend([
+            ("final_layer.linear.weight".into(), vec![p * p * self.out_channels(), d]),
+            ("final_layer.linear.bias".into(), vec![p * p * self.out_channels()]),
+            ("final_layer.adaLN_modulation.1.weight".into(), vec![2 * d, d]),
+            ("final_layer.adaLN_modulation.1.bias".into(), vec![2 * d]),
+        ]);
+        v
+    }
+
+    /// Multiply-adds per image: every linear layer, plus QK^T and AV (2 N^2 D per block).
+    pub fn macs_per_image(&self) -> f64 {
+        let (n, d, h) = (self.tokens() as f64, self.hidden_size as f64, self.mlp_hidden() as f64);
+        let (c, p, co) = (self.in_channels as f64, self.patch_size as f64, self.out_channels() as f64);
+        let embed = n * c * p * p * d + FREQ_DIM as f64 * d + d * d;
+        let block = n * (4.0 * d * d + 2.0 * d * h) + 2.0 * n * n * d + 6.0 * d * d;
+        let last = 2.0 * d * d + n * d * p * p * co;
+        embed + self.depth as f64 * block + last
+    }
+}
+
+/// Rows of one tensor after another (all of width `cols`), as f32.
+fn concat_rows(parts: &[HostTensor]) -> HostTensor {
+    let rows: usize = parts.iter().map(|t| t.shape.dims()[0]).sum();
+    let cols = parts[0].numel() / parts[0].shape.dims()[0];
+    let values: Vec<f32> = parts.iter().flat_map(|t| t.to_f32()).collect();
+    if cols == 1 {
+        HostTensor::from_f32([rows], &values)
+    } else {
+        HostTensor::from_f32([rows, cols], &values)
+    }
+}
+
+/// `len` elements per sample at `start` of each row of a [batch, stride] buffer.
+fn per_sample(buf: View, batch: usize, stride: usize, start: usize, len: usize) -> PerSample {
+    PerSample { view: buf.slice(start, (batch - 1) * stride + len), stride }
+}
+
+struct Linear {
+    w: View,
+    b: View,
+    n: usize,
+    k: usize,
+}
+
+fn linear(g: &mut GraphBuilder, w: &mut dyn WeightSource, prefix: &str, n: usize, k: usize) -> Result<Linear> {
+    let wt = w.fetch(&format!("{prefix}.weight"), &[n, k])?;
+    let bt = w.fetch(&format!("{prefix}.bias"), &[n])?;
+    Ok(Linear { w: g.weight(&format!("{prefix}.weight"), wt), b: g.weight(&format!("{prefix}.bias"), bt), n, k })
+}
+
+/// out = act(x W^T + b) over `m` rows.
+fn apply(g: &mut GraphBuilder, l: &Linear, x: View, m: usize, act: Activation) -> View {
+    let out = g.temp([m, l.n]);
+    g.push(Op::Gemm(Gemm {
+        m,
+        n: l.n,
+        k: l.k,
+        x,
+        x_stride: l.k,
+        w: l.w,
+        w_stride: l.k,
+        bias: Some(l.b),
+        out,
+        act,
+        accumulate: false,
+    }));
+    out
+}
+
+pub fn build(cfg: &DitConfig, w: &mut dyn WeightSource, batch: usize, dtype: DType) -> Result<Graph> {
+    cfg.validate().map_err(Error::invalid)?;
+    let (d, c, p, s) = (cfg.hidden_size, cfg.in_channels, cfg.patch_size, cfg.input_size);
+    let (n, heads, hid) = (cfg.tokens(), cfg.num_heads, cfg.mlp_hidden());
+    let rows = batch * n;
+    let mut g = GraphBuilder::new(dtype);
+
+    let x = g.input("x", [batch, c, s, s], dtype);
+    let t = g.input("t", [batch], DType::F32);
+    let y = g.input("y", [batch], DType::U32);
+
+    // Patch embedding: a conv with kernel = stride = p is a GEMM over patches.
+    let pos = w.fetch("pos_embed", &[1, n, d])?;
+    let geom = PatchGeometry { batch, channels: c, height: s, width: s, patch: p };
+    let patches = g.temp([batch, n, c * p * p]);
+    g.push(Op::Patchify(Patchify { geom, x, out: patches }));
+    let pw = w.fetch("x_embedder.proj.weight", &[d, c, p, p])?;
+    let pb = w.fetch("x_embedder.proj.bias", &[d])?;
+    let embed = Linear { w: g.weight("x_embedder.proj.weight", pw), b: g.weight("x_embedder.proj.bias", pb), n: d, k: c * p * p };
+    let h = apply(&mut g, &embed, patches, rows, Activation::None);
+    let pos = g.weight("pos_embed", pos);
+    g.push(Op::Add(Add { a: h, b: pos, out: h }));
+
+    // c = MLP(timestep features) + label embedding; every adaLN consumes SiLU(c).
+    let freqs = g.temp([batch, FREQ_DIM]);
+    g.push(Op::TimestepEmbedding(TimestepEmbedding { batch, dim: FREQ_DIM, max_period: 10000.0, t, out: freqs }));
+    let t0 = linear(&mut g, w, "t_embedder.mlp.0", d, FREQ_DIM)?;
+    let t2 = linear(&mut g, w, "t_embedder.mlp.2", d, d)?;
+    let t_hidden = apply(&mut g, &t0, freqs, batch, Activation::Silu);
+    let t_emb = apply(&mut g, &t2, t_hidden, batch, Activation::None);
+    let table_rows = cfg.num_classes + 1;
+    let table = w.fetch("y_embedder.embedding_table.weight", &[table_rows, d])?;
+    let table = g.weight("y_embedder.embedding_table.weight", table);
+    let y_emb = g.temp([batch, d]);
+    g.push(Op::Embedding(Embedding { rows: batch, dim: d, table_rows, table, ids: y, out: y_emb }));
+    let cond = g.temp([batch, d]);
+    g.push(Op::Add(Add { a: t_emb, b: y_emb, out: cond }));
+    g.push(Op::Unary(Unary { act: Activation::Silu, x: cond, out: cond }));
+
+    // The modulation vectors of every block and of the final layer in one GEMM per step:
+    // row b = [blocks.0 (6D) | blocks.1 (6D) | ... | final (2D)].
+    let mut mod_w = Vec::with_capacity(cfg.depth + 1);
+    let mut mod_b = Vec::with_capacity(cfg.depth + 1);
+    for i in 0..=cfg.depth {
+        let (prefix, width) =
+            if i < cfg.depth { (format!("blocks.{i}.adaLN_modulation.1"), 6 * d) } else { ("final_layer.adaLN_modulation.1".to_string(), 2 * d) };
+        mod_w.push(w.fetch(&format!("{prefix}.weight"), &[width, d])?);
+        mod_b.push(w.fetch(&format!("{prefix}.bias"), &[width])?);
+    }
+    let mod_width = cfg.depth * 6 * d + 2 * d;
+    let all_mod = Linear {
+        w: g.weight("adaLN_modulation (all blocks)", concat_rows(&mod_w)),
+        b: g.weight("adaLN_modulation bias (all blocks)", concat_rows(&mod_b)),
+        n: mod_width,
+        k: d,
+    };
+    let mods = apply(&mut g, &all_mod, cond, batch, Activation::None);
+    let chunk = |j: usize| per_sample(mods, batch, mod_width, j * d, d);
+
+    for i in 0..cfg.depth {
+        let b = format!("blocks.{i}");
+        let qkv_l = linear(&mut g, w, &format!("{b}.attn.qkv"), 3 * d, d)?;
+        let proj_l = linear(&mut g, w, &format!("{b}.attn.proj"), d, d)?;
+        let fc1 = linear(&mut g, w, &format!("{b}.mlp.fc1"), hid, d)?;
+        let fc2 = linear(&mut g, w, &format!("{b}.mlp.fc2"), d, hid)?;
+        let base = i * 6;
+        // (shift, scale, gate) for attention, then for the MLP.
+        let [shift1, scale1, gate1, shift2, scale2, gate2] = std::array::from_fn(|j| chunk(base + j));
+
+        let a = g.temp([rows, d]);
+        g.push(Op::LayerNormModulate(LayerNormModulate { batch, tokens: n, dim: d, eps: LN_EPS, x: h, shift: shift1, scale: scale1, out: a }));
+        let qkv = apply(&mut g, &qkv_l, a, rows, Activation::None);
+        let attn = g.temp([rows, d]);
+        let span = rows * 3 * d - 2 * d;
+        g.push(Op::Attention(Attention {
+            batch,
+            heads,
+            q_len: n,
+            kv_len: n,
+            head_dim: d / heads,
+            scale: 1.0 / ((d / heads) as f32).sqrt(),
+            q: qkv.slice(0, span),
+            q_stride: 3 * d,
+            k: qkv.slice(d, span),
+            v: qkv.slice(2 * d, span),
+            kv_stride: 3 * d,
+            bias: None,
+            out: attn,
+            out_stride: d,
+        }));
+        let proj = apply(&mut g, &proj_l, attn, rows, Activation::None);
+        g.push(Op::GateResidual(GateResidual { batch, tokens: n, dim: d, x: h, y: proj, gate: gate1 }));
+
+        let a2 = g.temp([rows, d]);
+        g.push(Op::LayerNormModulate(LayerNormModulate { batch, tokens: n, dim: d, eps: LN_EPS, x: h, shift: shift2, scale: scale2, out: a2 }));
+        let mid = apply(&mut g, &fc1, a2, rows, Activation::GeluTanh);
+        let mlp = apply(&mut g, &fc2, mid, rows, Activation::None);
+        g.push(Op::GateResidual(GateResidual { batch, tokens: n, dim: d, x: h, y: mlp, gate: gate2 }));
+    }
+
+    // Final layer: (shift, scale) are the last 2D of the modulation row.
+    let final_l = linear(&mut g, w, "final_layer.linear", p * p * cfg.out_channels(), d)?;
+    let base = cfg.depth * 6;
+    let a = g.temp([rows, d]);
+    g.push(Op::LayerNormModulate(LayerNormModulate { batch, tokens: n, dim: d, eps: LN_EPS, x: h, shift: chunk(base), scale: chunk(base + 1), out: a }));
+    let tokens = apply(&mut g, &final_l, a, rows, Activation::None);
+    let out = g.output("out", [batch, cfg.out_channels(), s, s]);
+    let geom = PatchGeometry { batch, channels: cfg.out_channels(), height: s, width: s, patch: p };
+    g.push(Op::Unpatchify(Unpatchify { geom, x: tokens, out }));
+    g.finish()
+}

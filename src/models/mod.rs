@@ -1,0 +1,128 @@
+//! Backbones: each file turns a config and its weights into a static graph over the op set.
+pub mod denoiser;
+pub mod dit;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::tensor::DType;
+use crate::weights::{SafetensorsFile, WeightSource, CONFIG_KEY};
+
+/// A model's config as stored under `ditrt.config` in its safetensors metadata.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "arch", rename_all = "lowercase")]
+pub enum ModelConfig {
+    Dit(dit::DitConfig),
+}
+
+/// What a denoiser takes and returns, per sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageGeometry {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+pub const KNOWN_ARCHS: &[&str] = &["dit"];
+
+impl ModelConfig {
+    /// Parse a config; `origin` names where it came from in errors.
+    pub fn from_json(json: &str, origin: &Path) -> Result<Self> {
+        let err = |msg: String| Error::Config { path: origin.to_path_buf(), msg };
+        let value: serde_json::Value = serde_json::from_str(json).map_err(|e| err(format!("invalid JSON: {e}")))?;
+        let arch = value.get("arch").and_then(|a| a.as_str()).ok_or_else(|| err("no \"arch\" field".into()))?;
+        if !KNOWN_ARCHS.contains(&arch) {
+            return Err(Error::UnknownArch(arch.to_string()));
+        }
+        let config: ModelConfig = serde_json::from_value(value.clone()).map_err(|e| err(format!("{arch}: {e}")))?;
+        config.validate().map_err(err)?;
+        Ok(config)
+    }
+
+    /// The config in a weights file's metadata.
+    pub fn from_file(file: &SafetensorsFile) -> Result<Self> {
+        let json = file.metadata(CONFIG_KEY).ok_or_else(|| Error::Config {
+            path: file.path().to_path_buf(),
+            msg: format!("no '{CONFIG_KEY}' metadata; convert the checkpoint with weights-tools/convert.py"),
+        })?;
+        Self::from_json(json, file.path())
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("config serialises")
+    }
+
+    pub fn arch(&self) -> &'static str {
+        match self {
+            ModelConfig::Dit(_) => "dit",
+        }
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        match self {
+            ModelConfig::Dit(c) => c.validate(),
+        }
+    }
+
+    /// Every parameter by official key, in checkpoint order.
+    pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        match self {
+            ModelConfig::Dit(c) => c.param_shapes(),
+        }
+    }
+
+    pub fn param_count(&self) -> usize {
+        self.param_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum()
+    }
+
+    /// Multiply-adds of one forward for one image.
+    pub fn macs_per_image(&self) -> f64 {
+        match self {
+            ModelConfig::Dit(c) => c.macs_per_image(),
+        }
+    }
+
+    /// Shape of the input x (and of the prediction's first channels) per sample.
+    pub fn input_geometry(&self) -> ImageGeometry {
+        match self {
+            ModelConfig::Dit(c) => ImageGeometry { channels: c.in_channels, height: c.input_size, width: c.input_size },
+        }
+    }
+
+    /// Channels of the raw output (2C with learned sigma).
+    pub fn output_channels(&self) -> usize {
+        match self {
+            ModelConfig::Dit(c) => c.out_channels(),
+        }
+    }
+
+    /// Number of classes, without the null class (which has id `num_classes`); None if unconditional.
+    pub fn num_classes(&self) -> Option<usize> {
+        match self {
+            ModelConfig::Dit(c) => Some(c.num_classes),
+        }
+    }
+
+    /// One-line summary of the architecture.
+    pub fn describe(&self) -> String {
+        match self {
+            ModelConfig::Dit(c) => c.describe(),
+        }
+    }
+
+    /// Record the forward pass for `batch` samples stored as `dtype`. Inputs: `x` [B, C, H, W],
+    /// `t` f32 [B], `y` u32 [B]; output `out` [B, C_out, H, W].
+    pub fn build(&self, weights: &mut dyn WeightSource, batch: usize, dtype: DType) -> Result<Graph> {
+        if batch == 0 {
+            return Err(Error::invalid("batch must be at least 1"));
+        }
+        let graph = match self {
+            ModelConfig::Dit(c) => dit::build(c, weights, batch, dtype)?,
+        };
+        weights.finish()?;
+        Ok(graph)
+    }
+}

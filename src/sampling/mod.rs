@@ -1,0 +1,17 @@
+//! Noise schedules, samplers and guidance. A sampler sees a `Denoiser` (x, t, y -> raw
+//! prediction), never a backbone.
+use crate::error::Result;
+use crate::models::ImageGeometry;
+
+/// What a sampler sees of a model.
+pub trait Denoiser {
+    /// Per-sample shape of x.
+    fn geometry(&self) -> ImageGeometry;
+    /// Channels of the raw prediction: C (eps) or 2C ([eps | v], learned variance range).
+    fn out_channels(&self) -> usize;
+    /// Id of the null class used for the unconditional half of guidance (None: unconditional model).
+    fn null_class(&self) -> Option<u32>;
+    /// x: [b, C, H, W] flattened, t: [b], y: [b] (empty for unconditional models)
+    /// -> prediction [b, out_channels, H, W] flattened. Any b >= 1.
+    fn predict(&mut self, x: &[f32], t: &[f32], y: &[u32]) -> Result<Vec<f32>>;
+}

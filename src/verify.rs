@@ -1,0 +1,84 @@
+//! Running a model on a fixture (inputs `x`, `t`, `y` and the reference output `out`, all
+//! written by weights-tools from the PyTorch reference) and measuring the difference.
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::graph::Session;
+use crate::models::ModelConfig;
+use crate::tensor::{DType, HostTensor};
+use crate::weights::{read_all, FileWeights, SafetensorsFile};
+
+/// How far an output is from its reference.
+#[derive(Clone, Copy, Debug)]
+pub struct Comparison {
+    /// ||got - want|| / ||want||.
+    pub rel_l2: f64,
+    pub max_abs: f64,
+    /// Whether any value is NaN or infinite (never a pass).
+    pub non_finite: bool,
+}
+
+impl Comparison {
+    pub fn new(got: &[f32], want: &[f32]) -> Self {
+        assert_eq!(got.len(), want.len(), "Comparison::new: lengths differ");
+        let (mut diff2, mut ref2, mut max_abs, mut non_finite) = (0f64, 0f64, 0f64, false);
+        for (&g, &w) in got.iter().zip(want) {
+            non_finite |= !g.is_finite();
+            let d = (g as f64 - w as f64).abs();
+            diff2 += d * d;
+            ref2 += (w as f64) * (w as f64);
+            max_abs = max_abs.max(d);
+        }
+        Comparison { rel_l2: (diff2 / ref2.max(f64::MIN_POSITIVE)).sqrt(), max_abs, non_finite }
+    }
+
+    pub fn passes(&self, tol: f64) -> bool {
+        !self.non_finite && self.rel_l2 <= tol
+    }
+}
+
+/// Default rel_l2 tolerance of a whole forward pass by storage dtype.
+pub fn default_tolerance(dtype: DType) -> f64 {
+    match dtype {
+        DType::F32 => 1e-5,
+        DType::F16 => 1e-2,
+        DType::BF16 | DType::U32 => 4e-2,
+    }
+}
+
+fn fixture_tensor<'a>(
+    tensors: &'a std::collections::HashMap<String, HostTensor>,
+    path: &Path,
+    key: &str,
+) -> Result<&'a HostTensor> {
+    tensors.get(key).ok_or_else(|| Error::Tensor { path: path.to_path_buf(), key: key.into(), msg: "missing from fixture".into() })
+}
+
+/// Run the model in `weights` on the fixture's inputs and compare with its `out`.
+pub fn verify_fixture(backend: Arc<dyn Backend>, weights: &Path, fixture: &Path, dtype: DType) -> Result<Comparison> {
+    let file = SafetensorsFile::open(weights)?;
+    let config = ModelConfig::from_file(&file)?;
+    let tensors = read_all(fixture)?;
+    let x = fixture_tensor(&tensors, fixture, "x")?;
+    let want = fixture_tensor(&tensors, fixture, "out")?;
+    let batch = x.shape.dims().first().copied().unwrap_or(0);
+    let graph = config.build(&mut FileWeights::new(&file), batch, dtype)?;
+    let session = Session::new(backend, &graph)?;
+    session.set_input("x", x)?;
+    session.set_input("t", fixture_tensor(&tensors, fixture, "t")?)?;
+    if config.num_classes().is_some() {
+        session.set_input("y", fixture_tensor(&tensors, fixture, "y")?)?;
+    }
+    session.run()?;
+    let got = session.output("out")?;
+    if got.shape != want.shape {
+        return Err(Error::Tensor {
+            path: fixture.to_path_buf(),
+            key: "out".into(),
+            msg: format!("model output has shape {}, fixture has {}", got.shape, want.shape),
+        });
+    }
+    Ok(Comparison::new(&got.to_f32(), &want.to_f32()))
+}

@@ -1,0 +1,718 @@
+//! Every op on every backend and float dtype against a naive f64 reference written here from
+//! the docs in `src/backend/ops.rs`, on fresh random inputs (seed printed on failure).
+mod common;
+
+use common::{for_each_case, round_to, to_f64, Case};
+use ditrt::backend::*;
+use ditrt::tensor::DType;
+use rand::Rng;
+
+const ACTIVATIONS: [Activation; 4] = [Activation::None, Activation::GeluTanh, Activation::GeluErf, Activation::Silu];
+
+// ---------------------------------------------------------------------------------------
+// f64 references
+// ---------------------------------------------------------------------------------------
+
+/// erf(z) = 2/sqrt(pi) e^{-z^2} sum_n 2^n z^{2n+1} / (2n+1)!!: all terms positive, so no
+/// cancellation; beyond |z| = 6, erf is 1 to f64 precision.
+fn erf(z: f64) -> f64 {
+    if z.abs() > 6.0 {
+        return z.signum();
+    }
+    let (mut term, mut sum, mut n) = (z, z, 0.0);
+    while term.abs() > 1e-17 * sum.abs() {
+        n += 1.0;
+        term *= 2.0 * z * z / (2.0 * n + 1.0);
+        sum += term;
+    }
+    2.0 / std::f64::consts::PI.sqrt() * (-z * z).exp() * sum
+}
+
+fn activate(act: Activation, x: f64) -> f64 {
+    match act {
+        Activation::None => x,
+        Activation::GeluTanh => 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh()),
+        Activation::GeluErf => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
+        Activation::Silu => x / (1.0 + (-x).exp()),
+    }
+}
+
+/// (x - mean) / sqrt(var + eps) of one row, biased variance.
+fn normalize(x: &[f64], eps: f64) -> Vec<f64> {
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    x.iter().map(|v| (v - mean) / (var + eps).sqrt()).collect()
+}
+
+/// y[r, j] = sum_i x[r * xs + i] w[j * ws + i] for r < m, j < n, i < k.
+fn matmul_nt(m: usize, n: usize, k: usize, x: &[f32], xs: usize, w: &[f32], ws: usize) -> Vec<f64> {
+    let mut y = vec![0.0; m * n];
+    for r in 0..m {
+        for j in 0..n {
+            y[r * n + j] = (0..k).map(|i| f64::from(x[r * xs + i]) * f64::from(w[j * ws + i])).sum();
+        }
+    }
+    y
+}
+
+// ---------------------------------------------------------------------------------------
+// linear layers
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn gemm() {
+    for_each_case(|case| {
+        let mut variant = 0;
+        for m in [1, 7, 33, 130] {
+            for k in [3, 65] {
+                for n in [5, 96] {
+                    for act in ACTIVATIONS {
+                        for accumulate in [false, true] {
+                            variant += 1;
+                            gemm_case(case, (m, k, n), act, accumulate, variant % 2 == 0, variant % 3 != 0);
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+fn gemm_case(case: &mut Case, (m, k, n): (usize, usize, usize), act: Activation, accumulate: bool, bias: bool, strided: bool) {
+    let (x_stride, w_stride) = if strided { (k + 3, k + 2) } else { (k, k) };
+    let x = case.random(m * x_stride);
+    let w = case.random(n * w_stride);
+    let b = case.random(n);
+    let init = case.random(m * n);
+    let out = case.input(&init);
+    if !accumulate {
+        case.poison(out);
+    }
+    let op = Gemm {
+        m,
+        n,
+        k,
+        x: case.input(&x),
+        x_stride,
+        w: case.input(&w),
+        w_stride,
+        bias: bias.then(|| case.input(&b)),
+        out,
+        act,
+        accumulate,
+    };
+    case.backend.gemm(&op).expect("gemm");
+    let product = matmul_nt(m, n, k, &x, x_stride, &w, w_stride);
+    let want: Vec<f64> = product
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let y = activate(act, p + if bias { f64::from(b[i % n]) } else { 0.0 });
+            y + if accumulate { f64::from(init[i]) } else { 0.0 }
+        })
+        .collect();
+    let name = format!("gemm m={m} k={k} n={n} {act:?} accumulate={accumulate} bias={bias} strided={strided}");
+    case.check(&name, &case.read(out), &want);
+}
+
+#[test]
+fn tmsa_qkv() {
+    for_each_case(|case| {
+        for (batch, tokens, k, n) in [(1, 1, 3, 5), (2, 9, 40, 48), (3, 17, 33, 7)] {
+            for bias in [false, true] {
+                let x = case.random(batch * tokens * k);
+                let w = case.random(n * k);
+                let b = case.random(n);
+                let time = case.random(batch * n);
+                let out = case.output(batch * tokens * n);
+                let op = TmsaQkv {
+                    batch,
+                    tokens,
+                    k,
+                    n,
+                    x: case.input(&x),
+                    w: case.input(&w),
+                    bias: bias.then(|| case.input(&b)),
+                    time: case.input(&time),
+                    out,
+                };
+                case.backend.tmsa_qkv(&op).expect("tmsa_qkv");
+                let product = matmul_nt(batch * tokens, n, k, &x, k, &w, k);
+                let want: Vec<f64> = product
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let (r, j) = (i / n, i % n);
+                        p + f64::from(time[r / tokens * n + j]) + if bias { f64::from(b[j]) } else { 0.0 }
+                    })
+                    .collect();
+                case.check(&format!("tmsa_qkv batch={batch} tokens={tokens} k={k} n={n} bias={bias}"), &case.read(out), &want);
+            }
+        }
+    });
+}
+
+#[test]
+fn skip_concat_linear() {
+    for_each_case(|case| {
+        for (rows, dim_x, dim_skip, n) in [(1, 5, 3, 7), (9, 32, 32, 40), (70, 17, 48, 33)] {
+            for bias in [false, true] {
+                let x = case.random(rows * dim_x);
+                let skip = case.random(rows * dim_skip);
+                let w = case.random(n * (dim_x + dim_skip));
+                let b = case.random(n);
+                let out = case.output(rows * n);
+                let op = SkipConcatLinear {
+                    rows,
+                    dim_x,
+                    dim_skip,
+                    n,
+                    x: case.input(&x),
+                    skip: case.input(&skip),
+                    w: case.input(&w),
+                    bias: bias.then(|| case.input(&b)),
+                    out,
+                };
+                case.backend.skip_concat_linear(&op).expect("skip_concat_linear");
+                // The reference builds the concat the op avoids.
+                let concat: Vec<f32> =
+                    (0..rows).flat_map(|r| x[r * dim_x..(r + 1) * dim_x].iter().chain(&skip[r * dim_skip..(r + 1) * dim_skip])).copied().collect();
+                let dim = dim_x + dim_skip;
+                let want: Vec<f64> = matmul_nt(rows, n, dim, &concat, dim, &w, dim)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| p + if bias { f64::from(b[i % n]) } else { 0.0 })
+                    .collect();
+                let name = format!("skip_concat_linear rows={rows} dim_x={dim_x} dim_skip={dim_skip} n={n} bias={bias}");
+                case.check(&name, &case.read(out), &want);
+            }
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// attention
+// ---------------------------------------------------------------------------------------
+
+struct AttentionShape {
+    batch: usize,
+    heads: usize,
+    q_len: usize,
+    kv_len: usize,
+    head_dim: usize,
+}
+
+#[test]
+fn attention() {
+    for_each_case(|case| {
+        for head_dim in [32, 64, 72, 128] {
+            for (batch, heads, q_len, kv_len) in [(2, 3, 40, 40), (2, 2, 17, 33), (1, 1, 1, 7), (1, 2, 65, 5)] {
+                for bias in [false, true] {
+                    attention_case(case, AttentionShape { batch, heads, q_len, kv_len, head_dim }, bias);
+                }
+            }
+        }
+    });
+}
+
+/// With q_len == kv_len, q, k and v are windows of one packed [q | k | v] buffer (row stride
+/// 3 * width); otherwise q is its own buffer and k, v share a packed [k | v] one. The output
+/// rows are padded to exercise out_stride.
+fn attention_case(case: &mut Case, s: AttentionShape, with_bias: bool) {
+    let AttentionShape { batch, heads, q_len, kv_len, head_dim: hd } = s;
+    let width = heads * hd;
+    let (q_rows, kv_rows) = (batch * q_len, batch * kv_len);
+    let (q_host, q_off, q_stride, kv_host, k_off, v_off, kv_stride, q, k, v);
+    if q_len == kv_len {
+        let qkv = case.random(q_rows * 3 * width);
+        let view = case.input(&qkv);
+        let len = qkv.len() - 2 * width;
+        (q, k, v) = (view.slice(0, len), view.slice(width, len), view.slice(2 * width, len));
+        (q_host, q_off, q_stride) = (qkv.clone(), 0, 3 * width);
+        (kv_host, k_off, v_off, kv_stride) = (qkv, width, 2 * width, 3 * width);
+    } else {
+        let q_values = case.random(q_rows * width);
+        let kv = case.random(kv_rows * 2 * width);
+        let kv_view = case.input(&kv);
+        let len = kv.len() - width;
+        (q, k, v) = (case.input(&q_values), kv_view.slice(0, len), kv_view.slice(width, len));
+        (q_host, q_off, q_stride) = (q_values, 0, width);
+        (kv_host, k_off, v_off, kv_stride) = (kv, 0, width, 2 * width);
+    }
+    let bias = case.random(heads * q_len * kv_len);
+    let out_stride = width + 8;
+    let out = case.output(q_rows * out_stride);
+    let scale = 1.0 / (hd as f32).sqrt();
+    let op = Attention {
+        batch,
+        heads,
+        q_len,
+        kv_len,
+        head_dim: hd,
+        scale,
+        q,
+        q_stride,
+        k,
+        v,
+        kv_stride,
+        bias: with_bias.then(|| case.input(&bias)),
+        out,
+        out_stride,
+    };
+    case.backend.attention(&op).expect("attention");
+
+    let got = case.read(out);
+    let (mut got_rows, mut want) = (Vec::new(), Vec::new());
+    let at = |host: &[f32], off: usize, stride: usize, row: usize, h: usize, d: usize| f64::from(host[off + row * stride + h * hd + d]);
+    for b in 0..batch {
+        for n in 0..q_len {
+            let mut row_out = vec![0.0; width];
+            for h in 0..heads {
+                let scores: Vec<f64> = (0..kv_len)
+                    .map(|j| {
+                        let dot: f64 = (0..hd)
+                            .map(|d| at(&q_host, q_off, q_stride, b * q_len + n, h, d) * at(&kv_host, k_off, kv_stride, b * kv_len + j, h, d))
+                            .sum();
+                        dot * f64::from(scale) + if with_bias { f64::from(bias[(h * q_len + n) * kv_len + j]) } else { 0.0 }
+                    })
+                    .collect();
+                let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+                let sum: f64 = weights.iter().sum();
+                for d in 0..hd {
+                    row_out[h * hd + d] =
+                        (0..kv_len).map(|j| weights[j] / sum * at(&kv_host, v_off, kv_stride, b * kv_len + j, h, d)).sum();
+                }
+            }
+            let row = (b * q_len + n) * out_stride;
+            got_rows.extend_from_slice(&got[row..row + width]);
+            want.extend(row_out);
+            // The padding between rows is not part of the output: it must stay untouched.
+            assert!(got[row + width..row + out_stride].iter().all(|v| v.is_nan()), "attention wrote into out_stride padding");
+        }
+    }
+    let name = format!("attention batch={batch} heads={heads} q_len={q_len} kv_len={kv_len} head_dim={hd} bias={with_bias}");
+    case.check(&name, &got_rows, &want);
+}
+
+// ---------------------------------------------------------------------------------------
+// normalisation and modulation
+// ---------------------------------------------------------------------------------------
+
+/// DiT's adaLN output per sample: [shift_msa, scale_msa, gate_msa, shift_mlp, ...], 6 * dim.
+const MOD_CHUNKS: usize = 6;
+
+#[test]
+fn layernorm_modulate() {
+    for_each_case(|case| {
+        for (batch, tokens, dim) in [(1, 1, 7), (3, 5, 64), (2, 17, 384)] {
+            // A large mean relative to the spread makes sloppy statistics visible.
+            let x: Vec<f32> = round_to(&case.random(batch * tokens * dim).iter().map(|v| 2.0 * v + 3.0).collect::<Vec<_>>(), case.dtype);
+            let modulation = case.random(batch * MOD_CHUNKS * dim);
+            let mod_view = case.input(&modulation);
+            let stride = MOD_CHUNKS * dim;
+            // shift is chunk 3, scale chunk 4: strided windows inside the modulation buffer.
+            let window = |chunk: usize| PerSample { view: mod_view.slice(chunk * dim, mod_view.len - chunk * dim), stride };
+            let out = case.output(x.len());
+            let eps = 1e-6;
+            let op = LayerNormModulate { batch, tokens, dim, eps, x: case.input(&x), shift: window(3), scale: window(4), out };
+            case.backend.layernorm_modulate(&op).expect("layernorm_modulate");
+            let mut want = Vec::new();
+            for (r, row) in x.chunks(dim).enumerate() {
+                let base = r / tokens * stride;
+                for (j, y) in normalize(&to_f64(row), eps.into()).iter().enumerate() {
+                    let (shift, scale) = (modulation[base + 3 * dim + j], modulation[base + 4 * dim + j]);
+                    want.push(y * (1.0 + f64::from(scale)) + f64::from(shift));
+                }
+            }
+            case.check(&format!("layernorm_modulate batch={batch} tokens={tokens} dim={dim}"), &case.read(out), &want);
+        }
+    });
+}
+
+#[test]
+fn gate_residual() {
+    for_each_case(|case| {
+        for (batch, tokens, dim) in [(1, 1, 7), (3, 5, 64), (2, 17, 384)] {
+            let x = case.random(batch * tokens * dim);
+            let y = case.random(x.len());
+            let modulation = case.random(batch * MOD_CHUNKS * dim);
+            let mod_view = case.input(&modulation);
+            let stride = MOD_CHUNKS * dim;
+            let gate = PerSample { view: mod_view.slice(2 * dim, mod_view.len - 2 * dim), stride };
+            let x_view = case.input(&x);
+            let op = GateResidual { batch, tokens, dim, x: x_view, y: case.input(&y), gate };
+            case.backend.gate_residual(&op).expect("gate_residual");
+            let want: Vec<f64> = (0..x.len())
+                .map(|i| {
+                    let (r, j) = (i / dim, i % dim);
+                    f64::from(x[i]) + f64::from(modulation[r / tokens * stride + 2 * dim + j]) * f64::from(y[i])
+                })
+                .collect();
+            case.check(&format!("gate_residual batch={batch} tokens={tokens} dim={dim}"), &case.read(x_view), &want);
+        }
+    });
+}
+
+#[test]
+fn layernorm() {
+    for_each_case(|case| {
+        for (rows, dim) in [(1, 5), (9, 64), (33, 1152)] {
+            for (affine_gamma, affine_beta) in [(false, false), (true, false), (false, true), (true, true)] {
+                let x = case.random(rows * dim);
+                let gamma = case.random(dim);
+                let beta = case.random(dim);
+                let out = case.output(x.len());
+                let eps = 1e-5;
+                let op = LayerNorm {
+                    rows,
+                    dim,
+                    eps,
+                    x: case.input(&x),
+                    gamma: affine_gamma.then(|| case.input(&gamma)),
+                    beta: affine_beta.then(|| case.input(&beta)),
+                    out,
+                };
+                case.backend.layernorm(&op).expect("layernorm");
+                let mut want = Vec::new();
+                for row in x.chunks(dim) {
+                    for (j, y) in normalize(&to_f64(row), eps.into()).iter().enumerate() {
+                        let g = if affine_gamma { f64::from(gamma[j]) } else { 1.0 };
+                        let b = if affine_beta { f64::from(beta[j]) } else { 0.0 };
+                        want.push(y * g + b);
+                    }
+                }
+                let name = format!("layernorm rows={rows} dim={dim} gamma={affine_gamma} beta={affine_beta}");
+                case.check(&name, &case.read(out), &want);
+            }
+        }
+    });
+}
+
+#[test]
+fn group_norm() {
+    for_each_case(|case| {
+        for (batch, channels, spatial, groups) in [(1, 4, 1, 1), (2, 12, 20, 3), (2, 12, 7, 12), (1, 32, 64, 8)] {
+            for silu in [false, true] {
+                let x = case.random(batch * channels * spatial);
+                let gamma = case.random(channels);
+                let beta = case.random(channels);
+                let out = case.output(x.len());
+                let eps = 1e-6;
+                let op = GroupNorm {
+                    batch,
+                    channels,
+                    spatial,
+                    groups,
+                    eps,
+                    silu,
+                    x: case.input(&x),
+                    gamma: case.input(&gamma),
+                    beta: case.input(&beta),
+                    out,
+                };
+                case.backend.group_norm(&op).expect("group_norm");
+                let block = channels / groups * spatial;
+                let mut want = Vec::new();
+                for (i, values) in x.chunks(block).enumerate() {
+                    for (e, y) in normalize(&to_f64(values), eps.into()).iter().enumerate() {
+                        let c = i % groups * (channels / groups) + e / spatial;
+                        let y = y * f64::from(gamma[c]) + f64::from(beta[c]);
+                        want.push(if silu { activate(Activation::Silu, y) } else { y });
+                    }
+                }
+                let name = format!("group_norm batch={batch} channels={channels} spatial={spatial} groups={groups} silu={silu}");
+                case.check(&name, &case.read(out), &want);
+            }
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// layout and glue
+// ---------------------------------------------------------------------------------------
+
+const PATCH_GEOMETRIES: [(usize, usize, usize, usize, usize); 4] = [(2, 3, 8, 12, 1), (2, 3, 8, 12, 2), (1, 4, 8, 16, 4), (2, 1, 12, 8, 4)];
+
+fn geometry((batch, channels, height, width, patch): (usize, usize, usize, usize, usize)) -> PatchGeometry {
+    PatchGeometry { batch, channels, height, width, patch }
+}
+
+#[test]
+fn patchify() {
+    for_each_case(|case| {
+        for g in PATCH_GEOMETRIES.map(geometry) {
+            let PatchGeometry { batch, channels: c, height: h, width: w, patch: p } = g;
+            let x = case.random(batch * c * h * w);
+            let out = case.output(x.len());
+            case.backend.patchify(&Patchify { geom: g, x: case.input(&x), out }).expect("patchify");
+            let (hp, wp) = (h / p, w / p);
+            let mut want = vec![f64::NAN; x.len()];
+            for b in 0..batch {
+                for (hi, wi, ch, i, j) in patch_indices(hp, wp, c, p) {
+                    let token = (b * hp * wp + hi * wp + wi) * c * p * p;
+                    want[token + (ch * p + i) * p + j] = f64::from(x[((b * c + ch) * h + hi * p + i) * w + wi * p + j]);
+                }
+            }
+            case.check(&format!("patchify {g:?}"), &case.read(out), &want);
+        }
+    });
+}
+
+#[test]
+fn unpatchify() {
+    for_each_case(|case| {
+        for g in PATCH_GEOMETRIES.map(geometry) {
+            let PatchGeometry { batch, channels: c, height: h, width: w, patch: p } = g;
+            let x = case.random(batch * c * h * w);
+            let out = case.output(x.len());
+            case.backend.unpatchify(&Unpatchify { geom: g, x: case.input(&x), out }).expect("unpatchify");
+            let (hp, wp) = (h / p, w / p);
+            let mut want = vec![f64::NAN; x.len()];
+            for b in 0..batch {
+                for (hi, wi, ch, i, j) in patch_indices(hp, wp, c, p) {
+                    let token = (b * hp * wp + hi * wp + wi) * c * p * p;
+                    want[((b * c + ch) * h + hi * p + i) * w + wi * p + j] = f64::from(x[token + (i * p + j) * c + ch]);
+                }
+            }
+            case.check(&format!("unpatchify {g:?}"), &case.read(out), &want);
+        }
+    });
+}
+
+/// Every (patch row, patch column, channel, row in patch, column in patch).
+fn patch_indices(hp: usize, wp: usize, c: usize, p: usize) -> impl Iterator<Item = (usize, usize, usize, usize, usize)> {
+    (0..hp).flat_map(move |hi| {
+        (0..wp).flat_map(move |wi| (0..c).flat_map(move |ch| (0..p).flat_map(move |i| (0..p).map(move |j| (hi, wi, ch, i, j)))))
+    })
+}
+
+/// patchify orders a token (c, i, j), unpatchify (i, j, c): they invert each other exactly
+/// when those orders agree, i.e. with one channel or patch 1.
+#[test]
+fn patchify_unpatchify_round_trip() {
+    for_each_case(|case| {
+        for g in [(2, 1, 8, 12, 2), (1, 1, 16, 8, 4), (2, 3, 6, 10, 1), (1, 1, 4, 4, 4)].map(geometry) {
+            let x = case.random(g.batch * g.channels * g.height * g.width);
+            let tokens = case.output(x.len());
+            let back = case.output(x.len());
+            case.backend.patchify(&Patchify { geom: g, x: case.input(&x), out: tokens }).expect("patchify");
+            case.backend.unpatchify(&Unpatchify { geom: g, x: tokens, out: back }).expect("unpatchify");
+            let got = case.read(back);
+            assert!(got.iter().zip(&x).all(|(a, b)| a.to_bits() == b.to_bits()), "round trip {g:?} is not exact");
+        }
+    });
+}
+
+#[test]
+fn upsample2x() {
+    for_each_case(|case| {
+        for (batch, channels, height, width) in [(1, 1, 1, 1), (2, 3, 3, 5), (1, 4, 8, 6)] {
+            let x = case.random(batch * channels * height * width);
+            let out = case.output(4 * x.len());
+            case.backend.upsample2x(&Upsample2x { batch, channels, height, width, x: case.input(&x), out }).expect("upsample2x");
+            let mut want = Vec::new();
+            for plane in 0..batch * channels {
+                for y in 0..2 * height {
+                    for xo in 0..2 * width {
+                        want.push(f64::from(x[(plane * height + y / 2) * width + xo / 2]));
+                    }
+                }
+            }
+            case.check(&format!("upsample2x batch={batch} channels={channels} {height}x{width}"), &case.read(out), &want);
+        }
+    });
+}
+
+#[test]
+fn timestep_embedding() {
+    for_each_case(|case| {
+        for dim in [256, 7, 2, 1] {
+            let mut t = case.uniform(5, 0.0, 1000.0, DType::F32);
+            t[0] = 0.0;
+            t[1] = 999.0;
+            let out = case.output(t.len() * dim);
+            let max_period = 10000.0;
+            let op = TimestepEmbedding { batch: t.len(), dim, max_period, t: case.input_as(&t, DType::F32), out };
+            case.backend.timestep_embedding(&op).expect("timestep_embedding");
+            let half = dim / 2;
+            let mut want = Vec::new();
+            for &tb in &t {
+                let args: Vec<f64> =
+                    (0..half).map(|i| f64::from(tb) * (-(f64::from(max_period)).ln() * i as f64 / half as f64).exp()).collect();
+                want.extend(args.iter().map(|a| a.cos()));
+                want.extend(args.iter().map(|a| a.sin()));
+                if dim % 2 == 1 {
+                    want.push(0.0);
+                }
+            }
+            case.check(&format!("timestep_embedding dim={dim}"), &case.read(out), &want);
+        }
+    });
+}
+
+#[test]
+fn embedding() {
+    for_each_case(|case| {
+        for (rows, dim, table_rows) in [(1, 8, 1), (7, 65, 11), (16, 384, 1001)] {
+            let table = case.random(table_rows * dim);
+            let mut ids: Vec<u32> = (0..rows).map(|_| case.rng.random_range(0..table_rows as u32)).collect();
+            ids[0] = table_rows as u32 - 1;
+            let out = case.output(rows * dim);
+            let op = Embedding { rows, dim, table_rows, table: case.input(&table), ids: case.input_ids(&ids), out };
+            case.backend.embedding(&op).expect("embedding");
+            let want: Vec<f64> = ids.iter().flat_map(|&id| to_f64(&table[id as usize * dim..(id as usize + 1) * dim])).collect();
+            case.check(&format!("embedding rows={rows} dim={dim} table_rows={table_rows}"), &case.read(out), &want);
+
+            let mut bad = ids.clone();
+            bad[rows - 1] = table_rows as u32;
+            let op = Embedding { ids: case.input_ids(&bad), ..op };
+            let err = case.backend.embedding(&op).expect_err("an id >= table_rows must be an error");
+            let msg = err.to_string();
+            assert!(msg.contains(&table_rows.to_string()), "message should name the id: {msg}");
+        }
+    });
+}
+
+#[test]
+fn add() {
+    for_each_case(|case| {
+        for (len, b_len) in [(1, 1), (1000, 1000), (1000, 40), (4097, 7), (9000, 9000)] {
+            for in_place in [false, true] {
+                let a = case.random(len);
+                let b = case.random(b_len);
+                let a_view = case.input(&a);
+                let out = if in_place { a_view } else { case.output(len) };
+                case.backend.add(&Add { a: a_view, b: case.input(&b), out }).expect("add");
+                let want: Vec<f64> = (0..len).map(|i| f64::from(a[i]) + f64::from(b[i % b_len])).collect();
+                case.check(&format!("add len={len} b_len={b_len} in_place={in_place}"), &case.read(out), &want);
+            }
+        }
+    });
+}
+
+#[test]
+fn unary() {
+    for_each_case(|case| {
+        for act in ACTIVATIONS {
+            for len in [1, 1000, 5000] {
+                for in_place in [false, true] {
+                    // Spread wide enough to reach the activations' tails.
+                    let x = round_to(&case.random(len).iter().map(|v| 4.0 * v).collect::<Vec<_>>(), case.dtype);
+                    let x_view = case.input(&x);
+                    let out = if in_place { x_view } else { case.output(len) };
+                    case.backend.unary(&Unary { act, x: x_view, out }).expect("unary");
+                    let want: Vec<f64> = x.iter().map(|&v| activate(act, v.into())).collect();
+                    case.check(&format!("unary {act:?} len={len} in_place={in_place}"), &case.read(out), &want);
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn copy3d() {
+    for_each_case(|case| {
+        for dst_dtype in common::FLOAT_DTYPES {
+            // Token concat: [2, 5, 8] into tokens 2..7 of [2, 7, 8].
+            let src = case.random(2 * 5 * 8);
+            let dst = case.output_as(2 * 7 * 8, dst_dtype);
+            let op = Copy3d {
+                dims: [2, 5, 8],
+                src: case.input(&src),
+                src_strides: [40, 8, 1],
+                dst: dst.slice(2 * 8, dst.len - 2 * 8),
+                dst_strides: [56, 8, 1],
+            };
+            case.backend.copy3d(&op).expect("copy3d concat");
+            let got = case.read(dst);
+            let (mut got_placed, mut want) = (Vec::new(), Vec::new());
+            for b in 0..2 {
+                for t in 0..7 {
+                    let row = &got[(b * 7 + t) * 8..(b * 7 + t + 1) * 8];
+                    if t < 2 {
+                        assert!(row.iter().all(|v| v.is_nan()), "copy3d wrote outside its window");
+                    } else {
+                        got_placed.extend_from_slice(row);
+                        want.extend(to_f64(&src[(b * 5 + t - 2) * 8..(b * 5 + t - 1) * 8]));
+                    }
+                }
+            }
+            case.check_as(&format!("copy3d concat {} -> {dst_dtype}", case.dtype), &got_placed, &want, dst_dtype);
+
+            // A transpose: strided innermost reads, dst [3, 4, 6] from src [6, 4, 3].
+            let src = case.random(6 * 4 * 3);
+            let dst = case.output_as(3 * 4 * 6, dst_dtype);
+            let op = Copy3d { dims: [3, 4, 6], src: case.input(&src), src_strides: [1, 3, 12], dst, dst_strides: [24, 6, 1] };
+            case.backend.copy3d(&op).expect("copy3d transpose");
+            let want: Vec<f64> = (0..72).map(|i| f64::from(src[i % 6 * 12 + i / 6 % 4 * 3 + i / 24])).collect();
+            case.check_as(&format!("copy3d transpose {} -> {dst_dtype}", case.dtype), &case.read(dst), &want, dst_dtype);
+        }
+
+        // u32 to u32 is a bit-exact copy, even beyond f32's integer range.
+        let ids = [0u32, 7, (1 << 24) + 1, u32::MAX];
+        let dst = case.output_as(4, DType::U32);
+        let op = Copy3d { dims: [1, 1, 4], src: case.input_ids(&ids), src_strides: [0, 0, 1], dst, dst_strides: [0, 0, 1] };
+        case.backend.copy3d(&op).expect("copy3d u32");
+        let got = case.backend.read(dst).expect("read");
+        assert_eq!(bytemuck::cast_slice::<u8, u32>(&got), &ids, "copy3d u32 is not exact");
+    });
+}
+
+#[test]
+fn conv2d() {
+    for_each_case(|case| {
+        for (kernel, pad) in [(1, 0), (3, 1), (3, 0)] {
+            for (batch, in_c, out_c, h, w) in [(1, 1, 1, 3, 3), (2, 3, 5, 7, 9), (1, 8, 4, 16, 12)] {
+                for bias in [false, true] {
+                    let x = case.random(batch * in_c * h * w);
+                    let weight = case.random(out_c * in_c * kernel * kernel);
+                    let b = case.random(out_c);
+                    let (oh, ow) = (h + 2 * pad - kernel + 1, w + 2 * pad - kernel + 1);
+                    let out = case.output(batch * out_c * oh * ow);
+                    let op = Conv2d {
+                        batch,
+                        in_c,
+                        out_c,
+                        height: h,
+                        width: w,
+                        kernel,
+                        pad,
+                        x: case.input(&x),
+                        weight: case.input(&weight),
+                        bias: bias.then(|| case.input(&b)),
+                        out,
+                    };
+                    case.backend.conv2d(&op).expect("conv2d");
+                    let mut want = Vec::new();
+                    for bi in 0..batch {
+                        for oc in 0..out_c {
+                            for y in 0..oh {
+                                for xo in 0..ow {
+                                    let mut sum = if bias { f64::from(b[oc]) } else { 0.0 };
+                                    for ic in 0..in_c {
+                                        for ky in 0..kernel {
+                                            for kx in 0..kernel {
+                                                let (iy, ix) = ((y + ky) as isize - pad as isize, (xo + kx) as isize - pad as isize);
+                                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                                    continue;
+                                                }
+                                                let pixel = x[((bi * in_c + ic) * h + iy as usize) * w + ix as usize];
+                                                let wv = weight[((oc * in_c + ic) * kernel + ky) * kernel + kx];
+                                                sum += f64::from(pixel) * f64::from(wv);
+                                            }
+                                        }
+                                    }
+                                    want.push(sum);
+                                }
+                            }
+                        }
+                    }
+                    let name = format!("conv2d k={kernel} pad={pad} batch={batch} in={in_c} out={out_c} {h}x{w} bias={bias}");
+                    case.check(&name, &case.read(out), &want);
+                }
+            }
+        }
+    });
+}
