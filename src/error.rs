@@ -10,7 +10,7 @@ pub enum Error {
     Tensor { path: PathBuf, key: String, msg: String },
     #[error("{path}: config: {msg}")]
     Config { path: PathBuf, msg: String },
-    #[error("unknown architecture '{0}' (known: dit)")]
+    #[error("unknown architecture '{0}' (known: {known})", known = crate::models::KNOWN_ARCHS.join(", "))]
     UnknownArch(String),
     #[error("backend {backend}: {msg}")]
     Backend { backend: String, msg: String },

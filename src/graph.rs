@@ -250,6 +250,11 @@ impl Session {
         &self.backend
     }
 
+    /// Whether the graph has an input called `name`.
+    pub fn has_input(&self, name: &str) -> bool {
+        self.inputs.contains_key(name)
+    }
+
     /// Copy `tensor` into input `name`, converting floats to the input's dtype.
     pub fn set_input(&self, name: &str, tensor: &HostTensor) -> Result<()> {
         let (view, shape) =

@@ -17,10 +17,26 @@ use crate::tensor::{f32_to_bytes, DType, HostTensor, Shape};
 /// Metadata key under which the model config (JSON) travels.
 pub const CONFIG_KEY: &str = "ditrt.config";
 
+/// The bytes of a safetensors file: memory-mapped, or built into the binary.
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    Static(&'static [u8]),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Static(b) => b,
+        }
+    }
+}
+
 /// An open safetensors file: header parsed and validated, data memory-mapped.
 pub struct SafetensorsFile {
     path: PathBuf,
-    mmap: memmap2::Mmap,
+    bytes: Bytes,
     data_start: usize,
     meta: Metadata,
 }
@@ -36,9 +52,20 @@ impl SafetensorsFile {
         }
         // SAFETY: the map is read-only; ditrt never writes a file it has mapped.
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| file_err(format!("cannot map: {e}")))?;
-        let (header_len, meta) = SafeTensors::read_metadata(&mmap)
-            .map_err(|e| file_err(format!("not a valid safetensors file ({e}); truncated or corrupted?")))?;
-        Ok(SafetensorsFile { path, mmap, data_start: 8 + header_len, meta })
+        Self::parse(path, Bytes::Mapped(mmap))
+    }
+
+    /// A file built into the binary; `name` stands for its path in messages.
+    pub fn from_static(name: &str, bytes: &'static [u8]) -> Result<Self> {
+        Self::parse(PathBuf::from(name), Bytes::Static(bytes))
+    }
+
+    fn parse(path: PathBuf, bytes: Bytes) -> Result<Self> {
+        let (header_len, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::File {
+            path: path.clone(),
+            msg: format!("not a valid safetensors file ({e}); truncated or corrupted?"),
+        })?;
+        Ok(SafetensorsFile { path, bytes, data_start: 8 + header_len, meta })
     }
 
     pub fn path(&self) -> &Path {
@@ -70,7 +97,7 @@ impl SafetensorsFile {
     pub fn tensor(&self, key: &str) -> Result<HostTensor> {
         let info = self.meta.info(key).ok_or_else(|| self.tensor_err(key, "missing".into()))?;
         let (start, end) = info.data_offsets;
-        let data = &self.mmap[self.data_start + start..self.data_start + end];
+        let data = &self.bytes[self.data_start + start..self.data_start + end];
         let shape = Shape(info.shape.clone());
         let kept = |dtype| HostTensor { shape: shape.clone(), dtype, bytes: data.to_vec() };
         let tensor = match info.dtype {

@@ -4,11 +4,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{
-    Activation, Add, Attention, Embedding, GateResidual, Gemm, LayerNormModulate, Op, PatchGeometry, Patchify,
-    PerSample, TimestepEmbedding, Unary, Unpatchify, View,
+    Activation, Add, Embedding, GateResidual, LayerNormModulate, Op, PatchGeometry, Patchify, PerSample,
+    TimestepEmbedding, Unary, Unpatchify, View,
 };
 use crate::error::{Error, Result};
 use crate::graph::{Graph, GraphBuilder};
+use crate::models::layers::{packed_attention, Linear};
 use crate::tensor::{DType, HostTensor};
 use crate::weights::WeightSource;
 
@@ -196,38 +197,6 @@ fn per_sample(buf: View, batch: usize, stride: usize, start: usize, len: usize) 
     PerSample { view: buf.slice(start, (batch - 1) * stride + len), stride }
 }
 
-struct Linear {
-    w: View,
-    b: View,
-    n: usize,
-    k: usize,
-}
-
-fn linear(g: &mut GraphBuilder, w: &mut dyn WeightSource, prefix: &str, n: usize, k: usize) -> Result<Linear> {
-    let wt = w.fetch(&format!("{prefix}.weight"), &[n, k])?;
-    let bt = w.fetch(&format!("{prefix}.bias"), &[n])?;
-    Ok(Linear { w: g.weight(&format!("{prefix}.weight"), wt), b: g.weight(&format!("{prefix}.bias"), bt), n, k })
-}
-
-/// out = act(x W^T + b) over `m` rows.
-fn apply(g: &mut GraphBuilder, l: &Linear, x: View, m: usize, act: Activation) -> View {
-    let out = g.temp([m, l.n]);
-    g.push(Op::Gemm(Gemm {
-        m,
-        n: l.n,
-        k: l.k,
-        x,
-        x_stride: l.k,
-        w: l.w,
-        w_stride: l.k,
-        bias: Some(l.b),
-        out,
-        act,
-        accumulate: false,
-    }));
-    out
-}
-
 pub fn build(cfg: &DitConfig, w: &mut dyn WeightSource, batch: usize, dtype: DType) -> Result<Graph> {
     cfg.validate().map_err(Error::invalid)?;
     let (d, c, p, s) = (cfg.hidden_size, cfg.in_channels, cfg.patch_size, cfg.input_size);
@@ -244,20 +213,18 @@ pub fn build(cfg: &DitConfig, w: &mut dyn WeightSource, batch: usize, dtype: DTy
     let geom = PatchGeometry { batch, channels: c, height: s, width: s, patch: p };
     let patches = g.temp([batch, n, c * p * p]);
     g.push(Op::Patchify(Patchify { geom, x, out: patches }));
-    let pw = w.fetch("x_embedder.proj.weight", &[d, c, p, p])?;
-    let pb = w.fetch("x_embedder.proj.bias", &[d])?;
-    let embed = Linear { w: g.weight("x_embedder.proj.weight", pw), b: g.weight("x_embedder.proj.bias", pb), n: d, k: c * p * p };
-    let h = apply(&mut g, &embed, patches, rows, Activation::None);
+    let embed = Linear::load(&mut g, w, "x_embedder.proj", &[d, c, p, p], true)?;
+    let h = embed.apply(&mut g, patches, rows, Activation::None);
     let pos = g.weight("pos_embed", pos);
     g.push(Op::Add(Add { a: h, b: pos, out: h }));
 
     // c = MLP(timestep features) + label embedding; every adaLN consumes SiLU(c).
     let freqs = g.temp([batch, FREQ_DIM]);
     g.push(Op::TimestepEmbedding(TimestepEmbedding { batch, dim: FREQ_DIM, max_period: 10000.0, t, out: freqs }));
-    let t0 = linear(&mut g, w, "t_embedder.mlp.0", d, FREQ_DIM)?;
-    let t2 = linear(&mut g, w, "t_embedder.mlp.2", d, d)?;
-    let t_hidden = apply(&mut g, &t0, freqs, batch, Activation::Silu);
-    let t_emb = apply(&mut g, &t2, t_hidden, batch, Activation::None);
+    let t0 = Linear::load(&mut g, w, "t_embedder.mlp.0", &[d, FREQ_DIM], true)?;
+    let t2 = Linear::load(&mut g, w, "t_embedder.mlp.2", &[d, d], true)?;
+    let t_hidden = t0.apply(&mut g, freqs, batch, Activation::Silu);
+    let t_emb = t2.apply(&mut g, t_hidden, batch, Activation::None);
     let table_rows = cfg.num_classes + 1;
     let table = w.fetch("y_embedder.embedding_table.weight", &[table_rows, d])?;
     let table = g.weight("y_embedder.embedding_table.weight", table);
@@ -280,60 +247,43 @@ pub fn build(cfg: &DitConfig, w: &mut dyn WeightSource, batch: usize, dtype: DTy
     let mod_width = cfg.depth * 6 * d + 2 * d;
     let all_mod = Linear {
         w: g.weight("adaLN_modulation (all blocks)", concat_rows(&mod_w)),
-        b: g.weight("adaLN_modulation bias (all blocks)", concat_rows(&mod_b)),
+        b: Some(g.weight("adaLN_modulation bias (all blocks)", concat_rows(&mod_b))),
         n: mod_width,
         k: d,
     };
-    let mods = apply(&mut g, &all_mod, cond, batch, Activation::None);
+    let mods = all_mod.apply(&mut g, cond, batch, Activation::None);
     let chunk = |j: usize| per_sample(mods, batch, mod_width, j * d, d);
 
     for i in 0..cfg.depth {
         let b = format!("blocks.{i}");
-        let qkv_l = linear(&mut g, w, &format!("{b}.attn.qkv"), 3 * d, d)?;
-        let proj_l = linear(&mut g, w, &format!("{b}.attn.proj"), d, d)?;
-        let fc1 = linear(&mut g, w, &format!("{b}.mlp.fc1"), hid, d)?;
-        let fc2 = linear(&mut g, w, &format!("{b}.mlp.fc2"), d, hid)?;
+        let qkv_l = Linear::load(&mut g, w, &format!("{b}.attn.qkv"), &[3 * d, d], true)?;
+        let proj_l = Linear::load(&mut g, w, &format!("{b}.attn.proj"), &[d, d], true)?;
+        let fc1 = Linear::load(&mut g, w, &format!("{b}.mlp.fc1"), &[hid, d], true)?;
+        let fc2 = Linear::load(&mut g, w, &format!("{b}.mlp.fc2"), &[d, hid], true)?;
         let base = i * 6;
         // (shift, scale, gate) for attention, then for the MLP.
         let [shift1, scale1, gate1, shift2, scale2, gate2] = std::array::from_fn(|j| chunk(base + j));
 
         let a = g.temp([rows, d]);
         g.push(Op::LayerNormModulate(LayerNormModulate { batch, tokens: n, dim: d, eps: LN_EPS, x: h, shift: shift1, scale: scale1, out: a }));
-        let qkv = apply(&mut g, &qkv_l, a, rows, Activation::None);
-        let attn = g.temp([rows, d]);
-        let span = rows * 3 * d - 2 * d;
-        g.push(Op::Attention(Attention {
-            batch,
-            heads,
-            q_len: n,
-            kv_len: n,
-            head_dim: d / heads,
-            scale: 1.0 / ((d / heads) as f32).sqrt(),
-            q: qkv.slice(0, span),
-            q_stride: 3 * d,
-            k: qkv.slice(d, span),
-            v: qkv.slice(2 * d, span),
-            kv_stride: 3 * d,
-            bias: None,
-            out: attn,
-            out_stride: d,
-        }));
-        let proj = apply(&mut g, &proj_l, attn, rows, Activation::None);
+        let qkv = qkv_l.apply(&mut g, a, rows, Activation::None);
+        let attn = packed_attention(&mut g, qkv, batch, n, d, heads, None);
+        let proj = proj_l.apply(&mut g, attn, rows, Activation::None);
         g.push(Op::GateResidual(GateResidual { batch, tokens: n, dim: d, x: h, y: proj, gate: gate1 }));
 
         let a2 = g.temp([rows, d]);
         g.push(Op::LayerNormModulate(LayerNormModulate { batch, tokens: n, dim: d, eps: LN_EPS, x: h, shift: shift2, scale: scale2, out: a2 }));
-        let mid = apply(&mut g, &fc1, a2, rows, Activation::GeluTanh);
-        let mlp = apply(&mut g, &fc2, mid, rows, Activation::None);
+        let mid = fc1.apply(&mut g, a2, rows, Activation::GeluTanh);
+        let mlp = fc2.apply(&mut g, mid, rows, Activation::None);
         g.push(Op::GateResidual(GateResidual { batch, tokens: n, dim: d, x: h, y: mlp, gate: gate2 }));
     }
 
     // Final layer: (shift, scale) are the last 2D of the modulation row.
-    let final_l = linear(&mut g, w, "final_layer.linear", p * p * cfg.out_channels(), d)?;
+    let final_l = Linear::load(&mut g, w, "final_layer.linear", &[p * p * cfg.out_channels(), d], true)?;
     let base = cfg.depth * 6;
     let a = g.temp([rows, d]);
     g.push(Op::LayerNormModulate(LayerNormModulate { batch, tokens: n, dim: d, eps: LN_EPS, x: h, shift: chunk(base), scale: chunk(base + 1), out: a }));
-    let tokens = apply(&mut g, &final_l, a, rows, Activation::None);
+    let tokens = final_l.apply(&mut g, a, rows, Activation::None);
     let out = g.output("out", [batch, cfg.out_channels(), s, s]);
     let geom = PatchGeometry { batch, channels: cfg.out_channels(), height: s, width: s, patch: p };
     g.push(Op::Unpatchify(Unpatchify { geom, x: tokens, out }));

@@ -1,6 +1,7 @@
 //! Backbones: each file turns a config and its weights into a static graph over the op set.
 pub mod denoiser;
 pub mod dit;
+pub mod layers;
 
 use std::path::Path;
 

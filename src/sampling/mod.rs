@@ -1,7 +1,24 @@
 //! Noise schedules, samplers and guidance. A sampler sees a `Denoiser` (x, t, y -> raw
 //! prediction), never a backbone.
+mod ddim;
+mod ddpm;
+pub mod dpm_solver;
+mod dpm_solver_pp;
+pub mod guidance;
+mod guided;
+pub mod noise;
+pub mod respace;
+mod sample;
+pub mod schedule;
+pub mod vp;
+
 use crate::error::Result;
 use crate::models::ImageGeometry;
+
+pub use guidance::Guidance;
+pub use noise::{NoiseSource, SeededNoise};
+pub use sample::{sample, Method, SamplerConfig};
+pub use schedule::NoiseSchedule;
 
 /// What a sampler sees of a model.
 pub trait Denoiser {

@@ -1,6 +1,7 @@
 //! All integration tests in one binary (one file to carry to a GPU machine).
 mod cli;
 mod dit;
+mod sampling;
 mod weights;
 
 use std::path::PathBuf;

@@ -1,4 +1,5 @@
 //! Elementwise activations, in f32 except where f64 buys accuracy cheaply (erf).
+use super::math::exp;
 use crate::backend::Activation;
 
 /// sqrt(2 / pi), the tanh-GELU constant.
@@ -13,8 +14,11 @@ pub(super) fn apply(act: Activation, values: &mut [f32]) {
     }
 }
 
+/// 0.5 x (1 + tanh u) with u = sqrt(2/pi) (x + 0.044715 x^3), computed as x / (1 + e^{-2u})
+/// (the same function: (1 + tanh u) / 2 = sigmoid(2u)), so it needs one vectorised exp.
 fn gelu_tanh(x: f32) -> f32 {
-    0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh())
+    let u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
+    x / (1.0 + exp(-2.0 * u))
 }
 
 fn gelu_erf(x: f32) -> f32 {
@@ -23,7 +27,7 @@ fn gelu_erf(x: f32) -> f32 {
 }
 
 pub(super) fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
+    x / (1.0 + exp(-x))
 }
 
 /// Phi(x) = erfc(-x / sqrt 2) / 2, with the Chebyshev erfc of Numerical Recipes (erfcc,

@@ -3,6 +3,7 @@
 //! Scores never exist beyond one [Q_TILE, kv_len] tile per task.
 use super::check::{self, err};
 use super::matmul::{matmul, MatRef};
+use super::math::exp;
 use super::memory::Views;
 use super::parallel;
 use crate::backend::Attention;
@@ -79,7 +80,7 @@ fn softmax(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0f32;
     for s in row.iter_mut() {
-        *s = (*s - max).exp();
+        *s = exp(*s - max);
         sum += *s;
     }
     let inv = 1.0 / sum;

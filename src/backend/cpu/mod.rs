@@ -19,6 +19,7 @@ mod elementwise;
 mod embedding;
 mod layout;
 mod linear;
+mod math;
 mod matmul;
 mod memory;
 mod norm;

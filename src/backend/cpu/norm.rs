@@ -7,11 +7,25 @@ use super::parallel;
 use crate::backend::{GroupNorm, LayerNorm, LayerNormModulate, View};
 use crate::error::Result;
 
-/// Replaces `x` by (x - mean) / sqrt(var + eps), biased variance, in f64.
+/// Sum of `values` (mapped by `f`) in f64, over four interleaved partial sums so the loop
+/// is not one long chain of dependent additions.
+fn sum_f64(values: &[f32], f: impl Fn(f64) -> f64) -> f64 {
+    let mut partial = [0.0f64; 4];
+    let chunks = values.chunks_exact(4);
+    let tail: f64 = chunks.remainder().iter().map(|&v| f(f64::from(v))).sum();
+    for chunk in chunks {
+        for (p, &v) in partial.iter_mut().zip(chunk) {
+            *p += f(f64::from(v));
+        }
+    }
+    partial.iter().sum::<f64>() + tail
+}
+
+/// Replaces `x` by (x - mean) / sqrt(var + eps), biased variance; statistics in f64.
 fn normalize(x: &mut [f32], eps: f32) {
     let n = x.len() as f64;
-    let mean = x.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let var = x.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+    let mean = sum_f64(x, |v| v) / n;
+    let var = sum_f64(x, |v| (v - mean) * (v - mean)) / n;
     let rstd = 1.0 / (var + f64::from(eps)).sqrt();
     x.iter_mut().for_each(|v| *v = ((f64::from(*v) - mean) * rstd) as f32);
 }
