@@ -44,6 +44,10 @@ CASES = {
                                     guidance=("uvit", 0.7, 4)), [5, 0]),
     "dpm_vp_linear": ("dit_p2", dict(method="dpm_solver_pp", schedule="vp_linear", steps=12,
                                      guidance=None), [4, 6]),
+    "dpm_eps_uvit_continuous_cfg": ("dit_p2", dict(method="dpm_solver", schedule="vp_linear", steps=50,
+                                                   guidance=("uvit", 0.4, 4)), [7, 1]),
+    "dpm_eps_discrete": ("dit_p2", dict(method="dpm_solver", schedule="stable_diffusion", steps=10,
+                                        guidance=None), [9, 10]),
 }
 
 
@@ -80,9 +84,10 @@ def run_case(settings, model, cfg, labels, rng):
     x = noise()
     method, schedule = settings["method"], settings["schedule"]
     betas = S.stable_diffusion_betas() if schedule == "stable_diffusion" else S.linear_betas()
-    if method == "dpm_solver_pp":
+    if method.startswith("dpm_solver"):
         ns = S.LinearVP() if schedule == "vp_linear" else S.DiscreteVP(betas)
-        out = S.dpm_solver_pp_fast(recorded, ns, x, settings["steps"])
+        solver = S.dpm_solver_pp_fast if method == "dpm_solver_pp" else S.dpm_solver_fast
+        out = solver(recorded, ns, x, settings["steps"])
     else:
         diffusion = S.SpacedDiffusion(betas, settings["steps"])
         if method == "ddpm":

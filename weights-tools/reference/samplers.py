@@ -7,7 +7,10 @@ src/sampling):
   (models.py forward_with_cfg).
 - U-ViT (baofff/U-ViT): Stable-Diffusion betas, DPM-Solver++ as eval_ldm_discrete.py runs it
   (dpm_solver_pp.py: NoiseScheduleVP('discrete'), predict_x0=True, method 'fast', order 3,
-  skip_type 'time_uniform', t from 1 to 1/N, the model fed t*N) and its guidance.
+  skip_type 'time_uniform', t from 1 to 1/N, the model fed t*N) and its guidance; for the
+  continuous-time models, DPM-Solver as eval_ldm.py runs it (dpm_solver_pytorch.py:
+  NoiseScheduleVP('linear'), noise prediction, fast_version=True, t from 1 to 1e-4, the model fed
+  t*999 by sde.ScoreModel).
 - DiffiT (NVlabs/DiffiT, diffit.py forward_with_cfg): the power-cosine guidance ramp.
 
 Models are callables model(x, t, y) -> (B, C_out, H, W) taking float64 tensors; noise comes from a
@@ -219,6 +222,45 @@ def dpm_solver_pp_fast(model, ns, x, steps):
             x = ((sig_t / sig_s) * x - alpha_t * phi_1 * x0_s
                  + (1.0 / r2) * alpha_t * phi_2 * (x0_s2 - x0_s))
         i += order
+    return x
+
+
+def dpm_solver_fast(model, ns, x, steps):
+    """dpm_solver_pytorch.DPM_Solver(model_fn, ns).sample(fast_version=True): noise prediction,
+    K = steps // 3 + 1 steps on a grid uniform in lambda from t = 1 to ns.t_end, the orders of
+    fast_orders, intermediate points at lambda_s + r h with r = 1/2 (order 2) or 1/3, 2/3."""
+    lams = np.linspace(_lambda(ns, 1.0), _lambda(ns, ns.t_end), steps // 3 + 2)
+    ts = [ns.inverse_lambda(lam) for lam in lams]
+
+    def eps(x, t):
+        return model(x, ns.model_time(t))[:, :x.shape[1]]
+
+    def shift(x, s, t):  # exp(log_alpha_t - log_alpha_s)
+        return math.exp(ns.log_alpha(t) - ns.log_alpha(s)) * x
+
+    for i, order in enumerate(fast_orders(steps)):
+        s, t = ts[i], ts[i + 1]
+        lam_s = _lambda(ns, s)
+        h = _lambda(ns, t) - lam_s
+        sig_t, phi_1 = _sigma(ns, t), math.expm1(h)
+        e_s = eps(x, s)
+        if order == 1:
+            x = shift(x, s, t) - sig_t * phi_1 * e_s
+        elif order == 2:
+            r1 = 0.5
+            s1 = ns.inverse_lambda(lam_s + r1 * h)
+            e_s1 = eps(shift(x, s, s1) - _sigma(ns, s1) * math.expm1(r1 * h) * e_s, s1)
+            x = shift(x, s, t) - sig_t * phi_1 * e_s - (0.5 / r1) * sig_t * phi_1 * (e_s1 - e_s)
+        else:
+            r1, r2 = 1.0 / 3.0, 2.0 / 3.0
+            s1, s2 = ns.inverse_lambda(lam_s + r1 * h), ns.inverse_lambda(lam_s + r2 * h)
+            phi_22 = math.expm1(r2 * h) / (r2 * h) - 1.0
+            phi_2 = math.expm1(h) / h - 1.0
+            e_s1 = eps(shift(x, s, s1) - _sigma(ns, s1) * math.expm1(r1 * h) * e_s, s1)
+            x_s2 = (shift(x, s, s2) - _sigma(ns, s2) * math.expm1(r2 * h) * e_s
+                    - (r2 / r1) * _sigma(ns, s2) * phi_22 * (e_s1 - e_s))
+            e_s2 = eps(x_s2, s2)
+            x = shift(x, s, t) - sig_t * phi_1 * e_s - (1.0 / r2) * sig_t * phi_2 * (e_s2 - e_s)
     return x
 
 
