@@ -3,10 +3,13 @@
 //! Layers (dependencies run one way): models -> graph -> op set (`backend::Backend`) <- cpu.
 pub mod backend;
 pub mod bench;
+pub mod bundled;
 pub mod error;
+pub mod generate;
 pub mod graph;
 pub mod image;
 pub mod models;
+pub mod recipe;
 pub mod sampling;
 pub mod tensor;
 pub mod verify;

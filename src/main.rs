@@ -1,4 +1,4 @@
-//! The `ditrt` command line: inspect, verify, bench.
+//! The `ditrt` command line: sample, inspect, verify, bench.
 mod cli;
 
 use std::process::ExitCode;
@@ -14,6 +14,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Sample images (from the bundled digits model by default) to a PNG grid or an .npz.
+    Sample(cli::sample::Args),
     /// Print a weights file's architecture, config, parameter count, multiply-adds and tensors.
     Inspect(cli::inspect::Args),
     /// Run a model on a fixture and compare with the PyTorch reference output.
@@ -25,6 +27,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Sample(a) => cli::sample::run(a),
         Command::Inspect(a) => cli::inspect::run(a),
         Command::Verify(a) => cli::verify::run(a),
         Command::Bench(a) => cli::bench::run(a),

@@ -1,6 +1,8 @@
 //! One file per subcommand; each parses its flags and calls the library.
 pub mod bench;
 pub mod inspect;
+pub mod progress;
+pub mod sample;
 pub mod verify;
 
 /// "675.1M"-style rendering of a count.

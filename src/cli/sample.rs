@@ -1,0 +1,180 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use ditrt::generate::{evaluations, generate, Run};
+use ditrt::image::{render_grid, write_npz, write_png};
+use ditrt::models::denoiser::GraphDenoiser;
+use ditrt::models::ModelConfig;
+use ditrt::recipe::{Recipe, SamplerName};
+use ditrt::tensor::DType;
+use ditrt::weights::{FileWeights, SafetensorsFile};
+use ditrt::{backend, bundled, Error, Result};
+
+use super::progress::Progress;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model weights (ditrt safetensors); default: the bundled model named by --model.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Bundled model to use when --weights is not given.
+    #[arg(long, default_value = "dit")]
+    model: String,
+    /// Classes: a comma list (images cycle through it), `all`, or `random`.
+    #[arg(long, default_value = "all")]
+    class: String,
+    /// Number of images (default: 4 per listed class, at most 64).
+    #[arg(long)]
+    num: Option<usize>,
+    /// Images per sampler call (the model runs on twice as many when guided).
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Sampler steps (default: the model's recipe).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// ddpm, ddim or dpm-solver (default: the model's recipe).
+    #[arg(long)]
+    sampler: Option<SamplerName>,
+    /// DDIM eta.
+    #[arg(long)]
+    eta: Option<f64>,
+    /// Guidance scale in the backbone's convention (DiT: 1 = off).
+    #[arg(long)]
+    cfg: Option<f64>,
+    /// Guide every latent channel instead of DiT's first 3.
+    #[arg(long)]
+    cfg_all_channels: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value = "auto")]
+    backend: String,
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// Output: .png (labelled grid) or .npz (uint8 N×H×W×3 under arr_0).
+    #[arg(long, default_value = "samples.png")]
+    out: PathBuf,
+    /// Make only shard i of n (`i/n`, 0-based) of the run's images.
+    #[arg(long)]
+    shard: Option<String>,
+}
+
+/// Class of every image of the run.
+fn run_labels(spec: &str, num_classes: usize, count: usize, seed: u64) -> Result<Vec<u32>> {
+    match spec {
+        "all" => Ok((0..count).map(|i| (i % num_classes) as u32).collect()),
+        "random" => {
+            // A stream of its own, so labels never share draws with the noise streams.
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6c61_6265_6c73);
+            Ok((0..count).map(|_| rng.random_range(0..num_classes as u32)).collect())
+        }
+        list => {
+            let classes = list
+                .split(',')
+                .map(|c| {
+                    let id: u32 = c.trim().parse().map_err(|_| Error::invalid(format!("--class: '{c}' is not a class id")))?;
+                    if id as usize >= num_classes {
+                        return Err(Error::invalid(format!("class id {id} out of range: the model has classes 0..{}", num_classes - 1)));
+                    }
+                    Ok(id)
+                })
+                .collect::<Result<Vec<u32>>>()?;
+            Ok((0..count).map(|i| classes[i % classes.len()]).collect())
+        }
+    }
+}
+
+/// Classes listed in `spec` (for the default image count and the grid's columns).
+fn listed_classes(spec: &str, num_classes: usize) -> usize {
+    match spec {
+        "all" => num_classes,
+        "random" => 8,
+        list => list.split(',').count(),
+    }
+}
+
+/// [start, end) of shard `spec` ("i/n") among `count` images.
+fn shard_range(spec: Option<&str>, count: usize) -> Result<(usize, usize)> {
+    let Some(spec) = spec else { return Ok((0, count)) };
+    let bad = || Error::invalid(format!("--shard '{spec}': expected i/n with 0 <= i < n"));
+    let (i, n) = spec.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if i >= n {
+        return Err(bad());
+    }
+    Ok((count * i / n, count * (i + 1) / n))
+}
+
+enum Output {
+    Png,
+    Npz,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let output = match args.out.extension().and_then(|e| e.to_str()) {
+        Some("png") => Output::Png,
+        Some("npz") => Output::Npz,
+        _ => return Err(Error::invalid(format!("--out {}: expected a .png or .npz file", args.out.display()))),
+    };
+    let file = match &args.weights {
+        Some(path) => SafetensorsFile::open(path)?,
+        None => bundled::open(&args.model)?,
+    };
+    let config = ModelConfig::from_file(&file)?;
+    let mut recipe = Recipe::of_file(&file, &config)?;
+    recipe.sampler = args.sampler.unwrap_or(recipe.sampler);
+    recipe.steps = args.steps.unwrap_or(recipe.steps);
+    recipe.cfg_scale = args.cfg.unwrap_or(recipe.cfg_scale);
+    recipe.eta = args.eta.unwrap_or(recipe.eta);
+    let sampler = recipe.sampler_config(&config, args.cfg_all_channels)?;
+    let dtype = DType::parse(&args.dtype)?;
+
+    let classes = config.num_classes();
+    let listed = classes.map(|k| listed_classes(&args.class, k)).unwrap_or(1);
+    let num = args.num.unwrap_or((4 * listed).min(64));
+    let labels = match classes {
+        Some(k) => run_labels(&args.class, k, num, args.seed)?,
+        None if args.class == "all" => Vec::new(),
+        None => return Err(Error::invalid("--class given for an unconditional model")),
+    };
+    let (start, end) = shard_range(args.shard.as_deref(), num)?;
+    let run = Run {
+        seed: args.seed,
+        first_image: start as u64,
+        labels: if labels.is_empty() { labels } else { labels[start..end].to_vec() },
+        count: end - start,
+        batch: args.batch.min(end - start).max(1),
+    };
+
+    let backend = backend::select(&args.backend)?;
+    let per_launch = run.batch * if sampler.guidance.is_guided() { 2 } else { 1 };
+    let mut denoiser = GraphDenoiser::new(backend, &config, &mut FileWeights::new(&file), per_launch, dtype)?;
+    eprintln!(
+        "sampling {} image(s) [{start}, {end}) of {num} from {} ({}) on {}, {dtype}: {:?} {} steps, guidance {:?}, seed {}",
+        run.count,
+        file.path().display(),
+        config.describe(),
+        denoiser.backend_name(),
+        sampler.method,
+        sampler.steps,
+        sampler.guidance,
+        args.seed
+    );
+    let mut progress = Progress::new("steps", evaluations(&run, &sampler));
+    let images = generate(&mut denoiser, &sampler, &run, &mut || progress.tick())?;
+    progress.finish();
+
+    match output {
+        Output::Png => {
+            let names: Vec<String> = run.labels.iter().map(|y| y.to_string()).collect();
+            let cols = if args.class == "random" || listed > 16 { 8 } else { listed };
+            let (w, h, rgb) = render_grid(&images, &names, cols);
+            write_png(&args.out, w, h, &rgb)?;
+        }
+        Output::Npz => write_npz(&args.out, &images)?,
+    }
+    println!("wrote {} ({} images, {}x{})", args.out.display(), images.count, images.height, images.width);
+    Ok(ExitCode::SUCCESS)
+}
