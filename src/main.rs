@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ditrt", version, about = "Inference engine for diffusion transformer backbones")]
+#[command(name = "ditrt", version, about = "Inference engine for diffusion transformer backbones", args_override_self = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -1,6 +1,7 @@
 //! All integration tests in one binary (one file to carry to a GPU machine).
 mod cli;
 mod dit;
+mod sample_cli;
 mod sampling;
 mod weights;
 
