@@ -1,6 +1,8 @@
 //! All integration tests in one binary (one file to carry to a GPU machine).
 mod cli;
+mod common;
 mod dit;
+mod ops;
 mod sample_cli;
 mod sampling;
 mod weights;

@@ -75,9 +75,16 @@ pub(super) fn dtype(op: &str, field: &str, view: &View, want: DType) -> Result<(
     }
 }
 
+/// `View::overlaps` with saturating arithmetic: views are compared before their bounds are
+/// checked, and an absurd length must give an error, not an overflow panic.
+fn overlaps(a: &View, b: &View) -> bool {
+    let end = |v: &View| v.offset.saturating_add(v.len.saturating_mul(v.dtype.size()));
+    a.buf == b.buf && a.offset < end(b) && b.offset < end(a)
+}
+
 /// The written view `out` must share no byte with any of `inputs`.
 pub(super) fn disjoint(op: &str, out: (&str, &View), inputs: &[(&str, &View)]) -> Result<()> {
-    match inputs.iter().find(|(_, v)| out.1.overlaps(v)) {
+    match inputs.iter().find(|(_, v)| overlaps(out.1, v)) {
         None => Ok(()),
         Some((name, _)) => Err(err(format!("{op}: {} overlaps {name}", out.0))),
     }
@@ -85,7 +92,7 @@ pub(super) fn disjoint(op: &str, out: (&str, &View), inputs: &[(&str, &View)]) -
 
 /// Like `disjoint`, but `out` may also be exactly `same` (an in-place op).
 pub(super) fn disjoint_or_same(op: &str, out: (&str, &View), same: (&str, &View), others: &[(&str, &View)]) -> Result<()> {
-    if out.1 != same.1 && out.1.overlaps(same.1) {
+    if out.1 != same.1 && overlaps(out.1, same.1) {
         return Err(err(format!("{op}: {} partly overlaps {} (only out == {} is allowed)", out.0, same.0, same.0)));
     }
     disjoint(op, out, others)

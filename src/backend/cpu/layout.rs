@@ -11,7 +11,7 @@ use crate::error::Result;
 fn check_patch_op(op: &str, g: &PatchGeometry, x: &View, out: &View) -> Result<usize> {
     check::float(op, "x", x)?;
     check::float(op, "out", out)?;
-    if g.patch == 0 || g.height % g.patch != 0 || g.width % g.patch != 0 {
+    if g.patch == 0 || !g.height.is_multiple_of(g.patch) || !g.width.is_multiple_of(g.patch) {
         return Err(err(format!(
             "{op}: image {}x{} is not divisible into patches of {}",
             g.height, g.width, g.patch

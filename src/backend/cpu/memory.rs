@@ -90,8 +90,8 @@ impl Memory {
     }
 
     pub fn write(&self, dst: View, bytes: &[u8]) -> Result<()> {
-        if bytes.len() != dst.bytes() {
-            return Err(err(format!("write: {} bytes given for a view of {} bytes", bytes.len(), dst.bytes())));
+        if dst.len.checked_mul(dst.dtype.size()) != Some(bytes.len()) {
+            return Err(err(format!("write: {} bytes given for a view of {} {}", bytes.len(), dst.len, dst.dtype)));
         }
         let views = self.lock();
         let ptr = views.locate("write", "dst", &dst)?;
@@ -124,7 +124,7 @@ impl Views<'_> {
             .get(&view.buf.0)
             .ok_or_else(|| err(format!("{op}: {field}: unknown buffer {} (never allocated, or freed)", view.buf.0)))?;
         let size = view.dtype.size();
-        if view.offset % size != 0 {
+        if !view.offset.is_multiple_of(size) {
             return Err(err(format!(
                 "{op}: {field}: byte offset {} is not a multiple of the {} element size {size}",
                 view.offset, view.dtype

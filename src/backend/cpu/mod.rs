@@ -1,7 +1,7 @@
 //! The CPU backend: the reference every other backend is checked against.
 //!
 //! Exactly the math documented in `ops.rs`, in f32 (f64 where it is cheap and buys accuracy:
-//! normalisation statistics, erf, timestep angles). Storage may be f32, f16 or bf16 (widened
+//! normalisation, timestep angles; exp is a vectorised polynomial good to ~1 ulp). Storage may be f32, f16 or bf16 (widened
 //! to f32 on load, rounded to nearest even on store) and u32 for ids; the float views of one op
 //! may mix dtypes. Loops run on the rayon pool, matrix products on matrixmultiply's threads.
 //! Every misuse (unknown buffer, view outside its buffer, wrong dtype, sizes that disagree

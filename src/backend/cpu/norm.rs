@@ -110,7 +110,7 @@ pub(super) fn group_norm(views: &Views, op: &GroupNorm) -> Result<()> {
     let GroupNorm { batch, channels, spatial, groups, eps, .. } = *op;
     check::float(name, "x", &op.x)?;
     check::float(name, "out", &op.out)?;
-    if groups == 0 || channels % groups != 0 {
+    if groups == 0 || !channels.is_multiple_of(groups) {
         return Err(err(format!("{name}: channels {channels} is not a multiple of groups {groups}")));
     }
     let numel = check::product(name, "batch * channels * spatial", &[batch, channels, spatial])?;

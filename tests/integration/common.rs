@@ -162,9 +162,10 @@ pub fn assert_close(name: &str, got: &[f32], want: &[f64], dtype: DType) {
     let mut worst: Option<(usize, f64)> = None;
     let (mut bad, mut err_sq, mut ref_sq) = (0, 0.0, 0.0);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        // NaN on either side counts as an infinite error.
         let err = (f64::from(g) - w).abs();
         let err = if err.is_nan() { f64::INFINITY } else { err };
-        if !(err <= allowed) {
+        if err > allowed {
             bad += 1;
         }
         if worst.is_none_or(|(_, e)| err > e) {

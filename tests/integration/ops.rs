@@ -1,8 +1,7 @@
 //! Every op on every backend and float dtype against a naive f64 reference written here from
 //! the docs in `src/backend/ops.rs`, on fresh random inputs (seed printed on failure).
-mod common;
 
-use common::{for_each_case, round_to, to_f64, Case};
+use crate::common::{for_each_case, round_to, to_f64, Case};
 use ditrt::backend::*;
 use ditrt::tensor::DType;
 use rand::Rng;
@@ -614,7 +613,7 @@ fn unary() {
 #[test]
 fn copy3d() {
     for_each_case(|case| {
-        for dst_dtype in common::FLOAT_DTYPES {
+        for dst_dtype in crate::common::FLOAT_DTYPES {
             // Token concat: [2, 5, 8] into tokens 2..7 of [2, 7, 8].
             let src = case.random(2 * 5 * 8);
             let dst = case.output_as(2 * 7 * 8, dst_dtype);
@@ -715,4 +714,124 @@ fn conv2d() {
             }
         }
     });
+}
+
+// ---------------------------------------------------------------------------------------
+// misuse
+// ---------------------------------------------------------------------------------------
+
+/// Every misuse is an `Err` (never a panic) whose message says what is wrong.
+#[test]
+fn misuse_is_an_error() {
+    let seed = crate::common::seed();
+    for backend in crate::common::backends() {
+        let b = &*backend;
+        let case = Case { backend: b, dtype: DType::F32, rng: rand::SeedableRng::seed_from_u64(seed) };
+        let expect_err = |what: &str, result: ditrt::Result<()>| {
+            let err = result.expect_err(what);
+            assert!(matches!(err, ditrt::Error::Backend { .. }), "{what}: not a backend error: {err}");
+            println!("{what}: {err}");
+            err.to_string()
+        };
+        let x = case.input(&[1.0; 16]);
+        let out = case.output(16);
+        let unary = |x: View, out: View| b.unary(&Unary { act: Activation::Silu, x, out });
+
+        // Views outside their buffer, misaligned, or in unknown buffers.
+        let buf = b.alloc(64).expect("alloc");
+        let whole = View { buf, offset: 0, len: 16, dtype: DType::F32 };
+        expect_err("view past the end", unary(View { offset: 4, ..whole }, out));
+        expect_err("misaligned offset", unary(View { offset: 2, len: 8, ..whole }, out.slice(0, 8)));
+        expect_err("write of the wrong length", b.write(whole, &[0u8; 60]));
+        expect_err("write past the end", b.write(View { offset: 8, ..whole }, &[0u8; 64]).map(|_| ()));
+        b.read(View { offset: 8, ..whole }).expect_err("read past the end");
+        b.free(buf);
+        expect_err("freed buffer as input", unary(whole, out));
+        expect_err("freed buffer as output", unary(x, whole));
+        b.read(whole).expect_err("read of a freed buffer");
+        let unknown = View { buf: BufId(u32::MAX), ..whole };
+        expect_err("unknown buffer", b.write(unknown, &[0u8; 64]));
+
+        // Wrong dtypes.
+        let table = case.input(&[0.0; 4 * 8]);
+        let float_ids = case.input(&[0.0; 3]);
+        let embed = Embedding { rows: 3, dim: 8, table_rows: 4, table, ids: float_ids, out: case.output(24) };
+        expect_err("f32 ids", b.embedding(&embed));
+        let t16 = case.input_as(&[1.0; 2], DType::F16);
+        expect_err("f16 timesteps", b.timestep_embedding(&TimestepEmbedding { batch: 2, dim: 8, max_period: 1e4, t: t16, out: case.output(16) }));
+        expect_err("u32 activations", unary(case.input_ids(&[1; 16]), out));
+
+        // Sizes that disagree with the views.
+        let gemm = Gemm {
+            m: 4,
+            n: 4,
+            k: 4,
+            x,
+            x_stride: 4,
+            w: case.input(&[1.0; 16]),
+            w_stride: 4,
+            bias: None,
+            out,
+            act: Activation::None,
+            accumulate: false,
+        };
+        b.gemm(&gemm).expect("a well-formed gemm");
+        expect_err("gemm out too short", b.gemm(&Gemm { out: out.slice(0, 15), ..gemm }));
+        expect_err("gemm x too short", b.gemm(&Gemm { x: x.slice(0, 15), ..gemm }));
+        expect_err("gemm x_stride below k", b.gemm(&Gemm { x_stride: 3, ..gemm }));
+        expect_err("gemm bias of the wrong length", b.gemm(&Gemm { bias: Some(case.input(&[0.0; 5])), ..gemm }));
+        expect_err("gemm sizes overflowing usize", b.gemm(&Gemm { m: usize::MAX, n: 3, ..gemm }));
+        let huge = View { len: usize::MAX / 2, ..x };
+        expect_err("gemm with an absurdly long x", b.gemm(&Gemm { x: huge, ..gemm }));
+        expect_err("write to an absurdly long view", b.write(huge, &[0u8; 8]));
+        b.read(huge).expect_err("read of an absurdly long view");
+        expect_err("add out longer than a", b.add(&Add { a: x.slice(0, 8), b: x.slice(8, 8), out }));
+        let geom = PatchGeometry { batch: 1, channels: 1, height: 4, width: 6, patch: 4 };
+        expect_err("patch not dividing the image", b.patchify(&Patchify { geom, x: case.input(&[0.0; 24]), out: case.output(24) }));
+        let gn = GroupNorm {
+            batch: 1,
+            channels: 4,
+            spatial: 4,
+            groups: 3,
+            eps: 1e-6,
+            silu: false,
+            x,
+            gamma: case.input(&[1.0; 4]),
+            beta: case.input(&[0.0; 4]),
+            out,
+        };
+        expect_err("channels not a multiple of groups", b.group_norm(&gn));
+        let attention = Attention {
+            batch: 1,
+            heads: 2,
+            q_len: 2,
+            kv_len: 2,
+            head_dim: 4,
+            scale: 0.5,
+            q: x,
+            q_stride: 8,
+            k: x,
+            v: x,
+            kv_stride: 8,
+            bias: None,
+            out,
+            out_stride: 8,
+        };
+        b.attention(&attention).expect("a well-formed attention");
+        expect_err("attention out_stride below heads * head_dim", b.attention(&Attention { out_stride: 7, ..attention }));
+        expect_err("attention with no keys", b.attention(&Attention { kv_len: 0, ..attention }));
+        let copy = Copy3d { dims: [2, 2, 4], src: x, src_strides: [8, 4, 1], dst: out, dst_strides: [8, 4, 1] };
+        b.copy3d(&copy).expect("a well-formed copy3d");
+        expect_err("copy3d strides beyond dst", b.copy3d(&Copy3d { dst_strides: [9, 4, 1], ..copy }));
+
+        // Outputs overlapping inputs, where the op does not allow it.
+        expect_err("layernorm in place", b.layernorm(&LayerNorm { rows: 2, dim: 8, eps: 1e-5, x, gamma: None, beta: None, out: x }));
+        expect_err("add out overlapping a partly", b.add(&Add { a: x.slice(0, 8), b: x.slice(8, 8), out: x.slice(4, 8) }));
+        expect_err("gemm out overlapping x", b.gemm(&Gemm { out: x, ..gemm }));
+
+        // An id beyond the table names the id and its row.
+        let ids = case.input_ids(&[0, 9, 2]);
+        let msg = expect_err("id beyond the table", b.embedding(&Embedding { ids, ..embed }));
+        assert!(msg.contains('9') && msg.contains("row 1"), "message should name id 9 at row 1: {msg}");
+    }
 }
