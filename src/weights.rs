@@ -223,7 +223,7 @@ pub fn write_safetensors(path: &Path, tensors: &[(&str, &HostTensor)], metadata:
         offset = end;
     }
     let mut json = serde_json::to_string(&header).expect("json header");
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(' ');
     }
     let mut bytes = Vec::with_capacity(8 + json.len() + offset);
