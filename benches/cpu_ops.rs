@@ -1,34 +1,27 @@
 //! CPU backend ops at DiT-S/2 shapes (batch 8, 256 tokens, hidden 384, 6 heads of 64).
 //! Compute-bound ops report FLOPs as criterion elements (so "Gelem/s" reads GFLOP/s) and
 //! print GFLOP/s from a short timing of their own; memory-bound ops report bytes moved.
+mod common;
+
+use common::print_rate;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use ditrt::backend::cpu::CpuBackend;
 use ditrt::backend::*;
-use ditrt::tensor::{f32_to_bytes, DType};
+use ditrt::tensor::DType;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use std::time::{Duration, Instant};
+use rand::SeedableRng;
+use std::time::Duration;
 
 const BATCH: usize = 8;
 const TOKENS: usize = 256;
 const HIDDEN: usize = 384;
 const HEADS: usize = 6;
 
-fn upload(backend: &CpuBackend, rng: &mut StdRng, len: usize) -> View {
-    let values: Vec<f32> = (0..len).map(|_| rng.random_range(-1.0..1.0)).collect();
-    let view = View { buf: backend.alloc(len * 4).expect("alloc"), offset: 0, len, dtype: DType::F32 };
-    backend.write(view, &f32_to_bytes(&values, DType::F32)).expect("write");
-    view
-}
+/// Calls timed by `print_rate`.
+const CALLS: usize = 5;
 
-/// Times `run` over a few calls and prints `amount / second` in giga-units.
-fn print_rate(label: &str, amount: u64, unit: &str, run: impl Fn()) {
-    run();
-    let calls = 5;
-    let start = Instant::now();
-    (0..calls).for_each(|_| run());
-    let seconds = start.elapsed().as_secs_f64() / calls as f64;
-    println!("{label}: {:.2} ms, {:.1} {unit}/s", seconds * 1e3, amount as f64 / seconds / 1e9);
+fn upload(backend: &CpuBackend, rng: &mut StdRng, len: usize) -> View {
+    common::upload(backend, rng, len, DType::F32)
 }
 
 fn gemm(c: &mut Criterion) {
@@ -56,7 +49,7 @@ fn gemm(c: &mut Criterion) {
         };
         let flops = (2 * m * n * k) as u64;
         let run = || backend.gemm(&op).expect("gemm");
-        print_rate(&format!("gemm {name} m={m} k={k} n={n}"), flops, "GFLOP", run);
+        print_rate(&format!("gemm {name} m={m} k={k} n={n}"), flops, "GFLOP", CALLS, run);
         group.throughput(Throughput::Elements(flops));
         group.bench_function(name, |b| b.iter(run));
     }
@@ -88,7 +81,7 @@ fn attention(c: &mut Criterion) {
     };
     let flops = (4 * BATCH * HEADS * TOKENS * TOKENS * head_dim) as u64;
     let run = || backend.attention(&op).expect("attention");
-    print_rate("attention batch=8 heads=6 tokens=256 head_dim=64", flops, "GFLOP", run);
+    print_rate("attention batch=8 heads=6 tokens=256 head_dim=64", flops, "GFLOP", CALLS, run);
     let mut group = c.benchmark_group("attention");
     group.throughput(Throughput::Elements(flops));
     group.bench_function("dit_s2", |b| b.iter(run));
@@ -113,7 +106,7 @@ fn layernorm_modulate(c: &mut Criterion) {
     };
     let bytes = (2 * rows * HIDDEN * 4) as u64;
     let run = || backend.layernorm_modulate(&op).expect("layernorm_modulate");
-    print_rate("layernorm_modulate rows=2048 dim=384", bytes, "GB", run);
+    print_rate("layernorm_modulate rows=2048 dim=384", bytes, "GB", CALLS, run);
     let mut group = c.benchmark_group("layernorm_modulate");
     group.throughput(Throughput::Bytes(bytes));
     group.bench_function("dit_s2", |b| b.iter(run));
@@ -129,16 +122,33 @@ fn patchify(c: &mut Criterion) {
     let op = Patchify { geom, x: upload(&backend, rng, len), out: upload(&backend, rng, len) };
     let bytes = (2 * len * 4) as u64;
     let run = || backend.patchify(&op).expect("patchify");
-    print_rate("patchify [8, 4, 32, 32] p=2", bytes, "GB", run);
+    print_rate("patchify [8, 4, 32, 32] p=2", bytes, "GB", CALLS, run);
     let mut group = c.benchmark_group("patchify");
     group.throughput(Throughput::Bytes(bytes));
     group.bench_function("dit_s2", |b| b.iter(run));
     group.finish();
 }
 
+/// A whole DiT-S/2 forward at 256 px with random weights (batch 1 and 8).
+fn dit_s2_forward(c: &mut Criterion) {
+    use ditrt::bench::random_session;
+    use ditrt::models::{dit::DitConfig, ModelConfig};
+    let config = ModelConfig::Dit(DitConfig::preset("DiT-S/2").expect("DiT-S/2 preset"));
+    let mut group = c.benchmark_group("dit_s2_forward");
+    for batch in [1, BATCH] {
+        let (session, _, _) = random_session(std::sync::Arc::new(CpuBackend::new()), &config, batch, DType::F32, 0).expect("session");
+        let flops = (2.0 * config.macs_per_image() * batch as f64) as u64;
+        let run = || session.run().expect("forward");
+        print_rate(&format!("DiT-S/2 forward batch={batch}"), flops, "GFLOP", 2, run);
+        group.throughput(Throughput::Elements(flops));
+        group.bench_function(format!("batch{batch}"), |b| b.iter(run));
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
-    targets = gemm, attention, layernorm_modulate, patchify
+    targets = gemm, attention, layernorm_modulate, patchify, dit_s2_forward
 }
 criterion_main!(benches);

@@ -31,6 +31,15 @@ impl std::str::FromStr for SamplerName {
     }
 }
 
+/// The noise schedule a model was trained with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleName {
+    Linear,
+    StableDiffusion,
+    VpLinear,
+}
+
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Recipe {
@@ -40,13 +49,32 @@ pub struct Recipe {
     pub cfg_scale: f64,
     #[serde(default)]
     pub eta: f64,
+    /// The training schedule; default by backbone (`default_schedule`).
+    #[serde(default)]
+    pub schedule: Option<ScheduleName>,
+}
+
+/// The schedule a backbone's released checkpoints were trained with. U-ViT's H models are
+/// discrete-time on Stable Diffusion's betas, its other models continuous-time VP linear; a
+/// config cannot tell them apart, but among the released checkpoints exactly the H models
+/// lack the output conv. A file's `ditrt.sampling` can name the schedule explicitly.
+fn default_schedule(config: &ModelConfig) -> NoiseSchedule {
+    match config {
+        ModelConfig::Uvit(c) if !c.conv => NoiseSchedule::StableDiffusion,
+        ModelConfig::Uvit(_) => NoiseSchedule::VpLinear,
+        ModelConfig::Dit(_) | ModelConfig::Tldm(_) => NoiseSchedule::Linear,
+    }
 }
 
 impl Recipe {
     /// The official recipe of the backbone (BACKBONES.md, "Samplers").
     pub fn official(config: &ModelConfig) -> Recipe {
         match config {
-            ModelConfig::Dit(_) => Recipe { sampler: SamplerName::Ddpm, steps: 250, cfg_scale: 4.0, eta: 0.0 },
+            ModelConfig::Dit(_) | ModelConfig::Tldm(_) => {
+                Recipe { sampler: SamplerName::Ddpm, steps: 250, cfg_scale: 4.0, eta: 0.0, schedule: None }
+            }
+            // U-ViT's ImageNet-256 evaluation: a DPM-Solver with 50 evaluations, scale 0.4.
+            ModelConfig::Uvit(_) => Recipe { sampler: SamplerName::DpmSolver, steps: 50, cfg_scale: 0.4, eta: 0.0, schedule: None },
         }
     }
 
@@ -64,17 +92,28 @@ impl Recipe {
     /// The sampler configuration for `config`'s backbone. `all_channels` makes DiT-style
     /// guidance act on every ε channel instead of the first 3.
     pub fn sampler_config(&self, config: &ModelConfig, all_channels: bool) -> Result<SamplerConfig> {
-        let (schedule, guidance) = match config {
-            ModelConfig::Dit(_) => {
-                let guided = self.cfg_scale != 1.0 && config.num_classes().is_some();
-                let guidance = if guided { Guidance::Dit { scale: self.cfg_scale, all_channels } } else { Guidance::None };
-                (NoiseSchedule::Linear, guidance)
+        // Guidance needs the null class; models without one sample unguided.
+        let has_null = config.null_class().is_some();
+        let guidance = match config {
+            ModelConfig::Uvit(_) if has_null && self.cfg_scale != 0.0 => Guidance::Uvit { scale: self.cfg_scale },
+            ModelConfig::Dit(_) | ModelConfig::Tldm(_) if has_null && self.cfg_scale != 1.0 => {
+                Guidance::Dit { scale: self.cfg_scale, all_channels }
             }
+            _ => Guidance::None,
         };
-        let method = match self.sampler {
-            SamplerName::Ddpm => Method::Ddpm,
-            SamplerName::Ddim => Method::Ddim { eta: self.eta },
-            SamplerName::DpmSolver => Method::DpmSolverPp,
+        let schedule = match self.schedule {
+            Some(ScheduleName::Linear) => NoiseSchedule::Linear,
+            Some(ScheduleName::StableDiffusion) => NoiseSchedule::StableDiffusion,
+            Some(ScheduleName::VpLinear) => NoiseSchedule::VpLinear,
+            None => default_schedule(config),
+        };
+        let method = match (self.sampler, schedule) {
+            (SamplerName::Ddpm, _) => Method::Ddpm,
+            (SamplerName::Ddim, _) => Method::Ddim { eta: self.eta },
+            // U-ViT's continuous-time models are sampled with the ε-predicting DPM-Solver
+            // (eval_ldm.py), the discrete ones with DPM-Solver++ (eval_ldm_discrete.py).
+            (SamplerName::DpmSolver, NoiseSchedule::VpLinear) => Method::DpmSolver,
+            (SamplerName::DpmSolver, _) => Method::DpmSolverPp,
         };
         let sampler = SamplerConfig { method, schedule, steps: self.steps, guidance };
         sampler.validate()?;

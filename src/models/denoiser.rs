@@ -74,7 +74,7 @@ impl Denoiser for GraphDenoiser {
     }
 
     fn null_class(&self) -> Option<u32> {
-        self.config.num_classes().map(|k| k as u32)
+        self.config.null_class()
     }
 
     fn predict(&mut self, x: &[f32], t: &[f32], y: &[u32]) -> Result<Vec<f32>> {
@@ -84,12 +84,14 @@ impl Denoiser for GraphDenoiser {
         if n == 0 || x.len() != n * per {
             return Err(Error::invalid(format!("predict: x has {} values, expected {n} x {per}", x.len())));
         }
-        if let Some(null) = self.null_class() {
+        if let Some(classes) = self.config.num_classes() {
             if y.len() != n {
                 return Err(Error::invalid(format!("predict: {} labels for {n} samples", y.len())));
             }
-            if let Some(bad) = y.iter().find(|&&id| id > null) {
-                return Err(Error::invalid(format!("class id {bad} out of range: the model has classes 0..{} and the null class {null}", null - 1)));
+            // Valid ids: the classes, and the null class where there is one.
+            let rows = classes + self.null_class().is_some() as usize;
+            if let Some(bad) = y.iter().find(|&&id| id as usize >= rows) {
+                return Err(Error::invalid(format!("class id {bad} out of range: the model's label table has {rows} rows")));
             }
         }
         let out_per = self.out_channels() * g.height * g.width;

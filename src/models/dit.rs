@@ -38,12 +38,19 @@ pub struct DitConfig {
 pub const SIZES: &[(&str, usize, usize, usize)] =
     &[("S", 12, 384, 6), ("B", 12, 768, 12), ("L", 24, 1024, 16), ("XL", 28, 1152, 16)];
 
-impl DitConfig {
-    /// "DiT-XL/2" (256 px, latent 32) or "DiT-XL/2-512" (latent 64): an ImageNet class-conditional
-    /// latent model with learned sigma.
-    pub fn preset(name: &str) -> Option<DitConfig> {
-        let rest = name.strip_prefix("DiT-")?;
-        let (size, rest) = rest.split_once('/')?;
+/// A member of DiT's size family named "<size>/<patch>[-<resolution>]" ("XL/2", "XL/2-512"):
+/// sizes S/B/L/XL, patch 2, 4 or 8, resolution 256 (default) or 512 px.
+pub(crate) struct FamilyPreset {
+    pub depth: usize,
+    pub hidden_size: usize,
+    pub num_heads: usize,
+    pub patch: usize,
+    pub res: usize,
+}
+
+impl FamilyPreset {
+    pub fn parse(name: &str) -> Option<FamilyPreset> {
+        let (size, rest) = name.split_once('/')?;
         let (patch, res) = match rest.split_once('-') {
             Some((p, r)) => (p, r.parse::<usize>().ok()?),
             None => (rest, 256),
@@ -53,6 +60,20 @@ impl DitConfig {
         if ![2, 4, 8].contains(&patch) || ![256, 512].contains(&res) {
             return None;
         }
+        Some(FamilyPreset { depth, hidden_size, num_heads, patch, res })
+    }
+
+    /// The size name ("XL") of (depth, width, heads), if it is one of the family's.
+    pub fn size_name(depth: usize, hidden_size: usize, num_heads: usize) -> Option<&'static str> {
+        SIZES.iter().find(|s| s.1 == depth && s.2 == hidden_size && s.3 == num_heads).map(|s| s.0)
+    }
+}
+
+impl DitConfig {
+    /// "DiT-XL/2" (256 px, latent 32) or "DiT-XL/2-512" (latent 64): an ImageNet class-conditional
+    /// latent model with learned sigma.
+    pub fn preset(name: &str) -> Option<DitConfig> {
+        let FamilyPreset { depth, hidden_size, num_heads, patch, res } = FamilyPreset::parse(name.strip_prefix("DiT-")?)?;
         Some(DitConfig {
             input_size: res / 8,
             patch_size: patch,
@@ -94,10 +115,10 @@ impl DitConfig {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("dit: {name} must be positive"));
         }
-        if self.input_size % self.patch_size != 0 {
+        if !self.input_size.is_multiple_of(self.patch_size) {
             return Err(format!("dit: input_size {} is not a multiple of patch_size {}", self.input_size, self.patch_size));
         }
-        if self.hidden_size % self.num_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_heads) {
             return Err(format!("dit: hidden_size {} is not a multiple of num_heads {}", self.hidden_size, self.num_heads));
         }
         if !(self.mlp_ratio > 0.0 && self.mlp_ratio <= 64.0) {
@@ -111,10 +132,8 @@ impl DitConfig {
     }
 
     pub fn describe(&self) -> String {
-        let size = SIZES
-            .iter()
-            .find(|s| s.1 == self.depth && s.2 == self.hidden_size && s.3 == self.num_heads)
-            .map(|s| format!("DiT-{}/{}", s.0, self.patch_size))
+        let size = FamilyPreset::size_name(self.depth, self.hidden_size, self.num_heads)
+            .map(|s| format!("DiT-{s}/{}", self.patch_size))
             .unwrap_or_else(|| format!("DiT (custom)/{}", self.patch_size));
         format!(
             "{size}: depth {}, width {}, heads {} (head dim {}), patch {}, input {}x{}x{}, {} tokens, {} classes, learn_sigma {}",

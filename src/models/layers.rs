@@ -1,6 +1,6 @@
 //! Sub-graphs shared by the backbones: linear layers bound to official keys, packed-QKV
-//! self-attention.
-use crate::backend::{Activation, Attention, Gemm, Op, View};
+//! self-attention, affine LayerNorm, the pre-LN transformer block and token concat/split.
+use crate::backend::{Activation, Attention, Copy3d, Gemm, LayerNorm, Op, View};
 use crate::error::Result;
 use crate::graph::GraphBuilder;
 use crate::weights::WeightSource;
@@ -81,4 +81,142 @@ pub fn packed_attention(g: &mut GraphBuilder, qkv: View, batch: usize, tokens: u
         out_stride: dim,
     }));
     out
+}
+
+/// LayerNorm with affine parameters `{prefix}.weight` (gamma) and `{prefix}.bias` (beta).
+pub struct AffineLayerNorm {
+    gamma: View,
+    beta: View,
+    dim: usize,
+    eps: f32,
+}
+
+impl AffineLayerNorm {
+    pub fn load(g: &mut GraphBuilder, w: &mut dyn WeightSource, prefix: &str, dim: usize, eps: f32) -> Result<AffineLayerNorm> {
+        let mut param = |name: &str| -> Result<View> {
+            let key = format!("{prefix}.{name}");
+            let t = w.fetch(&key, &[dim])?;
+            Ok(g.weight(&key, t))
+        };
+        let gamma = param("weight")?;
+        let beta = param("bias")?;
+        Ok(AffineLayerNorm { gamma, beta, dim, eps })
+    }
+
+    /// LN(x) * gamma + beta over `rows` rows of x (a new intermediate).
+    pub fn apply(&self, g: &mut GraphBuilder, x: View, rows: usize) -> View {
+        let out = g.temp([rows, self.dim]);
+        g.push(Op::LayerNorm(LayerNorm { rows, dim: self.dim, eps: self.eps, x, gamma: Some(self.gamma), beta: Some(self.beta), out }));
+        out
+    }
+}
+
+/// Hyper-parameters of a pre-LN transformer block in timm's ViT layout (U-ViT, TLDM):
+/// x += proj(Attn(qkv(norm1(x)))); x += fc2(act(fc1(norm2(x)))), LayerNorms with affine.
+#[derive(Clone, Copy, Debug)]
+pub struct PreNormBlockSpec {
+    pub dim: usize,
+    pub heads: usize,
+    pub mlp_hidden: usize,
+    pub qkv_bias: bool,
+    /// The MLP's GELU flavour.
+    pub act: Activation,
+    pub eps: f32,
+}
+
+impl PreNormBlockSpec {
+    /// Keys and shapes under `prefix`, in module order (norm1, attn, norm2, mlp).
+    pub fn param_shapes(&self, prefix: &str) -> Vec<(String, Vec<usize>)> {
+        let (d, h) = (self.dim, self.mlp_hidden);
+        let mut v = vec![(format!("{prefix}.norm1.weight"), vec![d]), (format!("{prefix}.norm1.bias"), vec![d])];
+        v.push((format!("{prefix}.attn.qkv.weight"), vec![3 * d, d]));
+        if self.qkv_bias {
+            v.push((format!("{prefix}.attn.qkv.bias"), vec![3 * d]));
+        }
+        v.extend([
+            (format!("{prefix}.attn.proj.weight"), vec![d, d]),
+            (format!("{prefix}.attn.proj.bias"), vec![d]),
+            (format!("{prefix}.norm2.weight"), vec![d]),
+            (format!("{prefix}.norm2.bias"), vec![d]),
+            (format!("{prefix}.mlp.fc1.weight"), vec![h, d]),
+            (format!("{prefix}.mlp.fc1.bias"), vec![h]),
+            (format!("{prefix}.mlp.fc2.weight"), vec![d, h]),
+            (format!("{prefix}.mlp.fc2.bias"), vec![d]),
+        ]);
+        v
+    }
+
+    /// Multiply-adds of one block over `tokens` tokens of one image: the four linears plus
+    /// QK^T and AV (2 N^2 D).
+    pub fn macs(&self, tokens: usize) -> f64 {
+        let (n, d, h) = (tokens as f64, self.dim as f64, self.mlp_hidden as f64);
+        n * (4.0 * d * d + 2.0 * d * h) + 2.0 * n * n * d
+    }
+}
+
+/// A pre-LN transformer block bound to its weights.
+pub struct PreNormBlock {
+    spec: PreNormBlockSpec,
+    norm1: AffineLayerNorm,
+    qkv: Linear,
+    proj: Linear,
+    norm2: AffineLayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl PreNormBlock {
+    pub fn load(g: &mut GraphBuilder, w: &mut dyn WeightSource, prefix: &str, spec: PreNormBlockSpec) -> Result<PreNormBlock> {
+        let (d, h) = (spec.dim, spec.mlp_hidden);
+        Ok(PreNormBlock {
+            spec,
+            norm1: AffineLayerNorm::load(g, w, &format!("{prefix}.norm1"), d, spec.eps)?,
+            qkv: Linear::load(g, w, &format!("{prefix}.attn.qkv"), &[3 * d, d], spec.qkv_bias)?,
+            proj: Linear::load(g, w, &format!("{prefix}.attn.proj"), &[d, d], true)?,
+            norm2: AffineLayerNorm::load(g, w, &format!("{prefix}.norm2"), d, spec.eps)?,
+            fc1: Linear::load(g, w, &format!("{prefix}.mlp.fc1"), &[h, d], true)?,
+            fc2: Linear::load(g, w, &format!("{prefix}.mlp.fc2"), &[d, h], true)?,
+        })
+    }
+
+    /// The block in place on the residual stream `x` ([batch * tokens, dim]); both residual
+    /// adds are the accumulate epilogue of the output GEMMs.
+    pub fn apply(&self, g: &mut GraphBuilder, x: View, batch: usize, tokens: usize) {
+        let rows = batch * tokens;
+        let a = self.norm1.apply(g, x, rows);
+        let qkv = self.qkv.apply(g, a, rows, Activation::None);
+        let attn = packed_attention(g, qkv, batch, tokens, self.spec.dim, self.spec.heads, None);
+        self.proj.apply_into(g, attn, rows, Activation::None, x, true);
+        let a = self.norm2.apply(g, x, rows);
+        let mid = self.fc1.apply(g, a, rows, self.spec.act);
+        self.fc2.apply_into(g, mid, rows, Activation::None, x, true);
+    }
+}
+
+/// Where `count` tokens of width `dim` sit in a [batch, len, dim] token buffer: tokens
+/// `first..first + count` of each sample.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenSpan {
+    pub buf: View,
+    pub len: usize,
+    pub first: usize,
+}
+
+impl TokenSpan {
+    /// All `len` tokens of a dense [batch, len, dim] buffer.
+    pub fn whole(buf: View, len: usize) -> TokenSpan {
+        TokenSpan { buf, len, first: 0 }
+    }
+}
+
+/// Token concat / split: copies `count` tokens per sample from `src` to `dst` (one copy3d).
+pub fn copy_tokens(g: &mut GraphBuilder, batch: usize, count: usize, dim: usize, src: TokenSpan, dst: TokenSpan) {
+    let view = |s: TokenSpan| s.buf.slice(s.first * dim, s.buf.len - s.first * dim);
+    g.push(Op::Copy3d(Copy3d {
+        dims: [batch, count, dim],
+        src: view(src),
+        src_strides: [src.len * dim, dim, 1],
+        dst: view(dst),
+        dst_strides: [dst.len * dim, dim, 1],
+    }));
 }

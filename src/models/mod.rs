@@ -2,6 +2,8 @@
 pub mod denoiser;
 pub mod dit;
 pub mod layers;
+pub mod tldm;
+pub mod uvit;
 
 use std::path::Path;
 
@@ -17,6 +19,8 @@ use crate::weights::{SafetensorsFile, WeightSource, CONFIG_KEY};
 #[serde(tag = "arch", rename_all = "lowercase")]
 pub enum ModelConfig {
     Dit(dit::DitConfig),
+    Uvit(uvit::UvitConfig),
+    Tldm(tldm::TldmConfig),
 }
 
 /// What a denoiser takes and returns, per sample.
@@ -27,7 +31,7 @@ pub struct ImageGeometry {
     pub width: usize,
 }
 
-pub const KNOWN_ARCHS: &[&str] = &["dit"];
+pub const KNOWN_ARCHS: &[&str] = &["dit", "uvit", "tldm"];
 
 impl ModelConfig {
     /// Parse a config; `origin` names where it came from in errors.
@@ -59,12 +63,16 @@ impl ModelConfig {
     pub fn arch(&self) -> &'static str {
         match self {
             ModelConfig::Dit(_) => "dit",
+            ModelConfig::Uvit(_) => "uvit",
+            ModelConfig::Tldm(_) => "tldm",
         }
     }
 
     fn validate(&self) -> std::result::Result<(), String> {
         match self {
             ModelConfig::Dit(c) => c.validate(),
+            ModelConfig::Uvit(c) => c.validate(),
+            ModelConfig::Tldm(c) => c.validate(),
         }
     }
 
@@ -72,6 +80,8 @@ impl ModelConfig {
     pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
         match self {
             ModelConfig::Dit(c) => c.param_shapes(),
+            ModelConfig::Uvit(c) => c.param_shapes(),
+            ModelConfig::Tldm(c) => c.param_shapes(),
         }
     }
 
@@ -83,6 +93,8 @@ impl ModelConfig {
     pub fn macs_per_image(&self) -> f64 {
         match self {
             ModelConfig::Dit(c) => c.macs_per_image(),
+            ModelConfig::Uvit(c) => c.macs_per_image(),
+            ModelConfig::Tldm(c) => c.macs_per_image(),
         }
     }
 
@@ -90,6 +102,8 @@ impl ModelConfig {
     pub fn input_geometry(&self) -> ImageGeometry {
         match self {
             ModelConfig::Dit(c) => ImageGeometry { channels: c.in_channels, height: c.input_size, width: c.input_size },
+            ModelConfig::Uvit(c) => ImageGeometry { channels: c.in_chans, height: c.img_size, width: c.img_size },
+            ModelConfig::Tldm(c) => ImageGeometry { channels: c.in_channels, height: c.input_size, width: c.input_size },
         }
     }
 
@@ -97,13 +111,27 @@ impl ModelConfig {
     pub fn output_channels(&self) -> usize {
         match self {
             ModelConfig::Dit(c) => c.out_channels(),
+            ModelConfig::Uvit(c) => c.in_chans,
+            ModelConfig::Tldm(c) => c.out_channels(),
         }
     }
 
-    /// Number of classes, without the null class (which has id `num_classes`); None if unconditional.
+    /// Number of classes, without the null class (which has id `num_classes` where the model has
+    /// one: U-ViT's pixel-space ImageNet-64 models have none); None if unconditional.
     pub fn num_classes(&self) -> Option<usize> {
         match self {
             ModelConfig::Dit(c) => Some(c.num_classes),
+            ModelConfig::Uvit(c) => c.is_conditional().then_some(c.num_classes),
+            ModelConfig::Tldm(c) => Some(c.num_classes),
+        }
+    }
+
+    /// Id of the null class used for guidance, where the model has one.
+    pub fn null_class(&self) -> Option<u32> {
+        match self {
+            ModelConfig::Dit(c) => Some(c.num_classes as u32),
+            ModelConfig::Uvit(c) => (c.is_conditional() && c.null_class).then_some(c.num_classes as u32),
+            ModelConfig::Tldm(c) => Some(c.num_classes as u32),
         }
     }
 
@@ -111,17 +139,21 @@ impl ModelConfig {
     pub fn describe(&self) -> String {
         match self {
             ModelConfig::Dit(c) => c.describe(),
+            ModelConfig::Uvit(c) => c.describe(),
+            ModelConfig::Tldm(c) => c.describe(),
         }
     }
 
     /// Record the forward pass for `batch` samples stored as `dtype`. Inputs: `x` [B, C, H, W],
-    /// `t` f32 [B], `y` u32 [B]; output `out` [B, C_out, H, W].
+    /// `t` f32 [B], `y` u32 [B] (class-conditional models only); output `out` [B, C_out, H, W].
     pub fn build(&self, weights: &mut dyn WeightSource, batch: usize, dtype: DType) -> Result<Graph> {
         if batch == 0 {
             return Err(Error::invalid("batch must be at least 1"));
         }
         let graph = match self {
             ModelConfig::Dit(c) => dit::build(c, weights, batch, dtype)?,
+            ModelConfig::Uvit(c) => uvit::build(c, weights, batch, dtype)?,
+            ModelConfig::Tldm(c) => tldm::build(c, weights, batch, dtype)?,
         };
         weights.finish()?;
         Ok(graph)

@@ -1,37 +1,25 @@
 //! DiT forward vs the PyTorch reference outputs (tests/fixtures, from weights-tools).
-use std::sync::Arc;
-
-use ditrt::backend::{cpu::CpuBackend, Backend};
 use ditrt::models::dit::DitConfig;
 use ditrt::models::ModelConfig;
 use ditrt::tensor::DType;
-use ditrt::verify::{default_tolerance, verify_fixture};
+use ditrt::verify::default_tolerance;
 
-use crate::{dit_fixtures, fixture};
+use crate::check_model_fixtures;
+use crate::common::backends;
 
-fn check_all(backend: Arc<dyn Backend>, dtype: DType, tol: f64) {
-    for name in dit_fixtures() {
-        let cmp = verify_fixture(
-            backend.clone(),
-            &fixture(&format!("{name}.safetensors")),
-            &fixture(&format!("{name}.fixture.safetensors")),
-            dtype,
-        )
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-        println!("{name} {dtype} on {}: rel_l2={:.3e} max_abs={:.3e}", backend.name(), cmp.rel_l2, cmp.max_abs);
-        assert!(cmp.passes(tol), "{name} {dtype}: rel_l2 {:.3e} > {tol:e} (non-finite: {})", cmp.rel_l2, cmp.non_finite);
+#[test]
+fn dit_matches_pytorch_f32() {
+    for backend in backends() {
+        check_model_fixtures("dit_", backend, DType::F32, 1e-5);
     }
 }
 
 #[test]
-fn dit_matches_pytorch_f32() {
-    check_all(Arc::new(CpuBackend::new()), DType::F32, 1e-5);
-}
-
-#[test]
 fn dit_matches_pytorch_half_precision() {
-    for dtype in [DType::F16, DType::BF16] {
-        check_all(Arc::new(CpuBackend::new()), dtype, default_tolerance(dtype));
+    for backend in backends() {
+        for dtype in [DType::F16, DType::BF16].into_iter().filter(|&d| backend.supports(d)) {
+            check_model_fixtures("dit_", backend.clone(), dtype, default_tolerance(dtype));
+        }
     }
 }
 

@@ -5,24 +5,62 @@ mod dit;
 mod ops;
 mod sample_cli;
 mod sampling;
+mod tldm;
+mod uvit;
 mod weights;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use ditrt::backend::Backend;
+use ditrt::tensor::{DType, HostTensor, Shape};
+use ditrt::verify::verify_fixture;
+use ditrt::weights::WeightSource;
 
 /// tests/fixtures/<name>.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
-/// Names of the DiT fixtures (`<name>.safetensors` + `<name>.fixture.safetensors`).
-pub fn dit_fixtures() -> Vec<String> {
+/// Names of the model fixtures whose names start with `prefix` (`<name>.safetensors` +
+/// `<name>.fixture.safetensors`), sorted.
+pub fn model_fixtures(prefix: &str) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(fixture(""))
         .expect("tests/fixtures exists")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
         .filter_map(|f| f.strip_suffix(".fixture.safetensors").map(str::to_string))
-        .filter(|n| n.starts_with("dit_"))
+        .filter(|n| n.starts_with(prefix))
         .collect();
     names.sort();
-    assert!(!names.is_empty(), "no DiT fixtures in tests/fixtures");
+    assert!(!names.is_empty(), "no {prefix}* fixtures in tests/fixtures");
     names
+}
+
+/// Runs every `prefix` fixture on `backend` in `dtype` and asserts rel_l2 <= `tol` (and no NaN).
+pub fn check_model_fixtures(prefix: &str, backend: Arc<dyn Backend>, dtype: DType, tol: f64) {
+    for name in model_fixtures(prefix) {
+        let cmp = verify_fixture(
+            backend.clone(),
+            &fixture(&format!("{name}.safetensors")),
+            &fixture(&format!("{name}.fixture.safetensors")),
+            dtype,
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        println!("{name} {dtype} on {}: rel_l2={:.3e} max_abs={:.3e}", backend.name(), cmp.rel_l2, cmp.max_abs);
+        assert!(cmp.passes(tol), "{name} {dtype}: rel_l2 {:.3e} > {tol:e} (non-finite: {})", cmp.rel_l2, cmp.non_finite);
+    }
+}
+
+/// Zero weights of any requested shape, stored as bf16: full-size presets build their plans
+/// without generating billions of random values.
+pub struct ZeroWeights;
+
+impl WeightSource for ZeroWeights {
+    fn fetch(&mut self, _key: &str, shape: &[usize]) -> ditrt::Result<HostTensor> {
+        let n: usize = shape.iter().product();
+        Ok(HostTensor { shape: Shape(shape.to_vec()), dtype: DType::BF16, bytes: vec![0; n * DType::BF16.size()] })
+    }
+    fn finish(&self) -> ditrt::Result<()> {
+        Ok(())
+    }
 }

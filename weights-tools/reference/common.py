@@ -104,3 +104,19 @@ class Mlp(nn.Module):
 
     def forward(self, x):
         return self.fc2(F.gelu(self.fc1(x), approximate=self.gelu_approx))
+
+
+class PreNormBlock(nn.Module):
+    """timm's ViT block (U-ViT, TLDM): x += Attn(norm1(x)); x += Mlp(norm2(x)), LayerNorms with
+    affine. Submodules in the official order norm1, attn, norm2, mlp (state_dict order)."""
+
+    def __init__(self, dim, num_heads, mlp_ratio, qkv_bias, gelu_approx, eps):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), gelu_approx=gelu_approx)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))

@@ -1,0 +1,70 @@
+"""In-context transformer LDM (arXiv 2212.14678; no public code): presets, key list, config
+inference from checkpoint shapes. Torch-free.
+
+ditrt's choices (README.md, "In-context transformer LDM: our choices"): DiT's sizes, config
+fields, patch/time/class embedders and key names; [time, class, patches] in one sequence
+through timm pre-LN blocks (qkv bias, tanh GELU, LN eps 1e-6); `final_layer.norm_final` (affine
+LN) and `final_layer.linear` on the patch tokens; learned sigma.
+"""
+
+from archs import ConvertError
+from archs import dit
+
+PRESETS = {name.replace("DiT-", "TLDM-"): p for name, p in dit.PRESETS.items()}
+
+
+def make_config(input_size, patch_size, in_channels, hidden_size, depth, num_heads,
+                mlp_ratio=4.0, num_classes=1000, learn_sigma=True):
+    """The `ditrt.config` JSON object: DiT's fields under arch "tldm"."""
+    return dict(dit.make_config(input_size, patch_size, in_channels, hidden_size, depth, num_heads,
+                                mlp_ratio, num_classes, learn_sigma), arch="tldm")
+
+
+def expected_shapes(cfg):
+    """Key -> shape for a config, in module order."""
+    d, c, p = cfg["hidden_size"], cfg["in_channels"], cfg["patch_size"]
+    grid = cfg["input_size"] // p
+    hidden = int(d * cfg["mlp_ratio"])
+    out_channels = 2 * c if cfg["learn_sigma"] else c
+    shapes = {
+        "pos_embed": (1, grid * grid, d),
+        "x_embedder.proj.weight": (d, c, p, p),
+        "x_embedder.proj.bias": (d,),
+        "t_embedder.mlp.0.weight": (d, dit.FREQ_DIM),
+        "t_embedder.mlp.0.bias": (d,),
+        "t_embedder.mlp.2.weight": (d, d),
+        "t_embedder.mlp.2.bias": (d,),
+        "y_embedder.embedding_table.weight": (cfg["num_classes"] + 1, d),
+    }
+    for i in range(cfg["depth"]):
+        b = f"blocks.{i}"
+        for name, shape in [("norm1", (d,)), ("attn.qkv", (3 * d, d)), ("attn.proj", (d, d)), ("norm2", (d,)),
+                            ("mlp.fc1", (hidden, d)), ("mlp.fc2", (d, hidden))]:
+            shapes[f"{b}.{name}.weight"] = shape
+            shapes[f"{b}.{name}.bias"] = shape[:1]
+    shapes["final_layer.norm_final.weight"] = (d,)
+    shapes["final_layer.norm_final.bias"] = (d,)
+    shapes["final_layer.linear.weight"] = (p * p * out_channels, d)
+    shapes["final_layer.linear.bias"] = (p * p * out_channels,)
+    return shapes
+
+
+def infer_config(shapes, num_heads=None, preset=None):
+    """DiT's dimensions from the same keys; heads from --num-heads, the preset or the width."""
+    if preset is None:
+        return make_config(**_fields(dit.infer_config(shapes, num_heads=num_heads)))
+    if preset not in PRESETS:
+        raise ConvertError(f"unknown --preset {preset!r} (known: {', '.join(PRESETS)})")
+    want = PRESETS[preset]
+    if num_heads is not None and num_heads != want["num_heads"]:
+        raise ConvertError(f"--preset {preset}: --num-heads {num_heads} disagrees with the preset's "
+                           f"{want['num_heads']}")
+    cfg = make_config(**_fields(dit.infer_config(shapes, num_heads=1)))  # dimensions first, heads below
+    for name, value in want.items():
+        if name != "num_heads" and cfg[name] != value:
+            raise ConvertError(f"--preset {preset}: checkpoint has {name} {cfg[name]}, preset has {value}")
+    return dict(cfg, num_heads=want["num_heads"])
+
+
+def _fields(cfg):
+    return {k: v for k, v in cfg.items() if k != "arch"}
