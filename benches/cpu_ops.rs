@@ -59,26 +59,8 @@ fn gemm(c: &mut Criterion) {
 fn attention(c: &mut Criterion) {
     let backend = CpuBackend::new();
     let rng = &mut StdRng::seed_from_u64(1);
-    let rows = BATCH * TOKENS;
-    let qkv = upload(&backend, rng, rows * 3 * HIDDEN);
-    let len = qkv.len - 2 * HIDDEN;
     let head_dim = HIDDEN / HEADS;
-    let op = Attention {
-        batch: BATCH,
-        heads: HEADS,
-        q_len: TOKENS,
-        kv_len: TOKENS,
-        head_dim,
-        scale: 1.0 / (head_dim as f32).sqrt(),
-        q: qkv.slice(0, len),
-        q_stride: 3 * HIDDEN,
-        k: qkv.slice(HIDDEN, len),
-        v: qkv.slice(2 * HIDDEN, len),
-        kv_stride: 3 * HIDDEN,
-        bias: None,
-        out: upload(&backend, rng, rows * HIDDEN),
-        out_stride: HIDDEN,
-    };
+    let op = common::packed_attention(&backend, rng, (BATCH, HEADS, TOKENS, head_dim), DType::F32);
     let flops = (4 * BATCH * HEADS * TOKENS * TOKENS * head_dim) as u64;
     let run = || backend.attention(&op).expect("attention");
     print_rate("attention batch=8 heads=6 tokens=256 head_dim=64", flops, "GFLOP", CALLS, run);

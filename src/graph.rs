@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::backend::{Access, Backend, BufId, Op, View};
+use crate::backend::{Access, Backend, BufId, CompiledOps, Op, View};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, HostTensor, Shape};
 
@@ -185,13 +185,14 @@ impl Graph {
 }
 
 /// A graph bound to a backend: weights resident, every buffer allocated, launches rebound to
-/// real memory. `run` replays them.
+/// real memory and compiled once by the backend. `run` replays them.
 pub struct Session {
     backend: Arc<dyn Backend>,
-    ops: Vec<Op>,
+    compiled: Box<dyn CompiledOps>,
     inputs: HashMap<String, (View, Shape)>,
     outputs: HashMap<String, (View, Shape)>,
-    owned: Vec<BufId>,
+    /// Declared last: dropped after `compiled`, which may refer to these buffers.
+    _owned: Owned,
 }
 
 impl Session {
@@ -201,9 +202,10 @@ impl Session {
                 return Err(Error::Backend { backend: backend.name(), msg: format!("dtype {} is not supported", v.dtype) });
             }
         }
-        let mut session =
-            Session { backend: backend.clone(), ops: graph.ops.clone(), inputs: HashMap::new(), outputs: HashMap::new(), owned: Vec::new() };
-        let arena = if graph.plan.arena_bytes > 0 { Some(session.alloc(graph.plan.arena_bytes)?) } else { None };
+        let mut owned = Owned { backend: backend.clone(), ids: Vec::new() };
+        let mut inputs = HashMap::new();
+        let mut outputs = HashMap::new();
+        let arena = if graph.plan.arena_bytes > 0 { Some(owned.alloc(graph.plan.arena_bytes)?) } else { None };
         // Real location of each virtual buffer.
         let mut bound: Vec<View> = Vec::with_capacity(graph.values.len());
         for (i, v) in graph.values.iter().enumerate() {
@@ -212,14 +214,14 @@ impl Session {
                 (ValueKind::Temp, Some(offset)) => View { buf: arena.expect("arena exists when temps do"), offset, len, dtype: v.dtype },
                 // An intermediate no op touches needs no memory.
                 (ValueKind::Temp, None) => View { buf: BufId(u32::MAX), offset: 0, len, dtype: v.dtype },
-                _ => View { buf: session.alloc(round_up(len * v.dtype.size()).max(ALIGN))?, offset: 0, len, dtype: v.dtype },
+                _ => View { buf: owned.alloc(round_up(len * v.dtype.size()).max(ALIGN))?, offset: 0, len, dtype: v.dtype },
             };
             match &v.kind {
                 ValueKind::Input(name) => {
-                    session.inputs.insert(name.clone(), (view, v.shape.clone()));
+                    inputs.insert(name.clone(), (view, v.shape.clone()));
                 }
                 ValueKind::Output(name) => {
-                    session.outputs.insert(name.clone(), (view, v.shape.clone()));
+                    outputs.insert(name.clone(), (view, v.shape.clone()));
                 }
                 _ => {}
             }
@@ -230,20 +232,16 @@ impl Session {
                 backend.write(bound[*i], &tensor.bytes).map_err(|e| Error::invalid(format!("uploading weight '{name}': {e}")))?;
             }
         }
-        for op in &mut session.ops {
+        let mut ops = graph.ops.clone();
+        for op in &mut ops {
             op.views_mut(&mut |view| {
                 let real = bound[view.buf.0 as usize];
                 view.buf = real.buf;
                 view.offset += real.offset;
             });
         }
-        Ok(session)
-    }
-
-    fn alloc(&mut self, bytes: usize) -> Result<BufId> {
-        let id = self.backend.alloc(bytes)?;
-        self.owned.push(id);
-        Ok(id)
+        let compiled = backend.compile(&ops)?;
+        Ok(Session { backend, compiled, inputs, outputs, _owned: owned })
     }
 
     pub fn backend(&self) -> &Arc<dyn Backend> {
@@ -272,7 +270,7 @@ impl Session {
 
     /// Replay every launch.
     pub fn run(&self) -> Result<()> {
-        self.backend.run(&self.ops)
+        self.compiled.run(&*self.backend)
     }
 
     /// Read output `name` back as f32.
@@ -285,9 +283,23 @@ impl Session {
     }
 }
 
-impl Drop for Session {
+/// The buffers a session allocated, freed when it drops (or when `Session::new` fails).
+struct Owned {
+    backend: Arc<dyn Backend>,
+    ids: Vec<BufId>,
+}
+
+impl Owned {
+    fn alloc(&mut self, bytes: usize) -> Result<BufId> {
+        let id = self.backend.alloc(bytes)?;
+        self.ids.push(id);
+        Ok(id)
+    }
+}
+
+impl Drop for Owned {
     fn drop(&mut self) {
-        for id in self.owned.drain(..) {
+        for id in self.ids.drain(..) {
             self.backend.free(id);
         }
     }

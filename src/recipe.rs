@@ -62,7 +62,9 @@ fn default_schedule(config: &ModelConfig) -> NoiseSchedule {
     match config {
         ModelConfig::Uvit(c) if !c.conv => NoiseSchedule::StableDiffusion,
         ModelConfig::Uvit(_) => NoiseSchedule::VpLinear,
-        ModelConfig::Dit(_) | ModelConfig::Tldm(_) => NoiseSchedule::Linear,
+        ModelConfig::Dit(_) | ModelConfig::Tldm(_) | ModelConfig::Diffit(_) | ModelConfig::DiffitUnet(_) => NoiseSchedule::Linear,
+        // Never sampled: sampler_config refuses the VAE first.
+        ModelConfig::Vae(_) => NoiseSchedule::Linear,
     }
 }
 
@@ -75,6 +77,12 @@ impl Recipe {
             }
             // U-ViT's ImageNet-256 evaluation: a DPM-Solver with 50 evaluations, scale 0.4.
             ModelConfig::Uvit(_) => Recipe { sampler: SamplerName::DpmSolver, steps: 50, cfg_scale: 0.4, eta: 0.0, schedule: None },
+            // DiffiT's sample.py: DDPM 250 steps as DiT; scale 4.4 ramped at 256 px (BACKBONES.md).
+            ModelConfig::Diffit(_) => Recipe { sampler: SamplerName::Ddpm, steps: 250, cfg_scale: 4.4, eta: 0.0, schedule: None },
+            // The image-space model has no official recipe: DDPM 250 steps, unguided.
+            ModelConfig::DiffitUnet(_) => Recipe { sampler: SamplerName::Ddpm, steps: 250, cfg_scale: 1.0, eta: 0.0, schedule: None },
+            // Never sampled: sampler_config refuses the VAE.
+            ModelConfig::Vae(_) => Recipe { sampler: SamplerName::Ddpm, steps: 250, cfg_scale: 1.0, eta: 0.0, schedule: None },
         }
     }
 
@@ -92,12 +100,24 @@ impl Recipe {
     /// The sampler configuration for `config`'s backbone. `all_channels` makes DiT-style
     /// guidance act on every ε channel instead of the first 3.
     pub fn sampler_config(&self, config: &ModelConfig, all_channels: bool) -> Result<SamplerConfig> {
+        if let ModelConfig::Vae(_) = config {
+            return Err(Error::invalid("a VAE decoder is not a denoiser: it cannot be sampled"));
+        }
         // Guidance needs the null class; models without one sample unguided.
         let has_null = config.null_class().is_some();
         let guidance = match config {
             ModelConfig::Uvit(_) if has_null && self.cfg_scale != 0.0 => Guidance::Uvit { scale: self.cfg_scale },
-            ModelConfig::Dit(_) | ModelConfig::Tldm(_) if has_null && self.cfg_scale != 1.0 => {
+            ModelConfig::Dit(_) | ModelConfig::Tldm(_) | ModelConfig::DiffitUnet(_) if has_null && self.cfg_scale != 1.0 => {
                 Guidance::Dit { scale: self.cfg_scale, all_channels }
+            }
+            // diffit.py forward_with_cfg: the power-cosine ramp up to latent 32 (256 px), DiT's
+            // constant scale above.
+            ModelConfig::Diffit(c) if has_null && self.cfg_scale != 1.0 => {
+                if c.input_size <= 32 {
+                    Guidance::DiffitRamp { scale: self.cfg_scale, power: 4.0 }
+                } else {
+                    Guidance::Dit { scale: self.cfg_scale, all_channels }
+                }
             }
             _ => Guidance::None,
         };

@@ -100,7 +100,8 @@ def write_safetensors(path, tensors, metadata=None):
 
 
 def read_torch(path):
-    """Official .pt/.pth: torch.load(weights_only=True); {"ema"|"model": state_dict} is unwrapped."""
+    """Official .pt/.pth/.ckpt: torch.load(weights_only=True); {"ema"|"model"|"state_dict": state_dict}
+    is unwrapped."""
     import torch  # only pickles need torch
 
     try:
@@ -115,7 +116,7 @@ def read_torch(path):
         first = text.splitlines()[0].split(". ")[0]  # torch's messages run on for sentences
         raise ConvertError(f"{path}: cannot read as a PyTorch checkpoint ({first})") from None
     if isinstance(obj, dict):
-        for wrapper in ("ema", "model"):
+        for wrapper in ("ema", "model", "state_dict"):  # state_dict: CompVis / Lightning .ckpt
             if wrapper in obj and isinstance(obj[wrapper], dict):
                 obj = obj[wrapper]
                 break

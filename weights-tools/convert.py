@@ -3,10 +3,11 @@
 
     python3 weights-tools/convert.py --arch dit [--num-heads N] [--preset DiT-XL/2] [--dtype f32] IN OUT.safetensors
 
-IN: an official .pt/.pth (torch.load weights_only=True; {"ema"|"model": ...} unwrapped) or a
-safetensors file with official keys (no torch needed). Every config value is read off the tensor
-shapes; the metadata key `ditrt.config` holds it as JSON. Errors: one line on stderr, exit 2,
-and OUT is left untouched.
+IN: an official .pt/.pth/.ckpt (torch.load weights_only=True; {"ema"|"model"|"state_dict": ...}
+unwrapped) or a safetensors file with official keys (no torch needed). An arch may first map
+another layout onto its stored one (archs/*.py canonical_tensors; it prints a note). Every
+config value is read off the tensor shapes; the metadata key `ditrt.config` holds it as JSON.
+Errors: one line on stderr, exit 2, and OUT is left untouched.
 """
 
 import argparse
@@ -42,6 +43,10 @@ def convert(arch_name, src, dst, dtype="f32", num_heads=None, preset=None):
     arch = get_arch(arch_name)
     tensors = read_checkpoint(src)  # its errors already name the file
     try:
+        if hasattr(arch, "canonical_tensors"):
+            tensors, note = arch.canonical_tensors(tensors)
+            if note:
+                print(f"note: {note}")
         shapes = {k: tuple(v.shape) for k, v in tensors.items()}
         cfg = arch.infer_config(shapes, num_heads=num_heads, preset=preset)
         expected = arch.expected_shapes(cfg)

@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Write the DiT model fixtures in tests/fixtures (run: python3 weights-tools/make_fixtures.py).
+"""Write the model fixtures in tests/fixtures (run: python3 weights-tools/make_fixtures.py).
+
+DiT's are made here; every other arch registers its configs from its own module in
+fixture_specs/ (same recipe, same file layout).
 
 For each small config below:
   <name>.safetensors          weights, official keys, f32, metadata {"ditrt.config": JSON}
@@ -19,6 +22,7 @@ import torch
 
 from archs.dit import expected_shapes, make_config
 from ckpt_io import write_safetensors
+from fixture_specs import SPECS, load_spec, write_all
 from reference.dit import DiT
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
@@ -141,6 +145,8 @@ def main():
         n = sum(w.size for w in weights.values())
         print(f"{name}: {n} params, out {list(out.shape)}; {activation_stats(model, x, t, y)}; "
               f"smallest path effect {rel:.1%} ({label})")
+    for module in SPECS:  # the other archs: one module each in fixture_specs/
+        write_all(load_spec(module), FIXTURES)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,13 @@
 //! The op set as a trait: one method per op, plus memory. Models speak only this trait.
+pub mod check;
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod ops;
+pub mod table;
+pub mod validate;
+#[cfg(feature = "wgpu")]
+pub mod wgpu;
 
 pub use ops::*;
 
@@ -64,22 +71,63 @@ pub trait Backend: Send + Sync {
         }
     }
 
-    /// Replay a bound graph's launches in order. Backends that can record a whole sequence
-    /// (CUDA graphs, one wgpu command buffer) override this.
-    fn run(&self, ops: &[Op]) -> Result<()> {
-        ops.iter().try_for_each(|op| self.launch(op))
+    /// Prepare a bound graph's launches (views in this backend's buffers) once, for replay
+    /// per step. The default replays `launch` op by op; backends that can record a whole
+    /// sequence (one wgpu command buffer, a CUDA graph) override it, and report misuse here.
+    fn compile(&self, ops: &[Op]) -> Result<Box<dyn CompiledOps>> {
+        Ok(Box::new(Replay(ops.to_vec())))
+    }
+}
+
+/// A sequence of launches prepared by `Backend::compile`.
+pub trait CompiledOps: Send + Sync {
+    /// Launch the sequence once (asynchronously where the backend is). `backend` is the one
+    /// that compiled it: the default replay launches through it, recorded forms hold what
+    /// they need.
+    fn run(&self, backend: &dyn Backend) -> Result<()>;
+}
+
+/// The default compiled form: the ops themselves, launched one by one.
+struct Replay(Vec<Op>);
+
+impl CompiledOps for Replay {
+    fn run(&self, backend: &dyn Backend) -> Result<()> {
+        self.0.iter().try_for_each(|op| backend.launch(op))
     }
 }
 
 /// Backend names the command line accepts.
 pub const BACKEND_NAMES: &[&str] = &["auto", "cpu", "wgpu", "cuda"];
 
-/// The backend called `name`; `auto` picks the best available one.
+/// The backend called `name`. `auto` picks CUDA when a device answers, else wgpu on a real GPU
+/// adapter, else the CPU (a CPU adapter such as lavapipe is slower than the CPU backend); `wgpu`
+/// takes any adapter.
 pub fn select(name: &str) -> Result<std::sync::Arc<dyn Backend>> {
     use crate::error::Error;
+    use std::sync::Arc;
     match name {
-        "auto" | "cpu" => Ok(std::sync::Arc::new(cpu::CpuBackend::new())),
-        "wgpu" | "cuda" => Err(Error::Backend { backend: name.into(), msg: "not implemented in this build yet".into() }),
+        "auto" => Ok(auto()),
+        "cpu" => Ok(Arc::new(cpu::CpuBackend::new())),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Ok(Arc::new(wgpu::WgpuBackend::new()?)),
+        #[cfg(not(feature = "wgpu"))]
+        "wgpu" => Err(Error::Backend { backend: name.into(), msg: "not compiled in (build with --features wgpu)".into() }),
+        #[cfg(feature = "cuda")]
+        "cuda" => Ok(Arc::new(cuda::CudaBackend::new()?)),
+        #[cfg(not(feature = "cuda"))]
+        "cuda" => Err(Error::Backend { backend: name.into(), msg: "not compiled in (build with --features cuda)".into() }),
         other => Err(Error::invalid(format!("unknown backend '{other}' (expected one of {})", BACKEND_NAMES.join(", ")))),
     }
+}
+
+fn auto() -> std::sync::Arc<dyn Backend> {
+    #[cfg(feature = "cuda")]
+    if let Ok(gpu) = cuda::CudaBackend::new() {
+        return std::sync::Arc::new(gpu);
+    }
+    #[cfg(feature = "wgpu")]
+    if let Ok(gpu) = wgpu::WgpuBackend::hardware() {
+        return std::sync::Arc::new(gpu);
+    }
+    std::sync::Arc::new(cpu::CpuBackend::new())
 }

@@ -3,14 +3,12 @@
 //! adaLN-Zero blocks, final adaLN + linear, official unpatchify order.
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{
-    Activation, Add, Embedding, GateResidual, LayerNormModulate, Op, PatchGeometry, Patchify, PerSample,
-    TimestepEmbedding, Unary, Unpatchify, View,
-};
+use crate::backend::{Activation, Add, GateResidual, LayerNormModulate, Op, PatchGeometry, PerSample, Unary, Unpatchify, View};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, GraphBuilder};
-use crate::models::layers::{packed_attention, Linear};
-use crate::tensor::{DType, HostTensor};
+use crate::models::embedders::{label_embedding, patch_tokens, timestep_mlp};
+use crate::models::layers::{concat_rows, packed_attention, Linear};
+use crate::tensor::DType;
 use crate::weights::WeightSource;
 
 /// Width of the sinusoidal timestep features (DiT's `frequency_embedding_size`).
@@ -199,18 +197,6 @@ impl DitConfig {
     }
 }
 
-/// Rows of one tensor after another (all of width `cols`), as f32.
-fn concat_rows(parts: &[HostTensor]) -> HostTensor {
-    let rows: usize = parts.iter().map(|t| t.shape.dims()[0]).sum();
-    let cols = parts[0].numel() / parts[0].shape.dims()[0];
-    let values: Vec<f32> = parts.iter().flat_map(|t| t.to_f32()).collect();
-    if cols == 1 {
-        HostTensor::from_f32([rows], &values)
-    } else {
-        HostTensor::from_f32([rows, cols], &values)
-    }
-}
-
 /// `len` elements per sample at `start` of each row of a [batch, stride] buffer.
 fn per_sample(buf: View, batch: usize, stride: usize, start: usize, len: usize) -> PerSample {
     PerSample { view: buf.slice(start, (batch - 1) * stride + len), stride }
@@ -227,30 +213,13 @@ pub fn build(cfg: &DitConfig, w: &mut dyn WeightSource, batch: usize, dtype: DTy
     let t = g.input("t", [batch], DType::F32);
     let y = g.input("y", [batch], DType::U32);
 
-    // Patch embedding: a conv with kernel = stride = p is a GEMM over patches.
-    let pos = w.fetch("pos_embed", &[1, n, d])?;
     let geom = PatchGeometry { batch, channels: c, height: s, width: s, patch: p };
-    let patches = g.temp([batch, n, c * p * p]);
-    g.push(Op::Patchify(Patchify { geom, x, out: patches }));
-    let embed = Linear::load(&mut g, w, "x_embedder.proj", &[d, c, p, p], true)?;
-    let h = embed.apply(&mut g, patches, rows, Activation::None);
-    let pos = g.weight("pos_embed", pos);
-    g.push(Op::Add(Add { a: h, b: pos, out: h }));
+    let h = patch_tokens(&mut g, w, x, geom, d)?;
 
     // c = MLP(timestep features) + label embedding; every adaLN consumes SiLU(c).
-    let freqs = g.temp([batch, FREQ_DIM]);
-    g.push(Op::TimestepEmbedding(TimestepEmbedding { batch, dim: FREQ_DIM, max_period: 10000.0, t, out: freqs }));
-    let t0 = Linear::load(&mut g, w, "t_embedder.mlp.0", &[d, FREQ_DIM], true)?;
-    let t2 = Linear::load(&mut g, w, "t_embedder.mlp.2", &[d, d], true)?;
-    let t_hidden = t0.apply(&mut g, freqs, batch, Activation::Silu);
-    let t_emb = t2.apply(&mut g, t_hidden, batch, Activation::None);
-    let table_rows = cfg.num_classes + 1;
-    let table = w.fetch("y_embedder.embedding_table.weight", &[table_rows, d])?;
-    let table = g.weight("y_embedder.embedding_table.weight", table);
-    let y_emb = g.temp([batch, d]);
-    g.push(Op::Embedding(Embedding { rows: batch, dim: d, table_rows, table, ids: y, out: y_emb }));
-    let cond = g.temp([batch, d]);
-    g.push(Op::Add(Add { a: t_emb, b: y_emb, out: cond }));
+    let cond = timestep_mlp(&mut g, w, "t_embedder.mlp", t, batch, d)?;
+    let y_emb = label_embedding(&mut g, w, "y_embedder.embedding_table.weight", y, batch, cfg.num_classes + 1, d)?;
+    g.push(Op::Add(Add { a: cond, b: y_emb, out: cond }));
     g.push(Op::Unary(Unary { act: Activation::Silu, x: cond, out: cond }));
 
     // The modulation vectors of every block and of the final layer in one GEMM per step:

@@ -3,6 +3,7 @@
 use crate::backend::{Activation, Attention, Copy3d, Gemm, LayerNorm, Op, View};
 use crate::error::Result;
 use crate::graph::GraphBuilder;
+use crate::tensor::HostTensor;
 use crate::weights::WeightSource;
 
 /// A linear layer's weights in the graph: w [n, k], optional bias [n].
@@ -81,6 +82,18 @@ pub fn packed_attention(g: &mut GraphBuilder, qkv: View, batch: usize, tokens: u
         out_stride: dim,
     }));
     out
+}
+
+/// Rows of one tensor after another (all of width `cols`), as f32.
+pub fn concat_rows(parts: &[HostTensor]) -> HostTensor {
+    let rows: usize = parts.iter().map(|t| t.shape.dims()[0]).sum();
+    let cols = parts[0].numel() / parts[0].shape.dims()[0];
+    let values: Vec<f32> = parts.iter().flat_map(|t| t.to_f32()).collect();
+    if cols == 1 {
+        HostTensor::from_f32([rows], &values)
+    } else {
+        HostTensor::from_f32([rows, cols], &values)
+    }
 }
 
 /// LayerNorm with affine parameters `{prefix}.weight` (gamma) and `{prefix}.bias` (beta).

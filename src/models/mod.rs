@@ -1,9 +1,16 @@
 //! Backbones: each file turns a config and its weights into a static graph over the op set.
+pub mod conv_layers;
 pub mod denoiser;
+pub mod diffit;
+pub mod diffit_block;
+pub mod diffit_unet;
 pub mod dit;
+pub mod embedders;
 pub mod layers;
 pub mod tldm;
 pub mod uvit;
+pub mod vae;
+pub mod windows;
 
 use std::path::Path;
 
@@ -21,6 +28,11 @@ pub enum ModelConfig {
     Dit(dit::DitConfig),
     Uvit(uvit::UvitConfig),
     Tldm(tldm::TldmConfig),
+    Diffit(diffit::DiffitConfig),
+    #[serde(rename = "diffit_unet")]
+    DiffitUnet(diffit_unet::DiffitUnetConfig),
+    /// The SD VAE decoder: not a denoiser (input `x` is a latent, no `t` or `y`).
+    Vae(vae::VaeConfig),
 }
 
 /// What a denoiser takes and returns, per sample.
@@ -31,7 +43,7 @@ pub struct ImageGeometry {
     pub width: usize,
 }
 
-pub const KNOWN_ARCHS: &[&str] = &["dit", "uvit", "tldm"];
+pub const KNOWN_ARCHS: &[&str] = &["dit", "uvit", "tldm", "diffit", "diffit_unet", "vae"];
 
 impl ModelConfig {
     /// Parse a config; `origin` names where it came from in errors.
@@ -65,6 +77,9 @@ impl ModelConfig {
             ModelConfig::Dit(_) => "dit",
             ModelConfig::Uvit(_) => "uvit",
             ModelConfig::Tldm(_) => "tldm",
+            ModelConfig::Diffit(_) => "diffit",
+            ModelConfig::DiffitUnet(_) => "diffit_unet",
+            ModelConfig::Vae(_) => "vae",
         }
     }
 
@@ -73,6 +88,9 @@ impl ModelConfig {
             ModelConfig::Dit(c) => c.validate(),
             ModelConfig::Uvit(c) => c.validate(),
             ModelConfig::Tldm(c) => c.validate(),
+            ModelConfig::Diffit(c) => c.validate(),
+            ModelConfig::DiffitUnet(c) => c.validate(),
+            ModelConfig::Vae(c) => c.validate(),
         }
     }
 
@@ -82,6 +100,9 @@ impl ModelConfig {
             ModelConfig::Dit(c) => c.param_shapes(),
             ModelConfig::Uvit(c) => c.param_shapes(),
             ModelConfig::Tldm(c) => c.param_shapes(),
+            ModelConfig::Diffit(c) => c.param_shapes(),
+            ModelConfig::DiffitUnet(c) => c.param_shapes(),
+            ModelConfig::Vae(c) => c.param_shapes(),
         }
     }
 
@@ -95,24 +116,34 @@ impl ModelConfig {
             ModelConfig::Dit(c) => c.macs_per_image(),
             ModelConfig::Uvit(c) => c.macs_per_image(),
             ModelConfig::Tldm(c) => c.macs_per_image(),
+            ModelConfig::Diffit(c) => c.macs_per_image(),
+            ModelConfig::DiffitUnet(c) => c.macs_per_image(),
+            ModelConfig::Vae(c) => c.macs_per_image(),
         }
     }
 
-    /// Shape of the input x (and of the prediction's first channels) per sample.
+    /// Shape of the input x (and of the prediction's first channels) per sample; the VAE's is
+    /// its latent.
     pub fn input_geometry(&self) -> ImageGeometry {
         match self {
             ModelConfig::Dit(c) => ImageGeometry { channels: c.in_channels, height: c.input_size, width: c.input_size },
             ModelConfig::Uvit(c) => ImageGeometry { channels: c.in_chans, height: c.img_size, width: c.img_size },
             ModelConfig::Tldm(c) => ImageGeometry { channels: c.in_channels, height: c.input_size, width: c.input_size },
+            ModelConfig::Diffit(c) => ImageGeometry { channels: c.in_channels, height: c.input_size, width: c.input_size },
+            ModelConfig::DiffitUnet(c) => ImageGeometry { channels: c.in_channels, height: c.image_size, width: c.image_size },
+            ModelConfig::Vae(c) => ImageGeometry { channels: c.latent_channels, height: c.latent_size, width: c.latent_size },
         }
     }
 
-    /// Channels of the raw output (2C with learned sigma).
+    /// Channels of the raw output (2C with learned sigma; the VAE's image channels).
     pub fn output_channels(&self) -> usize {
         match self {
             ModelConfig::Dit(c) => c.out_channels(),
             ModelConfig::Uvit(c) => c.in_chans,
             ModelConfig::Tldm(c) => c.out_channels(),
+            ModelConfig::Diffit(c) => c.out_channels(),
+            ModelConfig::DiffitUnet(c) => c.out_channels(),
+            ModelConfig::Vae(c) => c.out_channels,
         }
     }
 
@@ -123,6 +154,9 @@ impl ModelConfig {
             ModelConfig::Dit(c) => Some(c.num_classes),
             ModelConfig::Uvit(c) => c.is_conditional().then_some(c.num_classes),
             ModelConfig::Tldm(c) => Some(c.num_classes),
+            ModelConfig::Diffit(c) => Some(c.num_classes),
+            ModelConfig::DiffitUnet(c) => (c.num_classes > 0).then_some(c.num_classes),
+            ModelConfig::Vae(_) => None,
         }
     }
 
@@ -132,6 +166,9 @@ impl ModelConfig {
             ModelConfig::Dit(c) => Some(c.num_classes as u32),
             ModelConfig::Uvit(c) => (c.is_conditional() && c.null_class).then_some(c.num_classes as u32),
             ModelConfig::Tldm(c) => Some(c.num_classes as u32),
+            ModelConfig::Diffit(c) => Some(c.num_classes as u32),
+            ModelConfig::DiffitUnet(c) => (c.num_classes > 0).then_some(c.num_classes as u32),
+            ModelConfig::Vae(_) => None,
         }
     }
 
@@ -141,11 +178,15 @@ impl ModelConfig {
             ModelConfig::Dit(c) => c.describe(),
             ModelConfig::Uvit(c) => c.describe(),
             ModelConfig::Tldm(c) => c.describe(),
+            ModelConfig::Diffit(c) => c.describe(),
+            ModelConfig::DiffitUnet(c) => c.describe(),
+            ModelConfig::Vae(c) => c.describe(),
         }
     }
 
     /// Record the forward pass for `batch` samples stored as `dtype`. Inputs: `x` [B, C, H, W],
     /// `t` f32 [B], `y` u32 [B] (class-conditional models only); output `out` [B, C_out, H, W].
+    /// The VAE takes only `x` (the latent) and outputs the decoded image.
     pub fn build(&self, weights: &mut dyn WeightSource, batch: usize, dtype: DType) -> Result<Graph> {
         if batch == 0 {
             return Err(Error::invalid("batch must be at least 1"));
@@ -154,6 +195,9 @@ impl ModelConfig {
             ModelConfig::Dit(c) => dit::build(c, weights, batch, dtype)?,
             ModelConfig::Uvit(c) => uvit::build(c, weights, batch, dtype)?,
             ModelConfig::Tldm(c) => tldm::build(c, weights, batch, dtype)?,
+            ModelConfig::Diffit(c) => diffit::build(c, weights, batch, dtype)?,
+            ModelConfig::DiffitUnet(c) => diffit_unet::build(c, weights, batch, dtype)?,
+            ModelConfig::Vae(c) => vae::build(c, weights, batch, dtype)?,
         };
         weights.finish()?;
         Ok(graph)

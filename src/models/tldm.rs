@@ -5,10 +5,11 @@
 //! "In-context transformer LDM: our choices".
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Activation, Add, Embedding, Op, PatchGeometry, Patchify, TimestepEmbedding, Unpatchify};
+use crate::backend::{Activation, Op, PatchGeometry, Unpatchify};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, GraphBuilder};
 use crate::models::dit::{FamilyPreset, FREQ_DIM};
+use crate::models::embedders::{label_embedding, patch_tokens, timestep_mlp};
 use crate::models::layers::{copy_tokens, AffineLayerNorm, Linear, PreNormBlock, PreNormBlockSpec, TokenSpan};
 use crate::tensor::DType;
 use crate::weights::WeightSource;
@@ -180,30 +181,15 @@ pub fn build(cfg: &TldmConfig, w: &mut dyn WeightSource, batch: usize, dtype: DT
 
     // Patch tokens plus the fixed position table (patches only).
     let geom = PatchGeometry { batch, channels: c, height: s, width: s, patch: p };
-    let pixels = g.temp([batch, patches, c * p * p]);
-    g.push(Op::Patchify(Patchify { geom, x, out: pixels }));
-    let embed = Linear::load(&mut g, w, "x_embedder.proj", &[d, c, p, p], true)?;
-    let tokens = embed.apply(&mut g, pixels, batch * patches, Activation::None);
-    let pos = w.fetch("pos_embed", &[1, patches, d])?;
-    let pos = g.weight("pos_embed", pos);
-    g.push(Op::Add(Add { a: tokens, b: pos, out: tokens }));
+    let tokens = patch_tokens(&mut g, w, x, geom, d)?;
     copy_tokens(&mut g, batch, patches, d, TokenSpan::whole(tokens, patches), at(EXTRAS));
 
     // Time token: DiT's embedder, MLP(256 timestep features).
-    let freqs = g.temp([batch, FREQ_DIM]);
-    g.push(Op::TimestepEmbedding(TimestepEmbedding { batch, dim: FREQ_DIM, max_period: 10000.0, t, out: freqs }));
-    let t0 = Linear::load(&mut g, w, "t_embedder.mlp.0", &[d, FREQ_DIM], true)?;
-    let t2 = Linear::load(&mut g, w, "t_embedder.mlp.2", &[d, d], true)?;
-    let hidden = t0.apply(&mut g, freqs, batch, Activation::Silu);
-    let time = t2.apply(&mut g, hidden, batch, Activation::None);
+    let time = timestep_mlp(&mut g, w, "t_embedder.mlp", t, batch, d)?;
     copy_tokens(&mut g, batch, 1, d, TokenSpan::whole(time, 1), at(TIME_TOKEN));
 
     // Class token: label table with the null class last.
-    let table_rows = cfg.num_classes + 1;
-    let table = w.fetch("y_embedder.embedding_table.weight", &[table_rows, d])?;
-    let table = g.weight("y_embedder.embedding_table.weight", table);
-    let label = g.temp([batch, d]);
-    g.push(Op::Embedding(Embedding { rows: batch, dim: d, table_rows, table, ids: y, out: label }));
+    let label = label_embedding(&mut g, w, "y_embedder.embedding_table.weight", y, batch, cfg.num_classes + 1, d)?;
     copy_tokens(&mut g, batch, 1, d, TokenSpan::whole(label, 1), at(CLASS_TOKEN));
 
     let spec = cfg.block_spec();

@@ -5,9 +5,10 @@
 //! extra tokens -> unpatchify -> optional 3x3 conv.
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Activation, Add, Conv2d, Embedding, Op, PatchGeometry, Patchify, SkipConcatLinear, TimestepEmbedding, Unpatchify};
+use crate::backend::{Activation, Add, Conv2d, Op, PatchGeometry, Patchify, SkipConcatLinear, TimestepEmbedding, Unpatchify};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, GraphBuilder};
+use crate::models::embedders::label_embedding;
 use crate::models::layers::{copy_tokens, AffineLayerNorm, Linear, PreNormBlock, PreNormBlockSpec, TokenSpan};
 use crate::tensor::DType;
 use crate::weights::WeightSource;
@@ -272,11 +273,7 @@ pub fn build(cfg: &UvitConfig, w: &mut dyn WeightSource, batch: usize, dtype: DT
     // Label token first.
     if cfg.is_conditional() {
         let y = g.input("y", [batch], DType::U32);
-        let table_rows = cfg.label_rows();
-        let table = w.fetch("label_emb.weight", &[table_rows, d])?;
-        let table = g.weight("label_emb.weight", table);
-        let label = g.temp([batch, d]);
-        g.push(Op::Embedding(Embedding { rows: batch, dim: d, table_rows, table, ids: y, out: label }));
+        let label = label_embedding(&mut g, w, "label_emb.weight", y, batch, cfg.label_rows(), d)?;
         copy_tokens(&mut g, batch, 1, d, TokenSpan::whole(label, 1), TokenSpan { buf: seq, len: n, first: 0 });
     }
 

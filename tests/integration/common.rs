@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: the backends under test, seeded random inputs,
 //! uploads inside NaN guard bands, NaN-poisoned outputs, and dtype-aware comparisons against
 //! f64 references.
+use std::sync::Arc;
+
 use ditrt::backend::cpu::CpuBackend;
 use ditrt::backend::{Backend, View};
 use ditrt::tensor::{bytes_to_f32, f32_to_bytes, DType};
@@ -14,14 +16,60 @@ pub const FLOAT_DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
 /// as a clobbered guard. 256 bytes keeps views at offsets GPUs like to bind.
 const GUARD_BYTES: usize = 256;
 
-/// Every backend compiled in and usable on this machine.
-pub fn backends() -> Vec<Box<dyn Backend>> {
-    let backends: Vec<Box<dyn Backend>> = vec![Box::new(CpuBackend::new())];
-    // GPU backends join here when their feature is enabled and a device answers, e.g.
-    //   #[cfg(feature = "wgpu")]
-    //   backends.extend(ditrt::backend::wgpu::WgpuBackend::new().ok().map(|b| Box::new(b) as Box<dyn Backend>));
-    // and likewise for `cuda` with ditrt::backend::cuda::CudaBackend.
+/// Every backend compiled in and usable on this machine. GPU backends join when their feature
+/// is enabled and a device answers. `DITRT_BACKENDS=cuda,cpu` keeps only the backends whose
+/// names start with one of those words (scripts/gpu_run.sh tests CUDA alone).
+pub fn backends() -> Vec<Arc<dyn Backend>> {
+    #[allow(unused_mut)]
+    let mut backends: Vec<Arc<dyn Backend>> = vec![Arc::new(CpuBackend::new())];
+    #[cfg(feature = "wgpu")]
+    backends.extend(wgpu_backend());
+    #[cfg(feature = "cuda")]
+    backends.extend(cuda_backend());
+    if let Ok(wanted) = std::env::var("DITRT_BACKENDS") {
+        backends.retain(|b| wanted.split(',').any(|w| !w.trim().is_empty() && b.name().starts_with(w.trim())));
+    }
     backends
+}
+
+/// The CUDA backend, created once and shared by all tests. Without a driver or a device the
+/// tests go on with the other backends, saying why (CI has no GPU).
+#[cfg(feature = "cuda")]
+fn cuda_backend() -> Option<Arc<dyn Backend>> {
+    static CUDA: std::sync::OnceLock<Result<Arc<dyn Backend>, String>> = std::sync::OnceLock::new();
+    let backend = CUDA.get_or_init(|| match ditrt::backend::cuda::CudaBackend::new() {
+        Ok(b) => Ok(Arc::new(b)),
+        Err(e) => Err(e.to_string()),
+    });
+    match backend {
+        Ok(b) => Some(b.clone()),
+        Err(e) => {
+            println!("skipping cuda: {e}");
+            None
+        }
+    }
+}
+
+/// The wgpu backend, created once and shared by all tests (one device, one pipeline cache).
+/// Without an adapter the tests go on with the other backends, except under CI (env `CI`
+/// set), where the wgpu tests must run: then it panics, saying why.
+#[cfg(feature = "wgpu")]
+fn wgpu_backend() -> Option<Arc<dyn Backend>> {
+    static WGPU: std::sync::OnceLock<Result<Arc<dyn Backend>, String>> = std::sync::OnceLock::new();
+    let backend = WGPU.get_or_init(|| match ditrt::backend::wgpu::WgpuBackend::new() {
+        Ok(b) => Ok(Arc::new(b)),
+        Err(e) => Err(e.to_string()),
+    });
+    match backend {
+        Ok(b) => Some(b.clone()),
+        Err(e) if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0") => {
+            panic!("CI is set but the wgpu backend is unavailable (.ci/run installs lavapipe): {e}")
+        }
+        Err(e) => {
+            println!("skipping wgpu: {e}");
+            None
+        }
+    }
 }
 
 /// The seed of this test: `DITRT_TEST_SEED` if set, else fresh from the clock. It is printed,

@@ -5,21 +5,16 @@ use ditrt::tensor::DType;
 use ditrt::verify::default_tolerance;
 
 use crate::check_model_fixtures;
-use crate::common::backends;
 
 #[test]
 fn dit_matches_pytorch_f32() {
-    for backend in backends() {
-        check_model_fixtures("dit_", backend, DType::F32, 1e-5);
-    }
+    check_model_fixtures("dit_", DType::F32, 1e-5);
 }
 
 #[test]
 fn dit_matches_pytorch_half_precision() {
-    for backend in backends() {
-        for dtype in [DType::F16, DType::BF16].into_iter().filter(|&d| backend.supports(d)) {
-            check_model_fixtures("dit_", backend.clone(), dtype, default_tolerance(dtype));
-        }
+    for dtype in [DType::F16, DType::BF16] {
+        check_model_fixtures("dit_", dtype, default_tolerance(dtype));
     }
 }
 

@@ -1,12 +1,15 @@
 //! All integration tests in one binary (one file to carry to a GPU machine).
 mod cli;
 mod common;
+mod diffit;
+mod digits;
 mod dit;
 mod ops;
 mod sample_cli;
 mod sampling;
 mod tldm;
 mod uvit;
+mod vae;
 mod weights;
 
 use std::path::PathBuf;
@@ -36,8 +39,15 @@ pub fn model_fixtures(prefix: &str) -> Vec<String> {
     names
 }
 
-/// Runs every `prefix` fixture on `backend` in `dtype` and asserts rel_l2 <= `tol` (and no NaN).
-pub fn check_model_fixtures(prefix: &str, backend: Arc<dyn Backend>, dtype: DType, tol: f64) {
+/// Runs every `prefix` fixture in `dtype` on every backend that supports it
+/// (`common::backends()`) and asserts rel_l2 <= `tol` (and no NaN).
+pub fn check_model_fixtures(prefix: &str, dtype: DType, tol: f64) {
+    for backend in common::backends().into_iter().filter(|b| b.supports(dtype)) {
+        check_model_fixtures_on(prefix, backend, dtype, tol);
+    }
+}
+
+fn check_model_fixtures_on(prefix: &str, backend: Arc<dyn Backend>, dtype: DType, tol: f64) {
     for name in model_fixtures(prefix) {
         let cmp = verify_fixture(
             backend.clone(),

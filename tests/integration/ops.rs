@@ -206,7 +206,8 @@ struct AttentionShape {
 fn attention() {
     for_each_case(|case| {
         for head_dim in [32, 64, 72, 128] {
-            for (batch, heads, q_len, kv_len) in [(2, 3, 40, 40), (2, 2, 17, 33), (1, 1, 1, 7), (1, 2, 65, 5)] {
+            // (1, 2, 70, 150): keys span several of the 64-key tiles GPU kernels stream through.
+            for (batch, heads, q_len, kv_len) in [(2, 3, 40, 40), (2, 2, 17, 33), (1, 1, 1, 7), (1, 2, 65, 5), (1, 2, 70, 150)] {
                 for bias in [false, true] {
                     attention_case(case, AttentionShape { batch, heads, q_len, kv_len, head_dim }, bias);
                 }
@@ -613,7 +614,7 @@ fn unary() {
 #[test]
 fn copy3d() {
     for_each_case(|case| {
-        for dst_dtype in crate::common::FLOAT_DTYPES {
+        for dst_dtype in crate::common::FLOAT_DTYPES.into_iter().filter(|&d| case.backend.supports(d)) {
             // Token concat: [2, 5, 8] into tokens 2..7 of [2, 7, 8].
             let src = case.random(2 * 5 * 8);
             let dst = case.output_as(2 * 7 * 8, dst_dtype);

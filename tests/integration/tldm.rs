@@ -1,8 +1,5 @@
 //! In-context transformer LDM forward vs the PyTorch reference outputs (tests/fixtures/tldm_*,
 //! from weights-tools), counts, and a plan for every preset.
-use std::sync::Arc;
-
-use ditrt::backend::cpu::CpuBackend;
 use ditrt::models::dit::DitConfig;
 use ditrt::models::tldm::TldmConfig;
 use ditrt::models::ModelConfig;
@@ -13,13 +10,13 @@ use crate::{check_model_fixtures, ZeroWeights};
 
 #[test]
 fn tldm_matches_pytorch_f32() {
-    check_model_fixtures("tldm_", Arc::new(CpuBackend::new()), DType::F32, 1e-5);
+    check_model_fixtures("tldm_", DType::F32, 1e-5);
 }
 
 #[test]
 fn tldm_matches_pytorch_half_precision() {
     for dtype in [DType::F16, DType::BF16] {
-        check_model_fixtures("tldm_", Arc::new(CpuBackend::new()), dtype, default_tolerance(dtype));
+        check_model_fixtures("tldm_", dtype, default_tolerance(dtype));
     }
 }
 

@@ -1,8 +1,5 @@
 //! U-ViT forward vs the PyTorch reference outputs (tests/fixtures/uvit_*, from weights-tools),
 //! the paper's parameter counts, and a plan for every released config.
-use std::sync::Arc;
-
-use ditrt::backend::cpu::CpuBackend;
 use ditrt::models::uvit::{UvitConfig, PRESETS};
 use ditrt::models::ModelConfig;
 use ditrt::tensor::DType;
@@ -12,13 +9,13 @@ use crate::{check_model_fixtures, ZeroWeights};
 
 #[test]
 fn uvit_matches_pytorch_f32() {
-    check_model_fixtures("uvit_", Arc::new(CpuBackend::new()), DType::F32, 1e-5);
+    check_model_fixtures("uvit_", DType::F32, 1e-5);
 }
 
 #[test]
 fn uvit_matches_pytorch_half_precision() {
     for dtype in [DType::F16, DType::BF16] {
-        check_model_fixtures("uvit_", Arc::new(CpuBackend::new()), dtype, default_tolerance(dtype));
+        check_model_fixtures("uvit_", dtype, default_tolerance(dtype));
     }
 }
 

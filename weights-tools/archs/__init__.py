@@ -3,12 +3,15 @@
 Each arch is one module here that provides:
   infer_config(shapes, options) -> config dict   (the `ditrt.config` JSON, read from tensor shapes)
   expected_shapes(config) -> {official key: shape} in module order
+and optionally
+  canonical_tensors(tensors) -> (tensors, note or None): the checkpoint in the stored layout
+    (keys of another layout renamed, buffers or other models' keys dropped), before inference
 Add uvit / diffit / tldm / vae as further modules and list them in ARCHS.
 """
 
 import importlib
 
-ARCHS = {"dit": "archs.dit"}
+ARCHS = {"dit": "archs.dit", "uvit": "archs.uvit", "tldm": "archs.tldm", "diffit": "archs.diffit", "vae": "archs.vae"}
 
 
 class ConvertError(Exception):
@@ -19,6 +22,16 @@ def get_arch(name):
     if name not in ARCHS:
         raise ConvertError(f"unknown --arch {name!r} (known: {', '.join(sorted(ARCHS))})")
     return importlib.import_module(ARCHS[name])
+
+
+def shape_of(shapes, key, ndim, arch):
+    """The shape of `key`, which must exist with `ndim` dims to infer `arch`'s config."""
+    if key not in shapes:
+        raise ConvertError(f"missing key {key!r}, needed to infer the {arch} config")
+    s = tuple(shapes[key])
+    if len(s) != ndim:
+        raise ConvertError(f"key {key!r}: expected a {ndim}-D tensor, found shape {list(s)}")
+    return s
 
 
 def check_tensors(shapes, expected):

@@ -1,7 +1,6 @@
 //! Fused attention: per (sample, head, tile of Q_TILE query rows) one task computes the
 //! scores of its tile against every key (sgemm), a row softmax, and the tile of P V (sgemm).
 //! Scores never exist beyond one [Q_TILE, kv_len] tile per task.
-use super::check::{self, err};
 use super::matmul::{matmul, MatRef};
 use super::math::exp;
 use super::memory::Views;
@@ -15,34 +14,13 @@ const Q_TILE: usize = 32;
 pub(super) fn attention(views: &Views, op: &Attention) -> Result<()> {
     let name = "attention";
     let Attention { batch, heads, q_len, kv_len, head_dim: hd, q_stride, kv_stride, out_stride, .. } = *op;
-    for (field, view) in [("q", &op.q), ("k", &op.k), ("v", &op.v), ("out", &op.out)] {
-        check::float(name, field, view)?;
-    }
-    let width = check::product(name, "heads * head_dim", &[heads, hd])?;
-    let q_rows = check::product(name, "batch * q_len", &[batch, q_len])?;
-    let kv_rows = check::product(name, "batch * kv_len", &[batch, kv_len])?;
-    check::rows_fit(name, "q", &op.q, q_rows, width, q_stride)?;
-    check::rows_fit(name, "k", &op.k, kv_rows, width, kv_stride)?;
-    check::rows_fit(name, "v", &op.v, kv_rows, width, kv_stride)?;
-    check::rows_fit(name, "out", &op.out, q_rows, width, out_stride)?;
-    if let Some(bias) = &op.bias {
-        check::float(name, "bias", bias)?;
-        let want = check::product(name, "heads * q_len * kv_len", &[heads, q_len, kv_len])?;
-        check::len_eq(name, "bias", bias, want, "heads * q_len * kv_len")?;
-    }
-    let mut inputs = vec![("q", &op.q), ("k", &op.k), ("v", &op.v)];
-    inputs.extend(op.bias.as_ref().map(|b| ("bias", b)));
-    check::disjoint(name, ("out", &op.out), &inputs)?;
     let q = views.src(name, "q", &op.q)?;
     let k = views.src(name, "k", &op.k)?;
     let v = views.src(name, "v", &op.v)?;
     let bias = op.bias.as_ref().map(|b| views.src(name, "bias", b)).transpose()?;
     let out = views.dst(name, "out", &op.out)?;
-    if q_rows == 0 || width == 0 {
+    if batch * q_len == 0 || heads * hd == 0 {
         return Ok(());
-    }
-    if kv_len == 0 {
-        return Err(err(format!("{name}: kv_len is 0, a softmax over no keys")));
     }
     let (q, k, v, bias) = (q.values(), k.values(), v.values(), bias.map(|b| b.values()));
 

@@ -1,20 +1,13 @@
 //! Table lookups: sinusoidal timestep features and class-label embedding rows.
-use super::check::{self, err};
+use super::check::err;
 use super::memory::Views;
 use super::parallel;
-use crate::backend::{Embedding, TimestepEmbedding};
+use crate::backend::{validate, Embedding, TimestepEmbedding};
 use crate::error::Result;
-use crate::tensor::DType;
 
 pub(super) fn timestep_embedding(views: &Views, op: &TimestepEmbedding) -> Result<()> {
     let name = "timestep_embedding";
-    let TimestepEmbedding { batch, dim, max_period, .. } = *op;
-    check::dtype(name, "t", &op.t, DType::F32)?;
-    check::float(name, "out", &op.out)?;
-    check::len_eq(name, "t", &op.t, batch, "batch")?;
-    check::len_eq(name, "out", &op.out, check::product(name, "batch * dim", &[batch, dim])?, "batch * dim")?;
-    check::disjoint(name, ("out", &op.out), &[("t", &op.t)])?;
-
+    let TimestepEmbedding { dim, max_period, .. } = *op;
     let t = views.src(name, "t", &op.t)?.values();
     let out = views.dst(name, "out", &op.out)?;
     // In f64: t * f reaches ~1e3 rad, where f32 rounding alone would cost ~1e-4 of accuracy.
@@ -37,19 +30,9 @@ pub(super) fn timestep_embedding(views: &Views, op: &TimestepEmbedding) -> Resul
 
 pub(super) fn embedding(views: &Views, op: &Embedding) -> Result<()> {
     let name = "embedding";
-    let Embedding { rows, dim, table_rows, .. } = *op;
-    check::float(name, "table", &op.table)?;
-    check::dtype(name, "ids", &op.ids, DType::U32)?;
-    check::float(name, "out", &op.out)?;
-    check::len_eq(name, "table", &op.table, check::product(name, "table_rows * dim", &[table_rows, dim])?, "table_rows * dim")?;
-    check::len_eq(name, "ids", &op.ids, rows, "rows")?;
-    check::len_eq(name, "out", &op.out, check::product(name, "rows * dim", &[rows, dim])?, "rows * dim")?;
-    check::disjoint(name, ("out", &op.out), &[("table", &op.table), ("ids", &op.ids)])?;
-
+    let Embedding { rows, dim, .. } = *op;
     let ids = views.src(name, "ids", &op.ids)?.ids();
-    if let Some((row, id)) = ids.iter().enumerate().find(|(_, &id)| id as usize >= table_rows) {
-        return Err(err(format!("{name}: id {id} at row {row} is out of range for a table of {table_rows} rows")));
-    }
+    validate::embedding_ids(op, ids).map_err(err)?;
     let table = views.src(name, "table", &op.table)?;
     let out = views.dst(name, "out", &op.out)?;
     parallel::for_each_index(rows, dim, || vec![0.0f32; dim], |values, r| {

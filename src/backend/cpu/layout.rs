@@ -1,32 +1,12 @@
 //! Pure data movement between image and token layouts: patchify, unpatchify, nearest x2
 //! upsampling. Each task gathers one output row and stores it at once.
-use super::check::{self, err};
 use super::memory::Views;
 use super::parallel;
-use crate::backend::{PatchGeometry, Patchify, Unpatchify, Upsample2x, View};
+use crate::backend::{PatchGeometry, Patchify, Unpatchify, Upsample2x};
 use crate::error::Result;
-
-/// Checks the geometry and both views' dtypes and lengths (images and tokens hold the same
-/// number of elements); returns that number.
-fn check_patch_op(op: &str, g: &PatchGeometry, x: &View, out: &View) -> Result<usize> {
-    check::float(op, "x", x)?;
-    check::float(op, "out", out)?;
-    if g.patch == 0 || !g.height.is_multiple_of(g.patch) || !g.width.is_multiple_of(g.patch) {
-        return Err(err(format!(
-            "{op}: image {}x{} is not divisible into patches of {}",
-            g.height, g.width, g.patch
-        )));
-    }
-    let numel = check::product(op, "batch * channels * height * width", &[g.batch, g.channels, g.height, g.width])?;
-    check::len_eq(op, "x", x, numel, "batch * channels * height * width")?;
-    check::len_eq(op, "out", out, numel, "batch * channels * height * width")?;
-    check::disjoint(op, ("out", out), &[("x", x)])?;
-    Ok(numel)
-}
 
 pub(super) fn patchify(views: &Views, op: &Patchify) -> Result<()> {
     let name = "patchify";
-    check_patch_op(name, &op.geom, &op.x, &op.out)?;
     let PatchGeometry { batch, channels, height, width, patch: p } = op.geom;
     let x = views.src(name, "x", &op.x)?;
     let out = views.dst(name, "out", &op.out)?;
@@ -46,7 +26,6 @@ pub(super) fn patchify(views: &Views, op: &Patchify) -> Result<()> {
 
 pub(super) fn unpatchify(views: &Views, op: &Unpatchify) -> Result<()> {
     let name = "unpatchify";
-    check_patch_op(name, &op.geom, &op.x, &op.out)?;
     let PatchGeometry { batch, channels, height, width, patch: p } = op.geom;
     let x = views.src(name, "x", &op.x)?;
     let out = views.dst(name, "out", &op.out)?;
@@ -73,14 +52,6 @@ pub(super) fn unpatchify(views: &Views, op: &Unpatchify) -> Result<()> {
 pub(super) fn upsample2x(views: &Views, op: &Upsample2x) -> Result<()> {
     let name = "upsample2x";
     let Upsample2x { batch, channels, height, width, .. } = *op;
-    check::float(name, "x", &op.x)?;
-    check::float(name, "out", &op.out)?;
-    let numel = check::product(name, "batch * channels * height * width", &[batch, channels, height, width])?;
-    check::len_eq(name, "x", &op.x, numel, "batch * channels * height * width")?;
-    let out_numel = check::product(name, "4 * batch * channels * height * width", &[numel, 4])?;
-    check::len_eq(name, "out", &op.out, out_numel, "4 * batch * channels * height * width")?;
-    check::disjoint(name, ("out", &op.out), &[("x", &op.x)])?;
-
     let x = views.src(name, "x", &op.x)?;
     let out = views.dst(name, "out", &op.out)?;
     // Input row r (of all batch * channels * height rows) becomes output rows 2r and 2r + 1.

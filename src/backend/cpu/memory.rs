@@ -6,13 +6,13 @@
 //! is held, ops read and write through `Src`/`Dst`, raw pointers to checked views.
 use super::check::err;
 use super::convert;
-use crate::backend::{BufId, View};
+use crate::backend::table::BufferTable;
+use crate::backend::{check, BufId, View};
 use crate::error::Result;
 use crate::tensor::DType;
 use rayon::prelude::*;
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::{Mutex, MutexGuard};
@@ -55,16 +55,10 @@ impl Drop for Buffer {
     }
 }
 
-#[derive(Default)]
-struct Table {
-    buffers: HashMap<u32, Buffer>,
-    next_id: u32,
-}
-
 /// All buffers of one backend.
 #[derive(Default)]
 pub(super) struct Memory {
-    table: Mutex<Table>,
+    table: Mutex<BufferTable<Buffer>>,
 }
 
 impl Memory {
@@ -76,23 +70,15 @@ impl Memory {
 
     pub fn alloc(&self, bytes: usize) -> Result<BufId> {
         let buffer = Buffer::new(bytes)?;
-        let mut views = self.lock();
-        let table = &mut *views.table;
-        let id = table.next_id;
-        table.next_id = id.checked_add(1).ok_or_else(|| err("alloc: all 2^32 buffer ids used"))?;
-        table.buffers.insert(id, buffer);
-        Ok(BufId(id))
+        self.lock().table.insert(buffer, bytes).map_err(err)
     }
 
-    /// Unknown ids are ignored: the trait gives `free` no way to fail.
     pub fn free(&self, buf: BufId) {
-        self.lock().table.buffers.remove(&buf.0);
+        self.lock().table.remove(buf);
     }
 
     pub fn write(&self, dst: View, bytes: &[u8]) -> Result<()> {
-        if dst.len.checked_mul(dst.dtype.size()) != Some(bytes.len()) {
-            return Err(err(format!("write: {} bytes given for a view of {} {}", bytes.len(), dst.len, dst.dtype)));
-        }
+        check::write_len(&dst, bytes.len()).map_err(err)?;
         let views = self.lock();
         let ptr = views.locate("write", "dst", &dst)?;
         // SAFETY: `locate` checked that the view's bytes lie inside a live buffer; the host slice
@@ -111,33 +97,17 @@ impl Memory {
 
 /// The locked buffer table, for the duration of one op.
 pub(super) struct Views<'t> {
-    table: MutexGuard<'t, Table>,
+    table: MutexGuard<'t, BufferTable<Buffer>>,
 }
 
 impl Views<'_> {
     /// Pointer to the first byte of `view`, after checking that its buffer exists, its offset
     /// is aligned for its dtype, and all its bytes lie inside the buffer.
     fn locate(&self, op: &str, field: &str, view: &View) -> Result<*mut u8> {
-        let buffer = self
-            .table
-            .buffers
-            .get(&view.buf.0)
-            .ok_or_else(|| err(format!("{op}: {field}: unknown buffer {} (never allocated, or freed)", view.buf.0)))?;
-        let size = view.dtype.size();
-        if !view.offset.is_multiple_of(size) {
-            return Err(err(format!(
-                "{op}: {field}: byte offset {} is not a multiple of the {} element size {size}",
-                view.offset, view.dtype
-            )));
-        }
-        match view.len.checked_mul(size).and_then(|b| b.checked_add(view.offset)) {
-            // SAFETY: offset <= end <= buffer size, so the pointer stays inside the allocation.
-            Some(end) if end <= buffer.bytes => Ok(unsafe { buffer.ptr.as_ptr().add(view.offset) }),
-            _ => Err(err(format!(
-                "{op}: {field}: view of {} {} at byte {} runs past the end of buffer {} ({} bytes)",
-                view.len, view.dtype, view.offset, view.buf.0, buffer.bytes
-            ))),
-        }
+        let buffer = self.table.get(op, field, view).map_err(err)?;
+        // SAFETY: offset <= offset + len * size <= buffer size, so the pointer stays inside the
+        // allocation.
+        Ok(unsafe { buffer.ptr.as_ptr().add(view.offset) })
     }
 
     /// A view the op reads.
@@ -156,7 +126,7 @@ impl Views<'_> {
 // The aliasing contract of `Src` and `Dst`, on which every `unsafe` below relies:
 // - they are created by `Views` for checked views, and cannot outlive the table lock;
 // - an op resolves a `Dst` overlapping one of its `Src`s only where the op's doc allows
-//   `out` to equal an input (checked with `check::disjoint_or_same`); such a `Src` is then
+//   `out` to equal an input (checked with `backend::check::disjoint_or_same`); such a `Src` is then
 //   read only through `load`/`get`, each element before its own store, by the same thread;
 // - concurrent workers of one op store to disjoint element ranges.
 // Under this contract no element is read while another thread writes it.
@@ -167,7 +137,7 @@ pub(super) struct Src<'t> {
     ptr: *const u8,
     len: usize,
     dtype: DType,
-    _table: PhantomData<&'t Table>,
+    _table: PhantomData<&'t BufferTable<Buffer>>,
 }
 
 /// A checked view an op writes: `len` elements of `dtype` at `ptr`.
@@ -176,7 +146,7 @@ pub(super) struct Dst<'t> {
     ptr: *mut u8,
     len: usize,
     dtype: DType,
-    _table: PhantomData<&'t Table>,
+    _table: PhantomData<&'t BufferTable<Buffer>>,
 }
 
 // SAFETY: shared by the rayon workers of one op under the aliasing contract above.

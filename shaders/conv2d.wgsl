@@ -1,0 +1,53 @@
+// conv2d (stride 1, zero padding) as an implicit GEMM on lib/tiled_matmul.wgsl: rows are
+// output channels, columns are output pixels of every sample (col = b * out_h * out_w + pixel),
+// k runs over (input channel, ky, kx), and load_w gathers the im2col column on the fly, so
+// neighbouring invocations store neighbouring pixels. Params in the order
+// src/backend/wgpu/lower/linear.rs pushes them.
+
+alias elem = f32;
+
+struct Params {
+    m: u32, n: u32, k: u32,
+    in_c: u32, height: u32, width: u32,
+    kernel: u32, pad: u32,
+    out_h: u32, out_w: u32,
+    x_off: u32, weight_off: u32,
+    has_bias: u32, bias_off: u32,
+    out_off: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<elem>;
+@group(0) @binding(2) var<storage, read_write> weight: array<elem>;
+@group(0) @binding(3) var<storage, read_write> bias: array<elem>;
+@group(0) @binding(4) var<storage, read_write> out: array<elem>;
+
+// weight[out channel r, k] with k = (c * kernel + ky) * kernel + kx.
+fn load_x(r: u32, k: u32) -> f32 {
+    return f32(weight[p.weight_off + r * p.k + k]);
+}
+
+// Input pixel (oy + ky - pad, ox + kx - pad) of channel c for output pixel col, 0 outside.
+fn load_w(col: u32, k: u32) -> f32 {
+    let pixels = p.out_h * p.out_w;
+    let b = col / pixels;
+    let oy = col % pixels / p.out_w;
+    let ox = col % p.out_w;
+    let kk = p.kernel * p.kernel;
+    let c = k / kk;
+    let iy = i32(oy + k % kk / p.kernel) - i32(p.pad);
+    let ix = i32(ox + k % p.kernel) - i32(p.pad);
+    if (iy < 0 || ix < 0 || iy >= i32(p.height) || ix >= i32(p.width)) {
+        return 0.0;
+    }
+    return f32(x[p.x_off + ((b * p.in_c + c) * p.height + u32(iy)) * p.width + u32(ix)]);
+}
+
+fn store(r: u32, col: u32, acc: f32) {
+    var v = acc;
+    if (p.has_bias != 0u) {
+        v += f32(bias[p.bias_off + r]);
+    }
+    let pixels = p.out_h * p.out_w;
+    out[p.out_off + (col / pixels * p.m + r) * pixels + col % pixels] = elem(v);
+}

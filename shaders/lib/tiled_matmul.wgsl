@@ -1,0 +1,77 @@
+// The tiled product c[r, col] = sum_k x[r, k] w[col, k] (x W^T) shared by gemm, tmsa_qkv,
+// skip_concat_linear and conv2d. The including shader defines:
+//   Params with fields m, n, k (the product is [m, n], summed over k), bound as `p`;
+//   fn load_x(r: u32, k: u32) -> f32 and fn load_w(col: u32, k: u32) -> f32, called in range;
+//   fn store(r: u32, col: u32, acc: f32), the epilogue, called in range.
+// A workgroup of 16x16 invocations computes a 64x64 tile of c; invocation (tx, ty) owns the
+// 4x4 outputs at rows 4 ty + i and columns 4 tx + j. K advances TILE_K at a time through
+// workgroup memory, where each k holds the tile's 64 rows of x and 64 columns of w as vec4s,
+// so an invocation reads its 4 rows and its 4 columns with two loads per k. Tiles are loaded
+// along k, so neighbouring invocations read neighbouring elements.
+
+const TILE: u32 = 64u;
+const TILE_K: u32 = 32u;
+const THREADS: u32 = 256u;
+
+// [TILE_K][TILE / 4] vec4s: x_tile[kk * 16 + r / 4][r % 4] is x[row0 + r, k0 + kk];
+// w_tile likewise for w[col0 + col, k0 + kk].
+var<workgroup> x_tile: array<vec4<f32>, 512>;
+var<workgroup> w_tile: array<vec4<f32>, 512>;
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let row0 = wid.y * TILE;
+    let col0 = wid.x * TILE;
+    // acc_i[j]: row 4 ty + i, column 4 tx + j. Four variables, not an array, so that they
+    // stay in registers (compilers such as llvmpipe's spill indexed arrays to memory).
+    var acc_0 = vec4<f32>();
+    var acc_1 = vec4<f32>();
+    var acc_2 = vec4<f32>();
+    var acc_3 = vec4<f32>();
+    for (var k0 = 0u; k0 < p.k; k0 += TILE_K) {
+        for (var i = 0u; i < TILE * TILE_K / THREADS; i++) {
+            let e = li + THREADS * i;
+            let r = e / TILE_K;
+            let kk = e % TILE_K;
+            let k = k0 + kk;
+            var xv = 0.0;
+            if (row0 + r < p.m && k < p.k) {
+                xv = load_x(row0 + r, k);
+            }
+            x_tile[kk * 16u + r / 4u][r % 4u] = xv;
+            var wv = 0.0;
+            if (col0 + r < p.n && k < p.k) {
+                wv = load_w(col0 + r, k);
+            }
+            w_tile[kk * 16u + r / 4u][r % 4u] = wv;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TILE_K; kk++) {
+            let xs = x_tile[kk * 16u + lid.y];
+            let ws = w_tile[kk * 16u + lid.x];
+            acc_0 += xs.x * ws;
+            acc_1 += xs.y * ws;
+            acc_2 += xs.z * ws;
+            acc_3 += xs.w * ws;
+        }
+        workgroupBarrier();
+    }
+    let r = row0 + 4u * lid.y;
+    store_row(r, col0 + 4u * lid.x, acc_0);
+    store_row(r + 1u, col0 + 4u * lid.x, acc_1);
+    store_row(r + 2u, col0 + 4u * lid.x, acc_2);
+    store_row(r + 3u, col0 + 4u * lid.x, acc_3);
+}
+
+// Outputs (r, col .. col + 3) that lie inside the product.
+fn store_row(r: u32, col: u32, acc: vec4<f32>) {
+    if (r >= p.m) {
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        if (col + j < p.n) {
+            store(r, col + j, acc[j]);
+        }
+    }
+}

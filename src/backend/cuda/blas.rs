@@ -1,0 +1,238 @@
+//! cuBLASLt for the linear layers, through cudarc's raw bindings (its safe wrapper assumes one
+//! dtype per call, 256-byte aligned pointers and TF32 for f32, none of which holds here).
+//!
+//! A row-major product out[m, n] = x[m, k] w[n, k]^T is, column-major, the [n, m] matrix
+//! D = op(A) B with A = w stored [k, n] (ld = w_stride) and op = transpose, B = x stored [k, m]
+//! (ld = x_stride), D dense [n, m] (ld = n). The bias (length n) runs along D's rows, as the
+//! BIAS epilogue adds it. f32 computes in plain f32 (no TF32: the f32 tests hold to 1e-5), f16
+//! and bf16 accumulate in f32.
+use std::ffi::c_void;
+use std::mem::size_of;
+
+use cudarc::cublaslt::result::{self, CublasError};
+use cudarc::cublaslt::sys;
+use cudarc::driver::result as driver;
+use cudarc::driver::sys::CUdeviceptr;
+use cudarc::driver::CudaStream;
+
+use super::device::err;
+use crate::error::Result;
+use crate::tensor::DType;
+
+/// cuBLASLt's recommended workspace for Hopper (4 MiB suffices before it).
+const WORKSPACE_BYTES: usize = 32 << 20;
+
+/// cublasOperation_t (cublas_api.h).
+const OP_N: i32 = 0;
+const OP_T: i32 = 1;
+
+pub(super) struct Blas {
+    handle: sys::cublasLtHandle_t,
+    workspace: CUdeviceptr,
+    /// cublasLtGetVersion, e.g. 130000.
+    pub version: usize,
+}
+
+// SAFETY: the handle and workspace are used only under the backend's stream lock (memory.rs),
+// one call at a time, as cuBLASLt requires of a handle shared between threads.
+unsafe impl Send for Blas {}
+unsafe impl Sync for Blas {}
+
+impl Drop for Blas {
+    fn drop(&mut self) {
+        // SAFETY: created in `open`; the backend is being dropped, nothing is queued that the
+        // caller did not wait for (the stream is synchronized by the last buffer drop or read).
+        unsafe {
+            let _ = result::destroy_handle(self.handle);
+            let _ = driver::free_sync(self.workspace);
+        }
+    }
+}
+
+/// One product in row-major terms: out[m, n] (+)= x[m, k] w[n, k]^T (+ bias) (GELU-tanh).
+pub(super) struct RowMajorGemm {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub x: CUdeviceptr,
+    pub x_stride: usize,
+    pub w: CUdeviceptr,
+    pub w_stride: usize,
+    pub out: CUdeviceptr,
+    pub bias: Option<CUdeviceptr>,
+    /// The GELU epilogue of cuBLASLt: the tanh approximation.
+    pub gelu_tanh: bool,
+    /// beta = 1: add to what out holds (before the epilogue's activation, so only without it).
+    pub accumulate: bool,
+    pub dtype: DType,
+}
+
+impl Blas {
+    /// cuBLASLt with its workspace on `stream`'s device, or None when the library is absent.
+    pub fn open(stream: &CudaStream) -> Result<Option<Blas>> {
+        // SAFETY: only tries to dlopen the library.
+        if !unsafe { sys::is_culib_present() } {
+            return Ok(None);
+        }
+        let blas_err = |what: &str, e: CublasError| err(format!("cuBLASLt: {what}: {e}"));
+        let handle = result::create_handle().map_err(|e| blas_err("create", e))?;
+        stream.context().bind_to_thread().map_err(|e| err(format!("binding the context: {e}")))?;
+        // SAFETY: a plain allocation, freed in Drop.
+        let workspace = match unsafe { driver::malloc_sync(WORKSPACE_BYTES) } {
+            Ok(w) => w,
+            Err(e) => {
+                // SAFETY: created just above, not used since.
+                let _ = unsafe { result::destroy_handle(handle) };
+                return Err(err(format!("cuBLASLt workspace: {e}")));
+            }
+        };
+        // SAFETY: a plain query.
+        let version = unsafe { sys::cublasLtGetVersion() };
+        Ok(Some(Blas { handle, workspace, version }))
+    }
+
+    /// Queues the product on `stream`; Ok(false) when cuBLASLt has no algorithm for it (the
+    /// caller falls back to kernels/linear.cu). m, n and k must be non-zero.
+    pub fn gemm(&self, g: &RowMajorGemm, stream: &CudaStream) -> Result<bool> {
+        let fail = |what: &str, e: CublasError| err(format!("gemm m={} n={} k={} ({}): cuBLASLt {what}: {e}", g.m, g.n, g.k, g.dtype));
+        let ty = data_type(g.dtype);
+        // With a single row (column of B / A) the stride is never stepped: any ld >= k does.
+        let a = Layout::new(ty, g.k, g.n, g.w_stride.max(g.k)).map_err(|e| fail("layout", e))?;
+        let b = Layout::new(ty, g.k, g.m, g.x_stride.max(g.k)).map_err(|e| fail("layout", e))?;
+        let d = Layout::new(ty, g.n, g.m, g.n).map_err(|e| fail("layout", e))?;
+        let desc = Desc::new(g).map_err(|e| fail("descriptor", e))?;
+        let pref = Pref::new(g).map_err(|e| fail("preferences", e))?;
+        // SAFETY: every descriptor is live for the call.
+        let heuristic = match unsafe { result::get_matmul_algo_heuristic(self.handle, desc.0, a.0, b.0, d.0, d.0, pref.0) } {
+            Ok(h) => h,
+            Err(CublasError(sys::cublasStatus_t::CUBLAS_STATUS_NOT_SUPPORTED)) => return Ok(false),
+            Err(e) => return Err(fail("heuristic", e)),
+        };
+        let (alpha, beta) = (1.0f32, if g.accumulate { 1.0f32 } else { 0.0 });
+        // SAFETY: the pointers address live device buffers the caller checked against these
+        // layouts; C and D are the same matrix (in place, as cuBLASLt allows for equal layouts).
+        unsafe {
+            result::matmul(
+                self.handle,
+                desc.0,
+                (&alpha as *const f32).cast(),
+                (&beta as *const f32).cast(),
+                g.w as *const c_void,
+                a.0,
+                g.x as *const c_void,
+                b.0,
+                g.out as *const c_void,
+                d.0,
+                g.out as *mut c_void,
+                d.0,
+                &heuristic.algo,
+                self.workspace as *mut c_void,
+                WORKSPACE_BYTES,
+                stream.cu_stream() as sys::cudaStream_t,
+            )
+        }
+        .map_err(|e| fail("matmul", e))?;
+        Ok(true)
+    }
+}
+
+fn data_type(dtype: DType) -> sys::cudaDataType {
+    match dtype {
+        DType::F16 => sys::cudaDataType_t::CUDA_R_16F,
+        DType::BF16 => sys::cudaDataType_t::CUDA_R_16BF,
+        DType::F32 | DType::U32 => sys::cudaDataType_t::CUDA_R_32F,
+    }
+}
+
+/// The largest power of two (at most 256) dividing a device address: what cuBLASLt may assume.
+fn alignment(ptr: CUdeviceptr) -> u32 {
+    1u32 << ptr.trailing_zeros().min(8)
+}
+
+struct Layout(sys::cublasLtMatrixLayout_t);
+
+impl Layout {
+    fn new(ty: sys::cudaDataType, rows: usize, cols: usize, ld: usize) -> std::result::Result<Layout, CublasError> {
+        result::create_matrix_layout(ty, rows as u64, cols as u64, ld as i64).map(Layout)
+    }
+}
+
+impl Drop for Layout {
+    fn drop(&mut self) {
+        // SAFETY: created in `new`, destroyed once.
+        let _ = unsafe { result::destroy_matrix_layout(self.0) };
+    }
+}
+
+struct Desc(sys::cublasLtMatmulDesc_t);
+
+impl Desc {
+    fn new(g: &RowMajorGemm) -> std::result::Result<Desc, CublasError> {
+        use sys::cublasLtEpilogue_t as E;
+        use sys::cublasLtMatmulDescAttributes_t as A;
+        let desc = Desc(result::create_matmul_desc(sys::cublasComputeType_t::CUBLAS_COMPUTE_32F, sys::cudaDataType_t::CUDA_R_32F)?);
+        let epilogue = match (g.bias.is_some(), g.gelu_tanh) {
+            (false, false) => E::CUBLASLT_EPILOGUE_DEFAULT,
+            (true, false) => E::CUBLASLT_EPILOGUE_BIAS,
+            (false, true) => E::CUBLASLT_EPILOGUE_GELU,
+            (true, true) => E::CUBLASLT_EPILOGUE_GELU_BIAS,
+        };
+        // SAFETY: each value has the type cuBLASLt documents for its attribute.
+        unsafe {
+            set_desc(&desc, A::CUBLASLT_MATMUL_DESC_TRANSA, &OP_T)?;
+            set_desc(&desc, A::CUBLASLT_MATMUL_DESC_TRANSB, &OP_N)?;
+            set_desc(&desc, A::CUBLASLT_MATMUL_DESC_EPILOGUE, &(epilogue as u32))?;
+            if let Some(bias) = g.bias {
+                set_desc(&desc, A::CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias)?;
+            }
+        }
+        Ok(desc)
+    }
+}
+
+/// # Safety
+/// `T` must be the type cuBLASLt documents for `attr`.
+unsafe fn set_desc<T>(desc: &Desc, attr: sys::cublasLtMatmulDescAttributes_t, value: &T) -> std::result::Result<(), CublasError> {
+    unsafe { result::set_matmul_desc_attribute(desc.0, attr, (value as *const T).cast(), size_of::<T>()) }
+}
+
+impl Drop for Desc {
+    fn drop(&mut self) {
+        // SAFETY: created in `new`, destroyed once.
+        let _ = unsafe { result::destroy_matmul_desc(self.0) };
+    }
+}
+
+/// Heuristic preferences: the workspace we have and the true alignment of every pointer (the
+/// default assumes 256 bytes, which offsets into the graph's arena need not have).
+struct Pref(sys::cublasLtMatmulPreference_t);
+
+impl Pref {
+    fn new(g: &RowMajorGemm) -> std::result::Result<Pref, CublasError> {
+        use sys::cublasLtMatmulPreferenceAttributes_t as P;
+        let pref = Pref(result::create_matmul_pref()?);
+        let set = |attr, value: *const c_void, size| {
+            // SAFETY: each value has the type cuBLASLt documents for its attribute.
+            unsafe { result::set_matmul_pref_attribute(pref.0, attr, value, size) }
+        };
+        let workspace = WORKSPACE_BYTES as u64;
+        set(P::CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, (&workspace as *const u64).cast(), size_of::<u64>())?;
+        for (attr, ptr) in [
+            (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, g.w),
+            (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, g.x),
+            (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, g.out),
+            (P::CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, g.out),
+        ] {
+            let bytes = alignment(ptr);
+            set(attr, (&bytes as *const u32).cast(), size_of::<u32>())?;
+        }
+        Ok(pref)
+    }
+}
+
+impl Drop for Pref {
+    fn drop(&mut self) {
+        // SAFETY: created in `new`, destroyed once.
+        let _ = unsafe { result::destroy_matmul_pref(self.0) };
+    }
+}

@@ -1,0 +1,68 @@
+//! Elementwise glue: add, unary, gate_residual (kernels/gate_residual.cu) and copy3d, all in
+//! kernels/elementwise.cu except gate_residual.
+use cudarc::driver::sys::CUdeviceptr;
+
+use super::{activation_code, elem, suffix, Encoder};
+use crate::backend::{check, Activation, Add, Copy3d, GateResidual, Unary};
+use crate::error::Result;
+use crate::tensor::DType;
+
+use super::super::device::err;
+
+pub(super) fn add(e: &Encoder, op: &Add) -> Result<()> {
+    let name = "add";
+    let dtype = elem(name, &[("a", &op.a), ("b", &op.b), ("out", &op.out)], &[])?;
+    let (a, b, out) = (e.ptr(name, "a", &op.a)?, e.ptr(name, "b", &op.b)?, e.ptr(name, "out", &op.out)?);
+    let n = op.a.len;
+    e.launch_flat("elementwise", &format!("add_{}", suffix(dtype)), n, &[a.into(), b.into(), out.into(), n.into(), op.b.len.into()])
+}
+
+pub(super) fn unary(e: &Encoder, op: &Unary) -> Result<()> {
+    let name = "unary";
+    let dtype = elem(name, &[("x", &op.x), ("out", &op.out)], &[])?;
+    let (x, out) = (e.ptr(name, "x", &op.x)?, e.ptr(name, "out", &op.out)?);
+    launch_unary(e, dtype, x, out, op.x.len, op.act)
+}
+
+/// out = act(x) over `n` elements of `dtype` (x == out runs in place).
+pub(super) fn launch_unary(e: &Encoder, dtype: DType, x: CUdeviceptr, out: CUdeviceptr, n: usize, act: Activation) -> Result<()> {
+    let args = [x.into(), out.into(), n.into(), activation_code(act).into()];
+    e.launch_flat("elementwise", &format!("unary_{}", suffix(dtype)), n, &args)
+}
+
+pub(super) fn gate_residual(e: &Encoder, op: &GateResidual) -> Result<()> {
+    let name = "gate_residual";
+    let dtype = elem(name, &[("x", &op.x), ("y", &op.y), ("gate", &op.gate.view)], &[])?;
+    let (x, y, gate) = (e.ptr(name, "x", &op.x)?, e.ptr(name, "y", &op.y)?, e.ptr(name, "gate", &op.gate.view)?);
+    let n = op.batch * op.tokens * op.dim;
+    let args = [x.into(), y.into(), gate.into(), n.into(), op.dim.into(), op.tokens.into(), op.gate.stride.into()];
+    e.launch_flat("gate_residual", &format!("gate_residual_{}", suffix(dtype)), n, &args)
+}
+
+/// The copy3d kernel for a (src, dst) dtype pair: the bits as they are for equal dtypes, else
+/// a conversion through f32 between float dtypes.
+fn copy3d_kernel(src: DType, dst: DType) -> Result<String> {
+    match (src, dst) {
+        (s, d) if s == d => Ok(format!("copy3d_b{}", 8 * s.size())),
+        (s, d) if s.is_float() && d.is_float() => Ok(format!("copy3d_{}_{}", suffix(s), suffix(d))),
+        (s, d) => Err(err(format!("copy3d: {s} to {d}: on cuda u32 copies only to u32"))),
+    }
+}
+
+pub(super) fn copy3d(e: &Encoder, op: &Copy3d) -> Result<()> {
+    let name = "copy3d";
+    let function = copy3d_kernel(op.src.dtype, op.dst.dtype)?;
+    if !check::writes_each_element_once(op.dims, op.dst_strides) {
+        return Err(err(format!(
+            "{name}: dst strides {:?} over dims {:?} write some elements twice, which has no order on cuda",
+            op.dst_strides, op.dims
+        )));
+    }
+    let (src, dst) = (e.ptr(name, "src", &op.src)?, e.ptr(name, "dst", &op.dst)?);
+    let [d0, d1, d2] = op.dims;
+    let [s0, s1, s2] = op.src_strides;
+    let [t0, t1, t2] = op.dst_strides;
+    let n = d0 * d1 * d2;
+    let args = [src.into(), dst.into(), d1.into(), d2.into(), n.into(), s0.into(), s1.into(), s2.into(), t0.into(), t1.into(), t2.into()];
+    e.launch_flat("elementwise", &function, n, &args)
+}

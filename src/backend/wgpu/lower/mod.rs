@@ -1,0 +1,71 @@
+//! Ops to dispatches: for every op (already validated by `backend::validate`), the shader, its
+//! dtype variant, the bindings and parameters in the order of the shader's `Params`, and the
+//! grid. One file per op family.
+mod attention;
+mod elementwise;
+mod embedding;
+mod layout;
+mod linear;
+mod norm;
+
+use super::device::err;
+use super::dispatch::Dispatch;
+use crate::backend::{Activation, Op, View};
+use crate::error::Result;
+use crate::tensor::DType;
+
+pub(super) fn lower(op: &Op) -> Result<Dispatch> {
+    match op {
+        Op::Gemm(o) => linear::gemm(o),
+        Op::TmsaQkv(o) => linear::tmsa_qkv(o),
+        Op::SkipConcatLinear(o) => linear::skip_concat_linear(o),
+        Op::Conv2d(o) => linear::conv2d(o),
+        Op::Attention(o) => attention::attention(o),
+        Op::LayerNorm(o) => norm::layernorm(o),
+        Op::LayerNormModulate(o) => norm::layernorm_modulate(o),
+        Op::GroupNorm(o) => norm::group_norm(o),
+        Op::Add(o) => elementwise::add(o),
+        Op::Unary(o) => elementwise::unary(o),
+        Op::GateResidual(o) => elementwise::gate_residual(o),
+        Op::Patchify(o) => layout::patchify(o),
+        Op::Unpatchify(o) => layout::unpatchify(o),
+        Op::Upsample2x(o) => layout::upsample2x(o),
+        Op::Copy3d(o) => layout::copy3d(o),
+        Op::Embedding(o) => embedding::embedding(o),
+        Op::TimestepEmbedding(o) => embedding::timestep_embedding(o),
+    }
+}
+
+/// The one float dtype of an op's float views (f32 or f16): the shaders are specialised for a
+/// single storage type, so views of one op may not mix dtypes here.
+fn elem(op: &str, views: &[(&str, &View)], optional: &[(&str, &Option<View>)]) -> Result<DType> {
+    let present = optional.iter().filter_map(|(name, v)| v.as_ref().map(|v| (*name, v)));
+    let mut all = views.iter().copied().chain(present);
+    let (first_name, first) = all.next().expect("every op has a float view");
+    let dtype = float_dtype(op, first_name, first.dtype)?;
+    match all.find(|(_, v)| v.dtype != dtype) {
+        Some((name, v)) => Err(err(format!(
+            "{op}: {name} is {} but {first_name} is {dtype}; on wgpu the float views of one op share one dtype",
+            v.dtype
+        ))),
+        None => Ok(dtype),
+    }
+}
+
+/// `dtype` if the shaders can store it as a float.
+fn float_dtype(op: &str, field: &str, dtype: DType) -> Result<DType> {
+    match dtype {
+        DType::F32 | DType::F16 => Ok(dtype),
+        other => Err(err(format!("{op}: {field} is {other}; wgpu computes on f32 and f16 storage only"))),
+    }
+}
+
+/// The code shaders/lib/activation.wgsl switches on.
+fn activation_code(act: Activation) -> usize {
+    match act {
+        Activation::None => 0,
+        Activation::GeluTanh => 1,
+        Activation::GeluErf => 2,
+        Activation::Silu => 3,
+    }
+}

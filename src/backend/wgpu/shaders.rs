@@ -1,0 +1,126 @@
+//! The WGSL sources (shaders/, one file per op, embedded), their dtype variants, and the
+//! pipelines built from them: lazily, once per (shader, variant), cached for the backend's
+//! life.
+//!
+//! An op shader declares its storage types as aliases (`alias elem = f32;`); a variant
+//! rewrites those lines (`alias elem = f16;`) and, for f16, puts `enable f16;` first. So one
+//! source serves every dtype. Helpers shared by several shaders live in shaders/lib/ and are
+//! prepended to the shaders that list them.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::device::{err, Gpu};
+use crate::error::Result;
+use crate::tensor::DType;
+
+/// The text of shaders/<parts...>.
+macro_rules! wgsl {
+    ($($part:expr),+) => {
+        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $($part),+))
+    };
+}
+
+const ACTIVATION: &str = wgsl!("lib/activation.wgsl");
+const BLOCK_NORM: &str = wgsl!("lib/block_norm.wgsl");
+const FLAT_INDEX: &str = wgsl!("lib/flat_index.wgsl");
+const PER_ELEMENT: &str = wgsl!("lib/per_element.wgsl");
+const TILED_MATMUL: &str = wgsl!("lib/tiled_matmul.wgsl");
+
+/// One shader: its name (the op's), the lib helpers it needs, and its own source.
+pub(super) struct Shader {
+    pub name: &'static str,
+    libs: &'static [&'static str],
+    source: &'static str,
+}
+
+macro_rules! shader {
+    ($name:ident, $file:literal, [$($lib:ident),*]) => {
+        pub(super) const $name: Shader = Shader { name: $file, libs: &[$($lib),*], source: wgsl!($file, ".wgsl") };
+    };
+}
+
+shader!(GEMM, "gemm", [ACTIVATION, TILED_MATMUL]);
+shader!(TMSA_QKV, "tmsa_qkv", [TILED_MATMUL]);
+shader!(SKIP_CONCAT_LINEAR, "skip_concat_linear", [TILED_MATMUL]);
+shader!(CONV2D, "conv2d", [TILED_MATMUL]);
+shader!(ATTENTION, "attention", []);
+shader!(LAYERNORM, "layernorm", [FLAT_INDEX, BLOCK_NORM]);
+shader!(LAYERNORM_MODULATE, "layernorm_modulate", [FLAT_INDEX, BLOCK_NORM]);
+shader!(GROUP_NORM, "group_norm", [FLAT_INDEX, ACTIVATION, BLOCK_NORM]);
+shader!(ADD, "add", [FLAT_INDEX, PER_ELEMENT]);
+shader!(UNARY, "unary", [FLAT_INDEX, PER_ELEMENT, ACTIVATION]);
+shader!(GATE_RESIDUAL, "gate_residual", [FLAT_INDEX, PER_ELEMENT]);
+shader!(PATCHIFY, "patchify", [FLAT_INDEX, PER_ELEMENT]);
+shader!(UNPATCHIFY, "unpatchify", [FLAT_INDEX, PER_ELEMENT]);
+shader!(UPSAMPLE2X, "upsample2x", [FLAT_INDEX, PER_ELEMENT]);
+shader!(COPY3D, "copy3d", [FLAT_INDEX, PER_ELEMENT]);
+shader!(EMBEDDING, "embedding", [FLAT_INDEX, PER_ELEMENT]);
+shader!(TIMESTEP_EMBEDDING, "timestep_embedding", [FLAT_INDEX, PER_ELEMENT]);
+
+/// The storage type of each alias a shader declares, e.g. [("elem", F16)].
+pub(super) type Variant = Vec<(&'static str, DType)>;
+
+fn wgsl_type(dtype: DType) -> Result<&'static str> {
+    match dtype {
+        DType::F32 => Ok("f32"),
+        DType::F16 => Ok("f16"),
+        DType::U32 => Ok("u32"),
+        DType::BF16 => Err(err("bf16 is not supported (WGSL has no bf16 type)")),
+    }
+}
+
+/// The module source of `shader` for `variant`.
+fn specialize(shader: &Shader, variant: &[(&str, DType)]) -> Result<String> {
+    let mut source = shader.source.to_string();
+    for &(alias, dtype) in variant {
+        let declared = format!("alias {alias} = f32;");
+        if !source.contains(&declared) {
+            return Err(err(format!("shader {} declares no `{declared}`", shader.name)));
+        }
+        source = source.replace(&declared, &format!("alias {alias} = {};", wgsl_type(dtype)?));
+    }
+    let enable = if variant.iter().any(|&(_, d)| d == DType::F16) { "enable f16;\n" } else { "" };
+    Ok([enable].into_iter().chain(shader.libs.iter().copied()).chain([source.as_str()]).collect())
+}
+
+/// A compiled shader and the layout of its bind group 0.
+pub(super) struct Pipeline {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+#[derive(Default)]
+pub(super) struct Pipelines {
+    cache: Mutex<HashMap<(&'static str, Variant), Arc<Pipeline>>>,
+}
+
+impl Pipelines {
+    /// The pipeline of `shader` for `variant`, built on first use.
+    pub fn get(&self, gpu: &Gpu, shader: &Shader, variant: &Variant) -> Result<Arc<Pipeline>> {
+        let key = (shader.name, variant.clone());
+        if let Some(p) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(p.clone());
+        }
+        let source = specialize(shader, variant)?;
+        let what = format!("building shader {} {variant:?}", shader.name);
+        let pipeline = gpu.scoped(&what, || {
+            let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(shader.name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+            let pipeline = gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(shader.name),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+            let layout = pipeline.get_bind_group_layout(0);
+            Pipeline { pipeline, layout }
+        })?;
+        let pipeline = Arc::new(pipeline);
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+}

@@ -1,0 +1,289 @@
+//! Image-space (U-shaped) DiffiT, arXiv 2312.02139 Sec. 3.2.1. No code was released: the layout
+//! is ours (README.md, "Image-space DiffiT: our choices"; the PyTorch twin is
+//! weights-tools/reference/diffit_unet.py). Levels l = 0..L-1 at image_size / 2^l with channels[l],
+//! each with `blocks_per_level` DiffiT ResBlocks (Eq. 9-10: x += DiffiT-Block(Conv3x3(SiLU(GN(x))), c))
+//! whose TMSA attends within windows of min(window_size, side)^2 pixels. Encoder: ResBlocks, then a
+//! 3x3 stride-2 conv; decoder (bottom up): nearest x2 + 3x3 conv, plus the encoder's output at
+//! that level, then ResBlocks; head GN -> SiLU -> 3x3 conv.
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Add, Op, Upsample2x, View};
+use crate::error::{Error, Result};
+use crate::graph::{Graph, GraphBuilder};
+use crate::models::conv_layers::{conv_shapes, norm_shapes, Conv, GroupNormLayer};
+use crate::models::diffit_block::{DiffitBlock, DiffitBlockSpec};
+use crate::models::dit::FREQ_DIM;
+use crate::models::embedders::{label_embedding, timestep_mlp};
+use crate::models::windows::{from_windows, to_windows, WindowGrid};
+use crate::tensor::DType;
+use crate::weights::WeightSource;
+
+const GN_EPS: f32 = 1e-6;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiffitUnetConfig {
+    /// Image height = width.
+    pub image_size: usize,
+    pub in_channels: usize,
+    /// Channels of each level, finest first.
+    pub channels: Vec<usize>,
+    /// DiffiT ResBlocks per level, in the encoder and again in the decoder.
+    pub blocks_per_level: usize,
+    pub num_heads: usize,
+    /// Attention window side (a level smaller than the window attends globally).
+    pub window_size: usize,
+    pub mlp_ratio: f64,
+    /// Width of the time (+ class) embedding c.
+    pub time_dim: usize,
+    /// GroupNorm groups.
+    pub groups: usize,
+    /// Classes without the null class; 0 = unconditional (no label table, no `y` input).
+    pub num_classes: usize,
+    /// Output 2C channels [eps | v].
+    pub learn_sigma: bool,
+}
+
+impl DiffitUnetConfig {
+    /// "DiffiT-CIFAR10": 32x32x3, unconditional (our sizes, see the README).
+    pub fn preset(name: &str) -> Option<DiffitUnetConfig> {
+        (name == "DiffiT-CIFAR10").then(|| DiffitUnetConfig {
+            image_size: 32,
+            in_channels: 3,
+            channels: vec![128, 256, 256, 256],
+            blocks_per_level: 2,
+            num_heads: 4,
+            window_size: 8,
+            mlp_ratio: 4.0,
+            time_dim: 512,
+            groups: 32,
+            num_classes: 0,
+            learn_sigma: false,
+        })
+    }
+
+    pub fn out_channels(&self) -> usize {
+        if self.learn_sigma {
+            2 * self.in_channels
+        } else {
+            self.in_channels
+        }
+    }
+
+    fn side(&self, level: usize) -> usize {
+        self.image_size >> level
+    }
+
+    fn block_spec(&self, level: usize) -> DiffitBlockSpec {
+        let dim = self.channels[level];
+        DiffitBlockSpec {
+            dim,
+            heads: self.num_heads,
+            mlp_hidden: (dim as f64 * self.mlp_ratio) as usize,
+            temb_dim: self.time_dim,
+            window: self.window_size.min(self.side(level)),
+        }
+    }
+
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
+        let positive = [
+            ("image_size", self.image_size),
+            ("in_channels", self.in_channels),
+            ("blocks_per_level", self.blocks_per_level),
+            ("num_heads", self.num_heads),
+            ("window_size", self.window_size),
+            ("time_dim", self.time_dim),
+            ("groups", self.groups),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("diffit_unet: {name} must be positive"));
+        }
+        let levels = self.channels.len();
+        if levels == 0 || levels > 8 {
+            return Err(format!("diffit_unet: {levels} levels (channels has 1 to 8 entries)"));
+        }
+        if !self.image_size.is_multiple_of(1 << (levels - 1)) {
+            return Err(format!("diffit_unet: image_size {} does not halve {} times", self.image_size, levels - 1));
+        }
+        for (level, &c) in self.channels.iter().enumerate() {
+            if c == 0 || !c.is_multiple_of(self.groups) || !c.is_multiple_of(self.num_heads) {
+                return Err(format!("diffit_unet: channels {c} (level {level}) must be a positive multiple of groups {} and num_heads {}", self.groups, self.num_heads));
+            }
+            let window = self.block_spec(level).window;
+            if !self.side(level).is_multiple_of(window) {
+                return Err(format!("diffit_unet: level {level} side {} is not a multiple of its window {window}", self.side(level)));
+            }
+        }
+        if !(self.mlp_ratio > 0.0 && self.mlp_ratio <= 64.0) {
+            return Err(format!("diffit_unet: mlp_ratio {} out of range", self.mlp_ratio));
+        }
+        let params = self.param_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>();
+        if params > 1 << 36 || self.image_size > 4096 {
+            return Err(format!("diffit_unet: config too large ({params} parameters, image {})", self.image_size));
+        }
+        Ok(())
+    }
+
+    pub fn describe(&self) -> String {
+        let join = |v: Vec<usize>| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("/");
+        let levels = 0..self.channels.len();
+        format!(
+            "DiffiT image-space U-Net: input {}x{}x{}, {} levels (channels {}, sides {}, windows {}), {} ResBlocks per level and path, heads {}, time dim {}, {}, learn_sigma {}",
+            self.in_channels,
+            self.image_size,
+            self.image_size,
+            self.channels.len(),
+            join(self.channels.clone()),
+            join(levels.clone().map(|l| self.side(l)).collect()),
+            join(levels.map(|l| self.block_spec(l).window).collect()),
+            self.blocks_per_level,
+            self.num_heads,
+            self.time_dim,
+            if self.num_classes > 0 { format!("{} classes", self.num_classes) } else { "unconditional".to_string() },
+            self.learn_sigma
+        )
+    }
+
+    fn resblock_shapes(&self, prefix: &str, level: usize) -> Vec<(String, Vec<usize>)> {
+        let c = self.channels[level];
+        let mut v: Vec<(String, Vec<usize>)> = norm_shapes(&format!("{prefix}.norm"), c).into();
+        v.extend(conv_shapes(&format!("{prefix}.conv"), c, c, 3));
+        v.extend(self.block_spec(level).param_shapes(&format!("{prefix}.transformer")));
+        v
+    }
+
+    /// Keys and shapes in module order (reference/diffit_unet.py).
+    pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let (td, chans) = (self.time_dim, &self.channels);
+        let last = chans.len() - 1;
+        let mut v: Vec<(String, Vec<usize>)> = vec![
+            ("t_embedder.mlp.0.weight".into(), vec![td, FREQ_DIM]),
+            ("t_embedder.mlp.0.bias".into(), vec![td]),
+            ("t_embedder.mlp.2.weight".into(), vec![td, td]),
+            ("t_embedder.mlp.2.bias".into(), vec![td]),
+        ];
+        if self.num_classes > 0 {
+            v.push(("y_embedder.embedding_table.weight".into(), vec![self.num_classes + 1, td]));
+        }
+        v.extend(conv_shapes("conv_in", chans[0], self.in_channels, 3));
+        for level in 0..=last {
+            for j in 0..self.blocks_per_level {
+                v.extend(self.resblock_shapes(&format!("encoder.{level}.resblocks.{j}"), level));
+            }
+            if level < last {
+                v.extend(conv_shapes(&format!("encoder.{level}.downsample"), chans[level + 1], chans[level], 3));
+            }
+        }
+        for level in 0..=last {
+            if level < last {
+                v.extend(conv_shapes(&format!("decoder.{level}.upsample"), chans[level], chans[level + 1], 3));
+            }
+            for j in 0..self.blocks_per_level {
+                v.extend(self.resblock_shapes(&format!("decoder.{level}.resblocks.{j}"), level));
+            }
+        }
+        v.extend(norm_shapes("norm_out", chans[0]));
+        v.extend(conv_shapes("conv_out", self.out_channels(), chans[0], 3));
+        v
+    }
+
+    /// The model's multiply-adds per image (a stride-2 conv counted at its output size, though
+    /// the graph runs it at full size and keeps every other pixel).
+    pub fn macs_per_image(&self) -> f64 {
+        let conv = |side: usize, cin: usize, cout: usize| (side * side * cin * cout * 9) as f64;
+        let (chans, last) = (&self.channels, self.channels.len() - 1);
+        let td = self.time_dim as f64;
+        let mut macs = FREQ_DIM as f64 * td + td * td + conv(self.image_size, self.in_channels, chans[0]);
+        for (level, &c) in chans.iter().enumerate() {
+            let side = self.side(level);
+            let resblock = conv(side, c, c) + self.block_spec(level).macs(side * side);
+            macs += 2.0 * self.blocks_per_level as f64 * resblock;
+            if level < last {
+                macs += conv(side / 2, c, chans[level + 1]) + conv(side, chans[level + 1], c);
+            }
+        }
+        macs + conv(self.image_size, chans[0], self.out_channels())
+    }
+}
+
+/// A DiffiT ResBlock (Eq. 9-10) bound to its weights.
+struct ResBlock {
+    norm: GroupNormLayer,
+    conv: Conv,
+    transformer: DiffitBlock,
+    spec: DiffitBlockSpec,
+}
+
+impl ResBlock {
+    fn load(g: &mut GraphBuilder, w: &mut dyn WeightSource, prefix: &str, cfg: &DiffitUnetConfig, level: usize) -> Result<ResBlock> {
+        let c = cfg.channels[level];
+        let spec = cfg.block_spec(level);
+        Ok(ResBlock {
+            norm: GroupNormLayer::load(g, w, &format!("{prefix}.norm"), c, cfg.groups, GN_EPS)?,
+            conv: Conv::load(g, w, &format!("{prefix}.conv"), c, c, 3)?,
+            transformer: DiffitBlock::load(g, w, &format!("{prefix}.transformer"), spec)?,
+            spec,
+        })
+    }
+
+    /// x [batch, C, side, side] += DiffiT-Block(Conv3x3(SiLU(GN(x))), c), the block run on the
+    /// pixels as token rows in window order.
+    fn apply(&self, g: &mut GraphBuilder, x: View, cond: View, batch: usize, side: usize) {
+        let spatial = side * side;
+        let act = self.norm.apply(g, x, batch, spatial, true);
+        let x_hat = self.conv.apply(g, act, batch, side, side);
+        let grid = WindowGrid { batch, channels: self.spec.dim, side, window: self.spec.window };
+        let rows = to_windows(g, x_hat, grid);
+        self.transformer.apply(g, rows, cond, batch, spatial);
+        let back = from_windows(g, rows, grid);
+        g.push(Op::Add(Add { a: x, b: back, out: x }));
+    }
+}
+
+pub fn build(cfg: &DiffitUnetConfig, w: &mut dyn WeightSource, batch: usize, dtype: DType) -> Result<Graph> {
+    cfg.validate().map_err(Error::invalid)?;
+    let (s, chans, last) = (cfg.image_size, &cfg.channels, cfg.channels.len() - 1);
+    let mut g = GraphBuilder::new(dtype);
+
+    let x = g.input("x", [batch, cfg.in_channels, s, s], dtype);
+    let t = g.input("t", [batch], DType::F32);
+    let cond = timestep_mlp(&mut g, w, "t_embedder.mlp", t, batch, cfg.time_dim)?;
+    if cfg.num_classes > 0 {
+        let y = g.input("y", [batch], DType::U32);
+        let label = label_embedding(&mut g, w, "y_embedder.embedding_table.weight", y, batch, cfg.num_classes + 1, cfg.time_dim)?;
+        g.push(Op::Add(Add { a: cond, b: label, out: cond }));
+    }
+
+    let mut h = Conv::load(&mut g, w, "conv_in", chans[0], cfg.in_channels, 3)?.apply(&mut g, x, batch, s, s);
+    let mut skips = Vec::with_capacity(last);
+    for level in 0..=last {
+        let side = cfg.side(level);
+        for j in 0..cfg.blocks_per_level {
+            ResBlock::load(&mut g, w, &format!("encoder.{level}.resblocks.{j}"), cfg, level)?.apply(&mut g, h, cond, batch, side);
+        }
+        if level < last {
+            skips.push(h);
+            let down = Conv::load(&mut g, w, &format!("encoder.{level}.downsample"), chans[level + 1], chans[level], 3)?;
+            h = down.apply_stride2(&mut g, h, batch, side, side);
+        }
+    }
+    for level in (0..=last).rev() {
+        let side = cfg.side(level);
+        if level < last {
+            let below = chans[level + 1];
+            let wide = g.temp([batch, below, side, side]);
+            g.push(Op::Upsample2x(Upsample2x { batch, channels: below, height: side / 2, width: side / 2, x: h, out: wide }));
+            h = Conv::load(&mut g, w, &format!("decoder.{level}.upsample"), chans[level], below, 3)?.apply(&mut g, wide, batch, side, side);
+            let skip = skips.pop().expect("one skip per level above the bottom");
+            g.push(Op::Add(Add { a: h, b: skip, out: h }));
+        }
+        for j in 0..cfg.blocks_per_level {
+            ResBlock::load(&mut g, w, &format!("decoder.{level}.resblocks.{j}"), cfg, level)?.apply(&mut g, h, cond, batch, side);
+        }
+    }
+
+    let act = GroupNormLayer::load(&mut g, w, "norm_out", chans[0], cfg.groups, GN_EPS)?.apply(&mut g, h, batch, s * s, true);
+    let out = g.output("out", [batch, cfg.out_channels(), s, s]);
+    Conv::load(&mut g, w, "conv_out", cfg.out_channels(), chans[0], 3)?.apply_into(&mut g, act, batch, s, s, out);
+    g.finish()
+}

@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""Self-test of the DiffiT converter, the latent and image-space references and their fixtures:
+python3 weights-tools/test_convert_diffit.py (plain Python, like test_convert.py, whose helpers it
+uses)."""
+
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import torch
+from safetensors.numpy import save_file as np_save_file
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from archs import ConvertError  # noqa: E402
+from archs import diffit as diffit_arch  # noqa: E402
+from ckpt_io import read_safetensors  # noqa: E402
+from archs import diffit_unet as unet_arch  # noqa: E402
+from fixture_specs import load_spec  # noqa: E402
+from reference.diffit import DiffiT  # noqa: E402
+from reference.diffit_unet import DiffiTUNet, from_windows, to_windows  # noqa: E402
+from test_convert import TMP, read_with_package, run_convert, tmp  # noqa: E402
+
+FIXTURES = os.path.join(HERE, "..", "tests", "fixtures")
+SPECS = {"diffit": load_spec("fixture_specs.diffit"), "diffit_unet": load_spec("fixture_specs.diffit_unet")}
+INDEX = diffit_arch.INDEX_SUFFIX
+
+
+def expect_convert_error(fn, *needles):
+    try:
+        fn()
+    except ConvertError as e:
+        for n in needles:
+            assert n in str(e), (n, str(e))
+        return str(e)
+    raise AssertionError(f"no error; wanted {needles}")
+
+
+def official_index(window):
+    """DiffiTAttention.__init__'s buffer, written as diffit.py computes it."""
+    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()
+    rel[:, :, 0] += window - 1
+    rel[:, :, 1] += window - 1
+    rel[:, :, 0] *= 2 * window - 1
+    return rel.sum(-1).numpy()
+
+
+# --- keys, counts, index -----------------------------------------------------------------------
+
+def test_relative_position_index_is_the_official_one():
+    for w in (1, 2, 3, 16, 32):
+        assert np.array_equal(diffit_arch.relative_position_index(w), official_index(w)), w
+
+
+def test_released_model_keys_and_count():
+    with torch.device("meta"):
+        model = DiffiT.from_preset("DiffiT-XL/2", input_size=32)
+    sd = model.state_dict()
+    want = diffit_arch.expected_shapes(model.config)
+    params = [k for k in sd if not k.endswith(INDEX)]
+    assert list(params) == list(want) and all(tuple(sd[k].shape) == want[k] for k in params)
+    # The index buffer follows its table in the official state_dict.
+    keys = list(sd)
+    assert keys[keys.index("blocks.3.attn.relative_position_bias_table") + 1] == f"blocks.3{INDEX}"
+    # The paper's 561.3M is model.parameters(): pos_embed and the tables in, the index buffers out.
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params == 561_330_144 and round(n_params / 1e6, 1) == 561.3, n_params
+    assert sum(v.numel() for v in sd.values()) == n_params + 28 * 256 * 256
+    assert diffit_arch.infer_config(want) == model.config  # heads from the table
+    assert diffit_arch.infer_config(want, num_heads=16, preset="DiffiT-XL/2") == model.config
+
+
+def test_unet_reference_keys():
+    configs = [c for _, c in SPECS["diffit_unet"].CONFIGS.values()]
+    configs.append(unet_arch.make_config(**unet_arch.PRESETS["DiffiT-CIFAR10"]))
+    for cfg in configs:
+        with torch.device("meta"):
+            sd = DiffiTUNet.from_config(cfg).state_dict()  # its index buffers are not persistent
+        want = unet_arch.expected_shapes(cfg)
+        assert list(sd) == list(want) and all(tuple(v.shape) == want[k] for k, v in sd.items()), cfg
+
+
+def test_window_order():
+    b, c, s, w = 2, 3, 8, 4
+    x = torch.randn(b, c, s, s)
+    rows = to_windows(x, w)
+    assert torch.equal(from_windows(rows, b, s, s, w), x)
+    for (bi, wy, wx, iy, ix) in [(0, 0, 1, 2, 3), (1, 1, 0, 3, 1), (1, 1, 1, 0, 0)]:
+        window = (bi * (s // w) + wy) * (s // w) + wx  # windows row-major over the grid
+        assert torch.equal(rows[window, iy * w + ix], x[bi, :, wy * w + iy, wx * w + ix])
+
+
+# --- convert.py --------------------------------------------------------------------------------
+
+def random_official_state_dict(cfg, seed):
+    """A checkpoint as diffit.py saves it: parameters plus the int64 index buffers."""
+    torch.manual_seed(seed)
+    model = DiffiT.from_config(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn_like(p))
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_convert_roundtrip_drops_checked_buffers():
+    for name, (_, cfg) in SPECS["diffit"].CONFIGS.items():
+        sd = random_official_state_dict(cfg, seed=len(name))
+        assert sd[f"blocks.0{INDEX}"].dtype == torch.int64
+        torch.save(sd, tmp(f"{name}.pt"))
+        np_save_file({k: v.numpy() for k, v in sd.items()}, tmp(f"{name}_in.safetensors"))
+        for src in (f"{name}.pt", f"{name}_in.safetensors"):
+            rc, out, err = run_convert("--arch", "diffit", tmp(src), tmp(f"{name}.safetensors"))
+            assert rc == 0, (src, err)
+            assert f"dropped {cfg['depth']} relative_position_index buffer(s)" in out, out
+            tensors, meta = read_with_package(tmp(f"{name}.safetensors"))
+            assert json.loads(meta["ditrt.config"]) == cfg, (src, meta)
+            assert list(read_safetensors(tmp(f"{name}.safetensors"))[0]) == list(diffit_arch.expected_shapes(cfg)), src
+            for k, v in tensors.items():
+                assert np.array_equal(v, sd[k].numpy()), (src, k)
+
+
+def test_convert_errors():
+    cfg = SPECS["diffit"].CONFIGS["diffit_p2"][1]
+    sd = random_official_state_dict(cfg, seed=0)
+    bad = dict(sd)
+    bad[f"blocks.1{INDEX}"] = bad[f"blocks.1{INDEX}"].flip(0)
+    torch.save(bad, tmp("badindex.pt"))
+    rc, _, err = run_convert("--arch", "diffit", tmp("badindex.pt"), tmp("never.safetensors"))
+    assert rc == 2 and f"'blocks.1{INDEX}': not the Swin relative position index of a 4x4 window" in err, err
+    print("   ", err)
+    shapes = diffit_arch.expected_shapes(cfg)
+    infer = diffit_arch.infer_config
+    expect_convert_error(lambda: infer(shapes, num_heads=4), "--num-heads 4 disagrees", "3 heads")
+    expect_convert_error(lambda: infer(shapes, preset="DiffiT-XL/2"), "--preset DiffiT-XL/2: checkpoint has")
+    expect_convert_error(lambda: infer(shapes, preset="DiT-XL/2"), "unknown --preset 'DiT-XL/2'")
+    table = "blocks.0.attn.relative_position_bias_table"
+    expect_convert_error(lambda: infer(dict(shapes, **{table: (25, 3)})), "25 rows, expected (2*4-1)^2 = 49")
+    expect_convert_error(lambda: infer({k: v for k, v in shapes.items() if k != table}), f"missing key {table!r}")
+    # A table that disagrees between blocks is reported by its official name.
+    torch.save(dict(sd, **{"blocks.1.attn.relative_position_bias_table": torch.zeros(49, 2)}), tmp("heads.pt"))
+    rc, _, err = run_convert("--arch", "diffit", tmp("heads.pt"), tmp("never.safetensors"))
+    assert rc == 2 and "'blocks.1.attn.relative_position_bias_table': expected shape [49, 3], found [49, 2]" in err, err
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+def test_fixtures_current():
+    """Every committed fixture: config, keys, inputs, size, and `out` recomputed from the
+    committed weights bit for bit (float64 reference); an f32 torch forward agrees to 1e-5."""
+    for arch, spec in SPECS.items():
+        for name, (_, cfg) in spec.CONFIGS.items():
+            path = os.path.join(FIXTURES, f"{name}.safetensors")
+            weights, meta = read_with_package(path)
+            assert json.loads(meta["ditrt.config"]) == cfg, name
+            assert set(weights) == set(spec.expected_shapes(cfg)), name
+            assert os.path.getsize(path) < 512 * 1024, name
+            fx, _ = read_with_package(os.path.join(FIXTURES, f"{name}.fixture.safetensors"))
+            conditional = arch == "diffit" or cfg["num_classes"] > 0
+            assert set(fx) == ({"x", "t", "y", "out"} if conditional else {"x", "t", "out"}), name
+            assert (fx["t"] != np.round(fx["t"])).any(), name
+            inputs = {k: fx[k] for k in fx if k != "out"}
+            if conditional:
+                assert (inputs["y"] == cfg["num_classes"]).any(), name  # the null class is exercised
+            out = spec.forward(spec.reference_model(cfg, weights), inputs)
+            assert np.array_equal(out.astype(np.float32), fx["out"]), name
+            m32 = spec.reference_model(cfg, weights).float()
+            with torch.no_grad():
+                o32 = m32(*(torch.from_numpy(inputs[k]) for k in ("x", "t", "y") if k in inputs)).numpy()
+            rel = np.abs(o32 - fx["out"]).max() / np.abs(fx["out"]).max()
+            assert rel < 1e-5, (name, rel)
+            print(f"    {name}: f32 torch forward vs fixture: max rel err {rel:.1e}")
+
+
+def main():
+    tests = [(k, v) for k, v in globals().items() if k.startswith("test_") and callable(v)]
+    failed = 0
+    for name, fn in tests:
+        try:
+            fn()
+            print(f"PASS {name}")
+        except Exception as e:  # report and carry on
+            failed += 1
+            print(f"FAIL {name}: {type(e).__name__}: {e}")
+    if failed:
+        print(f"{failed} of {len(tests)} failed (scratch files kept in {TMP})")
+        return 1
+    shutil.rmtree(TMP)
+    print(f"all {len(tests)} passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+"""Self-test of the VAE decoder converter (diffusers and CompVis layouts), the reference and the
+fixtures: python3 weights-tools/test_convert_vae.py (plain Python, like test_convert.py, whose
+helpers it uses)."""
+
+import json
+import math
+import os
+import shutil
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.numpy import save_file as np_save_file
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from archs import ConvertError  # noqa: E402
+from archs import vae as vae_arch  # noqa: E402
+from ckpt_io import read_safetensors  # noqa: E402
+from fixture_specs import load_spec  # noqa: E402
+from reference.vae import VAEDecoder  # noqa: E402
+from test_convert import TMP, read_with_package, run_convert, tmp  # noqa: E402
+
+FIXTURES = os.path.join(HERE, "..", "tests", "fixtures")
+SPEC = load_spec("fixture_specs.vae")
+# Converter round trips need what infer_config assumes: 32 GroupNorm groups, latent 32.
+CFG = vae_arch.make_config(block_out_channels=[32, 64, 64], layers_per_block=1)
+
+
+def expect_convert_error(fn, *needles):
+    try:
+        fn()
+    except ConvertError as e:
+        for n in needles:
+            assert n in str(e), (n, str(e))
+        return str(e)
+    raise AssertionError(f"no error; wanted {needles}")
+
+
+# --- CompVis layout, written from ldm/modules/diffusionmodules/model.py Decoder ------------------
+
+def compvis_shapes(cfg):
+    """CompVis Decoder + post_quant_conv keys -> shapes (up.(n-1) the widest; 1x1-conv attention)."""
+    chans, z = cfg["block_out_channels"], cfg["latent_channels"]
+    shapes = {}
+
+    def conv(name, cout, cin, k):
+        shapes[f"{name}.weight"], shapes[f"{name}.bias"] = (cout, cin, k, k), (cout,)
+
+    def norm(name, c):
+        shapes[f"{name}.weight"], shapes[f"{name}.bias"] = (c,), (c,)
+
+    def resnet(name, cin, cout):
+        norm(f"{name}.norm1", cin)
+        conv(f"{name}.conv1", cout, cin, 3)
+        norm(f"{name}.norm2", cout)
+        conv(f"{name}.conv2", cout, cout, 3)
+        if cin != cout:
+            conv(f"{name}.nin_shortcut", cout, cin, 1)
+
+    block_in = chans[-1]
+    conv("decoder.conv_in", block_in, z, 3)
+    resnet("decoder.mid.block_1", block_in, block_in)
+    norm("decoder.mid.attn_1.norm", block_in)
+    for name in ("q", "k", "v", "proj_out"):
+        conv(f"decoder.mid.attn_1.{name}", block_in, block_in, 1)
+    resnet("decoder.mid.block_2", block_in, block_in)
+    for level in reversed(range(len(chans))):
+        for j in range(cfg["layers_per_block"] + 1):
+            resnet(f"decoder.up.{level}.block.{j}", block_in, chans[level])
+            block_in = chans[level]
+        if level != 0:
+            conv(f"decoder.up.{level}.upsample.conv", block_in, block_in, 3)
+    norm("decoder.norm_out", block_in)
+    conv("decoder.conv_out", cfg["out_channels"], block_in, 3)
+    conv("post_quant_conv", z, z, 1)
+    return shapes
+
+
+def compvis_decode(sd, z, cfg):
+    """CompVis's Decoder.forward(post_quant_conv(z)), functionally, on CompVis keys."""
+    groups = cfg["norm_num_groups"]
+
+    def conv(x, name):
+        w = sd[f"{name}.weight"]
+        return F.conv2d(x, w, sd[f"{name}.bias"], padding=w.shape[-1] // 2)
+
+    def norm(x, name):
+        return F.group_norm(x, groups, sd[f"{name}.weight"], sd[f"{name}.bias"], eps=1e-6)
+
+    def resnet(x, name):
+        h = conv(F.silu(norm(x, f"{name}.norm1")), f"{name}.conv1")
+        h = conv(F.silu(norm(h, f"{name}.norm2")), f"{name}.conv2")
+        return (conv(x, f"{name}.nin_shortcut") if f"{name}.nin_shortcut.weight" in sd else x) + h
+
+    def attn(x, name):
+        h = norm(x, f"{name}.norm")
+        q, k, v = (conv(h, f"{name}.{n}") for n in "qkv")
+        b, c, hh, ww = q.shape
+        w_ = torch.bmm(q.reshape(b, c, hh * ww).permute(0, 2, 1), k.reshape(b, c, hh * ww)) * c ** -0.5
+        h_ = torch.bmm(v.reshape(b, c, hh * ww), w_.softmax(dim=2).permute(0, 2, 1)).reshape(b, c, hh, ww)
+        return x + conv(h_, f"{name}.proj_out")
+
+    h = conv(conv(z, "post_quant_conv"), "decoder.conv_in")
+    h = resnet(attn(resnet(h, "decoder.mid.block_1"), "decoder.mid.attn_1"), "decoder.mid.block_2")
+    for level in reversed(range(len(cfg["block_out_channels"]))):
+        for j in range(cfg["layers_per_block"] + 1):
+            h = resnet(h, f"decoder.up.{level}.block.{j}")
+        if level != 0:
+            h = conv(F.interpolate(h, scale_factor=2.0, mode="nearest"), f"decoder.up.{level}.upsample.conv")
+    return conv(F.silu(norm(h, "decoder.norm_out")), "decoder.conv_out")
+
+
+def random_tensors(shapes, seed):
+    gen = torch.Generator().manual_seed(seed)
+    return {k: torch.randn(s, generator=gen, dtype=torch.float64) / math.sqrt(max(1, int(np.prod(s[1:]))))
+            for k, s in shapes.items()}
+
+
+def reference_decode(path, z):
+    """Our reference VAEDecoder holding a converted file's weights."""
+    tensors, meta = read_with_package(path)
+    model = VAEDecoder.from_config(json.loads(meta["ditrt.config"])).double()
+    model.load_state_dict({k: torch.from_numpy(v).double() for k, v in tensors.items()}, strict=True)
+    with torch.no_grad():
+        return model(z)
+
+
+# --- keys and counts ---------------------------------------------------------------------------
+
+def test_sd_preset_keys_and_count():
+    for name, p in vae_arch.PRESETS.items():
+        with torch.device("meta"):
+            model = VAEDecoder(**p)
+        sd = model.state_dict()
+        want = vae_arch.expected_shapes(model.config)
+        assert list(sd) == list(want) and all(tuple(v.shape) == want[k] for k, v in sd.items()), name
+        assert vae_arch.infer_config(want, preset=name) == model.config, name
+        n = sum(v.numel() for v in sd.values())
+        # diffusers' SD AutoencoderKL: decoder 49,490,179 + post_quant_conv 20.
+        assert n == 49_490_199, n
+    assert vae_arch.infer_config(vae_arch.expected_shapes(vae_arch.PRESETS["SD-VAE-KL-f8"])) == \
+        vae_arch.make_config(**vae_arch.PRESETS["SD-VAE-KL-f8"])
+
+
+def test_compvis_shapes_map_onto_ours():
+    for cfg in (CFG, vae_arch.make_config(**vae_arch.PRESETS["SD-VAE-KL-f8"])):
+        mapped, _ = vae_arch.canonical_tensors({k: np.zeros(s, np.float32) for k, s in compvis_shapes(cfg).items()})
+        want = vae_arch.expected_shapes(cfg)
+        assert {k: v.shape for k, v in mapped.items()} == want
+
+
+# --- convert.py --------------------------------------------------------------------------------
+
+def test_full_sd_compvis_checkpoint():
+    """A CompVis .ckpt of a whole SD model: the decoder computes what CompVis's computes."""
+    vae = random_tensors(compvis_shapes(CFG), seed=1)
+    extra = {"first_stage_model.encoder.conv_in.weight": torch.zeros(32, 3, 3, 3),
+             "first_stage_model.quant_conv.weight": torch.zeros(8, 8, 1, 1),
+             "model.diffusion_model.input_blocks.0.0.weight": torch.zeros(4),
+             "cond_stage_model.transformer.text_model.final_layer_norm.weight": torch.zeros(4)}
+    state = {f"first_stage_model.{k}": v.float() for k, v in vae.items()} | extra
+    torch.save({"state_dict": state, "global_step": 470000}, tmp("sd.ckpt"))
+    rc, out, err = run_convert("--arch", "vae", tmp("sd.ckpt"), tmp("sd.safetensors"))
+    assert rc == 0, err
+    assert "ignored 2 other key(s) of the full checkpoint" in out and "ignored 2 encoder / quant_conv" in out, out
+    assert "mapped the CompVis layout" in out, out
+    assert list(read_safetensors(tmp("sd.safetensors"))[0]) == list(vae_arch.expected_shapes(CFG))
+    z = torch.randn(2, 4, 5, 4, dtype=torch.float64)
+    want = compvis_decode({k: v.float().double() for k, v in vae.items()}, z, CFG)
+    got = reference_decode(tmp("sd.safetensors"), z)
+    rel = ((got - want).norm() / want.norm()).item()
+    assert rel < 1e-12, rel
+    print(f"    CompVis decoder vs ours after conversion: rel {rel:.1e}")
+
+
+def test_diffusers_layouts():
+    """AutoencoderKL safetensors (encoder keys dropped) and the deprecated attention names."""
+    torch.manual_seed(2)
+    model = VAEDecoder.from_config(CFG)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn_like(p))
+    sd = {k: v.numpy() for k, v in model.state_dict().items()}
+    full = dict(sd, **{"encoder.conv_in.weight": np.zeros((32, 3, 3, 3), np.float32),
+                       "quant_conv.bias": np.zeros(8, np.float32)})
+    np_save_file(full, tmp("diffusers.safetensors"))
+    renames = {"to_q": "query", "to_k": "key", "to_v": "value", "to_out.0": "proj_attn"}
+    old = {}
+    for k, v in sd.items():
+        for new, dep in renames.items():
+            k = k.replace(f"attentions.0.{new}.", f"attentions.0.{dep}.")
+        old[k] = torch.from_numpy(v)
+    assert "decoder.mid_block.attentions.0.proj_attn.weight" in old
+    torch.save(old, tmp("diffusion_pytorch_model.bin"))
+    for src in ("diffusers.safetensors", "diffusion_pytorch_model.bin"):
+        rc, out, err = run_convert("--arch", "vae", "--preset", "SD-VAE-KL-f8", tmp(src), tmp("d.safetensors"))
+        assert rc == 2 and "--preset SD-VAE-KL-f8: checkpoint has block_out_channels [32, 64, 64]" in err, err
+        rc, out, err = run_convert("--arch", "vae", tmp(src), tmp("d.safetensors"))
+        assert rc == 0, (src, err)
+        tensors, meta = read_with_package(tmp("d.safetensors"))
+        assert json.loads(meta["ditrt.config"]) == CFG, meta
+        assert set(tensors) == set(sd), src
+        for k, v in sd.items():
+            assert np.array_equal(tensors[k], v), (src, k)
+
+
+def test_errors():
+    shapes = vae_arch.expected_shapes(CFG)
+    infer = vae_arch.infer_config
+    expect_convert_error(lambda: infer(shapes, num_heads=8), "single head")
+    expect_convert_error(lambda: infer(shapes, preset="SD-VAE"), "unknown --preset 'SD-VAE'")
+    expect_convert_error(lambda: infer({"decoder.conv_in.weight": (64, 4, 3, 3)}), "not a KL VAE decoder")
+    odd = vae_arch.expected_shapes(vae_arch.make_config([16, 32], norm_num_groups=8))
+    expect_convert_error(lambda: infer(odd), "channels [16] are not multiples of 32 GroupNorm groups")
+    sd = {k: torch.zeros(s) for k, s in shapes.items()}
+    del sd["decoder.up_blocks.2.resnets.0.conv_shortcut.bias"]
+    torch.save(sd, tmp("noshortcut.pt"))
+    rc, _, err = run_convert("--arch", "vae", tmp("noshortcut.pt"), tmp("never.safetensors"))
+    assert rc == 2 and "missing key 'decoder.up_blocks.2.resnets.0.conv_shortcut.bias'" in err, err
+    print("   ", err)
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+def test_fixtures_current():
+    """Every committed fixture: config, keys, size, and `out` recomputed from the committed weights
+    bit for bit (float64 reference); an f32 torch forward agrees to 1e-5."""
+    for name, (_, cfg) in SPEC.CONFIGS.items():
+        path = os.path.join(FIXTURES, f"{name}.safetensors")
+        weights, meta = read_with_package(path)
+        assert json.loads(meta["ditrt.config"]) == cfg, name
+        assert set(weights) == set(SPEC.expected_shapes(cfg)), name
+        assert os.path.getsize(path) < 512 * 1024, name
+        fx, _ = read_with_package(os.path.join(FIXTURES, f"{name}.fixture.safetensors"))
+        assert set(fx) == {"x", "out"}, name
+        s, up = cfg["latent_size"], 2 ** (len(cfg["block_out_channels"]) - 1)
+        assert fx["x"].shape[1:] == (cfg["latent_channels"], s, s) and fx["out"].shape[1:] == (3, s * up, s * up)
+        out = SPEC.forward(SPEC.reference_model(cfg, weights), {"x": fx["x"]})
+        assert np.array_equal(out.astype(np.float32), fx["out"]), name
+        m32 = SPEC.reference_model(cfg, weights).float()
+        with torch.no_grad():
+            o32 = m32(torch.from_numpy(fx["x"])).numpy()
+        rel = np.abs(o32 - fx["out"]).max() / np.abs(fx["out"]).max()
+        assert rel < 1e-5, (name, rel)
+        print(f"    {name}: f32 torch forward vs fixture: max rel err {rel:.1e}")
+
+
+def main():
+    tests = [(k, v) for k, v in globals().items() if k.startswith("test_") and callable(v)]
+    failed = 0
+    for name, fn in tests:
+        try:
+            fn()
+            print(f"PASS {name}")
+        except Exception as e:  # report and carry on
+            failed += 1
+            print(f"FAIL {name}: {type(e).__name__}: {e}")
+    if failed:
+        print(f"{failed} of {len(tests)} failed (scratch files kept in {TMP})")
+        return 1
+    shutil.rmtree(TMP)
+    print(f"all {len(tests)} passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
