@@ -1,5 +1,6 @@
 //! A sampling run over a range of image indices, in batches: each image's noise depends only
 //! on (seed, image index), so ranges run separately concatenate to exactly one whole run.
+use crate::decode::LatentDecoder;
 use crate::error::{Error, Result};
 use crate::image::Images;
 use crate::sampling::{sample, Denoiser, SamplerConfig, SeededNoise};
@@ -23,8 +24,15 @@ pub fn evaluations(run: &Run, sampler: &SamplerConfig) -> usize {
     run.count.div_ceil(run.batch.max(1)) * sampler.evaluations()
 }
 
-/// Sample the run's images; `progress` is called after every model evaluation.
-pub fn generate(denoiser: &mut dyn Denoiser, sampler: &SamplerConfig, run: &Run, progress: &mut dyn FnMut()) -> Result<Images> {
+/// Sample the run's images, decoding latents through `decoder` where given; `progress` is
+/// called after every model evaluation.
+pub fn generate(
+    denoiser: &mut dyn Denoiser,
+    sampler: &SamplerConfig,
+    run: &Run,
+    decoder: Option<&LatentDecoder>,
+    progress: &mut dyn FnMut(),
+) -> Result<Images> {
     if run.batch == 0 {
         return Err(Error::invalid("batch must be at least 1"));
     }
@@ -38,7 +46,13 @@ pub fn generate(denoiser: &mut dyn Denoiser, sampler: &SamplerConfig, run: &Run,
         let labels = if run.labels.is_empty() { &[][..] } else { &run.labels[start..start + n] };
         let mut noise = SeededNoise::new(run.seed, run.first_image + start as u64, n);
         let x = sample(denoiser, sampler, labels, &mut noise, &mut |_, _| progress())?;
-        parts.push(Images::from_samples(&x, n, g.channels, g.height, g.width));
+        parts.push(match decoder {
+            None => Images::from_samples(&x, n, g.channels, g.height, g.width),
+            Some(d) => {
+                let (pixels, image) = d.decode(&x, n)?;
+                Images::from_samples(&pixels, n, image.channels, image.height, image.width)
+            }
+        });
     }
     if parts.is_empty() {
         return Err(Error::invalid("nothing to sample: 0 images"));

@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod bench;
 pub mod bundled;
+pub mod decode;
 pub mod error;
 pub mod generate;
 pub mod graph;

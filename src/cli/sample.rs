@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use ditrt::decode::LatentDecoder;
 use ditrt::generate::{evaluations, generate, Run};
 use ditrt::image::{render_grid, write_npz, write_png};
 use ditrt::models::denoiser::GraphDenoiser;
@@ -56,6 +57,10 @@ pub struct Args {
     /// Output: .png (labelled grid) or .npz (uint8 N×H×W×3 under arr_0).
     #[arg(long, default_value = "samples.png")]
     out: PathBuf,
+    /// VAE decoder for latent models (ditrt safetensors, `convert.py --arch vae`): samples are
+    /// divided by 0.18215 and decoded to images.
+    #[arg(long)]
+    vae: Option<PathBuf>,
     /// Make only shard i of n (`i/n`, 0-based) of the run's images.
     #[arg(long)]
     shard: Option<String>,
@@ -148,7 +153,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
         batch: args.batch.min(end - start).max(1),
     };
 
+    let latent = config.input_geometry();
+    if args.vae.is_none() && ![1, 3].contains(&latent.channels) {
+        return Err(Error::invalid(format!(
+            "{} samples {}-channel latents: give --vae with the SD KL-f8 decoder (weights-tools/convert.py --arch vae)",
+            file.path().display(),
+            latent.channels
+        )));
+    }
     let backend = backend::select(&args.backend)?;
+    let decoder = match &args.vae {
+        Some(path) => Some(LatentDecoder::new(backend.clone(), &SafetensorsFile::open(path)?, latent, run.batch, dtype)?),
+        None => None,
+    };
     let per_launch = run.batch * if sampler.guidance.is_guided() { 2 } else { 1 };
     let mut denoiser = GraphDenoiser::new(backend, &config, &mut FileWeights::new(&file), per_launch, dtype)?;
     eprintln!(
@@ -163,7 +180,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         args.seed
     );
     let mut progress = Progress::new("steps", evaluations(&run, &sampler));
-    let images = generate(&mut denoiser, &sampler, &run, &mut || progress.tick())?;
+    let images = generate(&mut denoiser, &sampler, &run, decoder.as_ref(), &mut || progress.tick())?;
     progress.finish();
 
     match output {

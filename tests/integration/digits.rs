@@ -42,7 +42,7 @@ fn bundled_dit_samples_are_the_digits_asked_for() {
     let per_launch = run.batch * if sampler.guidance.is_guided() { 2 } else { 1 };
     let backend = Arc::new(CpuBackend::new());
     let mut denoiser = GraphDenoiser::new(backend, &config, &mut FileWeights::new(&file), per_launch, DType::F32).unwrap();
-    let images = generate(&mut denoiser, &sampler, &run, &mut || {}).unwrap();
+    let images = generate(&mut denoiser, &sampler, &run, None, &mut || {}).unwrap();
     let predicted = classify(&images);
     let mut right = [0usize; 10];
     for (want, got) in labels.iter().zip(&predicted) {

@@ -4,11 +4,15 @@ use std::process::Command;
 
 use crate::fixture;
 
+/// `ditrt sample` of the latent fixture DiT (4x8x8, random weights) decoded through the
+/// fixture VAE (x8) to 64x64 images.
 fn sample(args: &[&str], out: &Path) -> (i32, String, String) {
     let weights = fixture("dit_p2.safetensors");
+    let vae = fixture("vae_f8.safetensors");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ditrt"));
     // Later flags override earlier ones (args_override_self).
-    cmd.args(["sample", "--weights", weights.to_str().unwrap(), "--steps", "3", "--backend", "cpu", "--out", out.to_str().unwrap()]);
+    cmd.args(["sample", "--weights", weights.to_str().unwrap(), "--vae", vae.to_str().unwrap()]);
+    cmd.args(["--steps", "3", "--backend", "cpu", "--out", out.to_str().unwrap()]);
     let o = cmd.args(args).output().expect("run ditrt");
     (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
 }
@@ -32,9 +36,9 @@ fn npz_is_deterministic_and_shards_concatenate() {
     let whole = dir.path().join("whole.npz");
     let (code, stdout, stderr) = sample(&["--num", "5", "--batch", "2", "--seed", "11"], &whole);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(stdout.lines().last().unwrap(), format!("wrote {} (5 images, 8x8)", whole.display()));
+    assert_eq!(stdout.lines().last().unwrap(), format!("wrote {} (5 images, 64x64)", whole.display()));
     let (shape, pixels) = read_npz(&whole);
-    assert_eq!(shape, [5, 8, 8, 3]);
+    assert_eq!(shape, [5, 64, 64, 3]);
 
     let again = dir.path().join("again.npz");
     assert_eq!(sample(&["--num", "5", "--batch", "3", "--seed", "11"], &again).0, 0);
@@ -58,7 +62,7 @@ fn png_grid_is_written() {
     assert_eq!(code, 0, "{stderr}");
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&out).unwrap()));
     let info = decoder.read_info().unwrap().info().clone();
-    // 2 columns (one per class) of 8x8 images upscaled x8 to 64 px, with labels above.
+    // 2 columns (one per class) of 64x64 decoded images, with labels above.
     assert!(info.width >= 2 * 64 && info.width < 3 * 64, "{}", info.width);
     assert!(info.height >= 2 * 64, "{}", info.height);
 }
@@ -79,6 +83,13 @@ fn bad_requests_fail_with_one_line_and_write_nothing() {
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{stderr}");
     }
+    // A latent model needs a decoder.
+    let o = Command::new(env!("CARGO_BIN_EXE_ditrt"))
+        .args(["sample", "--weights", fixture("dit_p2.safetensors").to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("give --vae"), "{}", String::from_utf8_lossy(&o.stderr));
     let jpg = dir.path().join("x.jpg");
     let (code, _, stderr) = sample(&[], &jpg);
     assert_eq!(code, 2);

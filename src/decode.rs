@@ -1,0 +1,66 @@
+//! The last stage of latent sampling: latents scaled back by 1/0.18215 and decoded to images
+//! by the Stable Diffusion KL-f8 VAE decoder (the decoder itself does not scale).
+use std::sync::Arc;
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::graph::Session;
+use crate::models::{ImageGeometry, ModelConfig};
+use crate::tensor::{DType, HostTensor};
+use crate::weights::{FileWeights, SafetensorsFile};
+
+/// Stable Diffusion's latent scale factor: latents are divided by it before decoding.
+pub const SD_LATENT_SCALE: f32 = 0.18215;
+
+pub struct LatentDecoder {
+    session: Session,
+    batch: usize,
+    latent: ImageGeometry,
+}
+
+impl LatentDecoder {
+    /// The VAE in `file`, built for `batch` latents of shape `latent` (square).
+    pub fn new(backend: Arc<dyn Backend>, file: &SafetensorsFile, latent: ImageGeometry, batch: usize, dtype: DType) -> Result<Self> {
+        let mut config = match ModelConfig::from_file(file)? {
+            ModelConfig::Vae(c) => c,
+            other => {
+                return Err(Error::Config { path: file.path().to_path_buf(), msg: format!("--vae needs a VAE decoder, this is a {} model", other.arch()) })
+            }
+        };
+        if config.latent_channels != latent.channels || latent.height != latent.width {
+            return Err(Error::Config {
+                path: file.path().to_path_buf(),
+                msg: format!(
+                    "the VAE decodes square {}-channel latents, the model samples {}x{}x{}",
+                    config.latent_channels, latent.channels, latent.height, latent.width
+                ),
+            });
+        }
+        // The weights do not depend on the latent size; build for the model's.
+        config.latent_size = latent.height;
+        let graph = ModelConfig::Vae(config).build(&mut FileWeights::new(file), batch, dtype)?;
+        Ok(LatentDecoder { session: Session::new(backend, &graph)?, batch, latent })
+    }
+
+    /// Decode `count` latents [count, C, h, w] (as sampled, i.e. scaled) to images in [-1, 1]:
+    /// returns (pixels [count, 3, H, W], geometry of one image).
+    pub fn decode(&self, latents: &[f32], count: usize) -> Result<(Vec<f32>, ImageGeometry)> {
+        let g = self.latent;
+        let per = g.channels * g.height * g.width;
+        let mut images = Vec::new();
+        let mut geometry = None;
+        for start in (0..count).step_by(self.batch) {
+            let n = self.batch.min(count - start);
+            let mut x: Vec<f32> = latents[start * per..(start + n) * per].iter().map(|v| v / SD_LATENT_SCALE).collect();
+            x.resize(self.batch * per, 0.0);
+            self.session.set_input("x", &HostTensor::from_f32([self.batch, g.channels, g.height, g.width], &x))?;
+            self.session.run()?;
+            let out = self.session.output("out")?;
+            let d = out.shape.dims().to_vec();
+            let image = ImageGeometry { channels: d[1], height: d[2], width: d[3] };
+            images.extend_from_slice(&out.to_f32()[..n * d[1] * d[2] * d[3]]);
+            geometry = Some(image);
+        }
+        geometry.map(|g| (images, g)).ok_or_else(|| Error::invalid("nothing to decode: 0 latents"))
+    }
+}
