@@ -42,8 +42,10 @@ pub fn random_session(backend: Arc<dyn Backend>, config: &ModelConfig, batch: us
     let x: Vec<f32> = (0..batch * g.channels * g.height * g.width).map(|_| rng.random_range(-1.0..1.0)).collect();
     let t: Vec<f32> = (0..batch).map(|_| rng.random_range(0.0..999.0)).collect();
     session.set_input("x", &HostTensor::from_f32([batch, g.channels, g.height, g.width], &x))?;
-    session.set_input("t", &HostTensor::from_f32([batch], &t))?;
-    if let Some(classes) = config.num_classes() {
+    if session.has_input("t") {
+        session.set_input("t", &HostTensor::from_f32([batch], &t))?;
+    }
+    if let (Some(classes), true) = (config.num_classes(), session.has_input("y")) {
         let y: Vec<u32> = (0..batch).map(|_| rng.random_range(0..classes as u32)).collect();
         session.set_input("y", &HostTensor::from_u32([batch], &y))?;
     }

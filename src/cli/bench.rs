@@ -2,17 +2,17 @@ use std::process::ExitCode;
 
 use ditrt::backend;
 use ditrt::bench::time_forward;
-use ditrt::models::dit::DitConfig;
 use ditrt::models::ModelConfig;
 use ditrt::tensor::DType;
-use ditrt::{Error, Result};
+use ditrt::Result;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Architecture (dit).
+    /// Architecture: dit, uvit, tldm, diffit, diffit_unet or vae.
     #[arg(long, default_value = "dit")]
     arch: String,
-    /// Official config, e.g. DiT-S/2, DiT-XL/2 (256 px) or DiT-XL/2-512.
+    /// Config, e.g. DiT-S/2, DiT-XL/2 (256 px), DiT-XL/2-512, U-ViT-H/2-ImageNet256,
+    /// TLDM-XL/2, DiffiT-XL/2, DiffiT-CIFAR10, SD-VAE-KL-f8.
     #[arg(long, default_value = "DiT-S/2")]
     preset: String,
     #[arg(long, default_value_t = 1)]
@@ -33,13 +33,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let config = match args.arch.as_str() {
-        "dit" => ModelConfig::Dit(
-            DitConfig::preset(&args.preset)
-                .ok_or_else(|| Error::invalid(format!("unknown DiT preset '{}' (e.g. DiT-S/2, DiT-XL/2, DiT-XL/2-512)", args.preset)))?,
-        ),
-        other => return Err(Error::UnknownArch(other.to_string())),
-    };
+    let config = ModelConfig::preset(&args.arch, &args.preset)?;
     let dtype = DType::parse(&args.dtype)?;
     let backend = backend::select(&args.backend)?;
     if !args.json {

@@ -46,6 +46,21 @@ pub struct ImageGeometry {
 pub const KNOWN_ARCHS: &[&str] = &["dit", "uvit", "tldm", "diffit", "diffit_unet", "vae"];
 
 impl ModelConfig {
+    /// An official (or, where no official exists, ditrt's) config by arch and preset name,
+    /// e.g. ("dit", "DiT-XL/2"), ("uvit", "U-ViT-H/2-ImageNet256"), ("vae", "SD-VAE-KL-f8").
+    pub fn preset(arch: &str, name: &str) -> Result<Self> {
+        let config = match arch {
+            "dit" => dit::DitConfig::preset(name).map(ModelConfig::Dit),
+            "uvit" => uvit::UvitConfig::preset(name).map(ModelConfig::Uvit),
+            "tldm" => tldm::TldmConfig::preset(name).map(ModelConfig::Tldm),
+            "diffit" => diffit::DiffitConfig::preset(name).map(ModelConfig::Diffit),
+            "diffit_unet" => diffit_unet::DiffitUnetConfig::preset(name).map(ModelConfig::DiffitUnet),
+            "vae" => vae::VaeConfig::preset(name).map(ModelConfig::Vae),
+            other => return Err(Error::UnknownArch(other.to_string())),
+        };
+        config.ok_or_else(|| Error::invalid(format!("unknown {arch} preset '{name}'")))
+    }
+
     /// Parse a config; `origin` names where it came from in errors.
     pub fn from_json(json: &str, origin: &Path) -> Result<Self> {
         let err = |msg: String| Error::Config { path: origin.to_path_buf(), msg };
