@@ -10,9 +10,10 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, GraphBuilder};
 use crate::models::diffit_block::{DiffitBlock, DiffitBlockSpec};
 use crate::models::dit::FREQ_DIM;
-use crate::models::embedders::{label_embedding, patch_tokens, timestep_mlp};
+use crate::models::embedders::{embedder_shapes, label_embedding, patch_tokens, timestep_mlp};
 use crate::models::layers::Linear;
 use crate::tensor::DType;
+use crate::models::sizes::TransformerSizes;
 use crate::weights::WeightSource;
 
 const LN_EPS: f32 = 1e-6;
@@ -80,31 +81,21 @@ impl DiffitConfig {
     }
 
     pub(crate) fn validate(&self) -> std::result::Result<(), String> {
-        let positive = [
-            ("input_size", self.input_size),
-            ("patch_size", self.patch_size),
-            ("in_channels", self.in_channels),
-            ("hidden_size", self.hidden_size),
-            ("depth", self.depth),
-            ("num_heads", self.num_heads),
-        ];
-        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(format!("diffit: {name} must be positive"));
+        TransformerSizes {
+            arch: "diffit",
+            input_size: self.input_size,
+            patch_size: self.patch_size,
+            in_channels: self.in_channels,
+            hidden_size: self.hidden_size,
+            depth: self.depth,
+            num_heads: self.num_heads,
+            mlp_ratio: self.mlp_ratio,
         }
-        if !self.input_size.is_multiple_of(self.patch_size) {
-            return Err(format!("diffit: input_size {} is not a multiple of patch_size {}", self.input_size, self.patch_size));
-        }
-        if !self.hidden_size.is_multiple_of(self.num_heads) {
-            return Err(format!("diffit: hidden_size {} is not a multiple of num_heads {}", self.hidden_size, self.num_heads));
-        }
-        if !(self.mlp_ratio > 0.0 && self.mlp_ratio <= 64.0) {
-            return Err(format!("diffit: mlp_ratio {} out of range", self.mlp_ratio));
-        }
-        let params = self.param_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>();
+        .check(|| self.param_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum())?;
         // The graph holds each block's gathered bias densely: heads x N x N values.
         let dense_bias = self.depth * self.num_heads * self.tokens() * self.tokens();
-        if params > 1 << 36 || dense_bias > 1 << 32 || self.input_size > 4096 {
-            return Err(format!("diffit: config too large ({params} parameters, {dense_bias} bias values, input {})", self.input_size));
+        if dense_bias > 1 << 32 {
+            return Err(format!("diffit: config too large ({dense_bias} relative-position bias values)"));
         }
         Ok(())
     }
@@ -134,16 +125,7 @@ impl DiffitConfig {
     /// `model.parameters()`); the converter checks and drops them.
     pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
         let (d, c, p) = (self.hidden_size, self.in_channels, self.patch_size);
-        let mut v: Vec<(String, Vec<usize>)> = vec![
-            ("pos_embed".into(), vec![1, self.tokens(), d]),
-            ("x_embedder.proj.weight".into(), vec![d, c, p, p]),
-            ("x_embedder.proj.bias".into(), vec![d]),
-            ("t_embedder.mlp.0.weight".into(), vec![d, FREQ_DIM]),
-            ("t_embedder.mlp.0.bias".into(), vec![d]),
-            ("t_embedder.mlp.2.weight".into(), vec![d, d]),
-            ("t_embedder.mlp.2.bias".into(), vec![d]),
-            ("y_embedder.embedding_table.weight".into(), vec![self.num_classes + 1, d]),
-        ];
+        let mut v = embedder_shapes(self.tokens(), d, c, p, self.num_classes);
         let spec = self.block_spec();
         for i in 0..self.depth {
             v.extend(spec.param_shapes(&format!("blocks.{i}")));

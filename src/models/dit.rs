@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 use crate::backend::{Activation, Add, GateResidual, LayerNormModulate, Op, PatchGeometry, PerSample, Unary, Unpatchify, View};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, GraphBuilder};
-use crate::models::embedders::{label_embedding, patch_tokens, timestep_mlp};
+use crate::models::embedders::{embedder_shapes, label_embedding, patch_tokens, timestep_mlp};
 use crate::models::layers::{concat_rows, packed_attention, Linear};
 use crate::tensor::DType;
+use crate::models::sizes::TransformerSizes;
 use crate::weights::WeightSource;
 
 /// Width of the sinusoidal timestep features (DiT's `frequency_embedding_size`).
@@ -102,31 +103,17 @@ impl DitConfig {
     }
 
     pub(crate) fn validate(&self) -> std::result::Result<(), String> {
-        let positive = [
-            ("input_size", self.input_size),
-            ("patch_size", self.patch_size),
-            ("in_channels", self.in_channels),
-            ("hidden_size", self.hidden_size),
-            ("depth", self.depth),
-            ("num_heads", self.num_heads),
-        ];
-        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(format!("dit: {name} must be positive"));
+        TransformerSizes {
+            arch: "dit",
+            input_size: self.input_size,
+            patch_size: self.patch_size,
+            in_channels: self.in_channels,
+            hidden_size: self.hidden_size,
+            depth: self.depth,
+            num_heads: self.num_heads,
+            mlp_ratio: self.mlp_ratio,
         }
-        if !self.input_size.is_multiple_of(self.patch_size) {
-            return Err(format!("dit: input_size {} is not a multiple of patch_size {}", self.input_size, self.patch_size));
-        }
-        if !self.hidden_size.is_multiple_of(self.num_heads) {
-            return Err(format!("dit: hidden_size {} is not a multiple of num_heads {}", self.hidden_size, self.num_heads));
-        }
-        if !(self.mlp_ratio > 0.0 && self.mlp_ratio <= 64.0) {
-            return Err(format!("dit: mlp_ratio {} out of range", self.mlp_ratio));
-        }
-        let params = self.param_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>();
-        if params > 1 << 36 || self.input_size > 4096 {
-            return Err(format!("dit: config too large ({params} parameters, input {})", self.input_size));
-        }
-        Ok(())
+        .check(|| self.param_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum())
     }
 
     pub fn describe(&self) -> String {
@@ -152,16 +139,7 @@ impl DitConfig {
     /// Official checkpoint keys and shapes, in checkpoint order.
     pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
         let (d, c, p, h) = (self.hidden_size, self.in_channels, self.patch_size, self.mlp_hidden());
-        let mut v: Vec<(String, Vec<usize>)> = vec![
-            ("pos_embed".into(), vec![1, self.tokens(), d]),
-            ("x_embedder.proj.weight".into(), vec![d, c, p, p]),
-            ("x_embedder.proj.bias".into(), vec![d]),
-            ("t_embedder.mlp.0.weight".into(), vec![d, FREQ_DIM]),
-            ("t_embedder.mlp.0.bias".into(), vec![d]),
-            ("t_embedder.mlp.2.weight".into(), vec![d, d]),
-            ("t_embedder.mlp.2.bias".into(), vec![d]),
-            ("y_embedder.embedding_table.weight".into(), vec![self.num_classes + 1, d]),
-        ];
+        let mut v = embedder_shapes(self.tokens(), d, c, p, self.num_classes);
         for i in 0..self.depth {
             let b = format!("blocks.{i}");
             v.extend([

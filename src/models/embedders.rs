@@ -41,3 +41,20 @@ pub fn label_embedding(g: &mut GraphBuilder, w: &mut dyn WeightSource, key: &str
     g.push(Op::Embedding(Embedding { rows: batch, dim, table_rows, table, ids: y, out }));
     Ok(out)
 }
+
+/// Keys and shapes of the DiT-family embedders, in checkpoint order: position table over
+/// `tokens` patches, patch embedding (a conv with kernel = stride = `patch`), timestep MLP
+/// and the label table with its null-class row.
+pub fn embedder_shapes(tokens: usize, dim: usize, in_channels: usize, patch: usize, num_classes: usize) -> Vec<(String, Vec<usize>)> {
+    let d = dim;
+    vec![
+        ("pos_embed".into(), vec![1, tokens, d]),
+        ("x_embedder.proj.weight".into(), vec![d, in_channels, patch, patch]),
+        ("x_embedder.proj.bias".into(), vec![d]),
+        ("t_embedder.mlp.0.weight".into(), vec![d, crate::models::dit::FREQ_DIM]),
+        ("t_embedder.mlp.0.bias".into(), vec![d]),
+        ("t_embedder.mlp.2.weight".into(), vec![d, d]),
+        ("t_embedder.mlp.2.bias".into(), vec![d]),
+        ("y_embedder.embedding_table.weight".into(), vec![num_classes + 1, d]),
+    ]
+}

@@ -7,6 +7,7 @@ pub mod diffit_unet;
 pub mod dit;
 pub mod embedders;
 pub mod layers;
+pub mod sizes;
 pub mod tldm;
 pub mod uvit;
 pub mod vae;

@@ -9,9 +9,10 @@ use crate::backend::{Activation, Op, PatchGeometry, Unpatchify};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, GraphBuilder};
 use crate::models::dit::{FamilyPreset, FREQ_DIM};
-use crate::models::embedders::{label_embedding, patch_tokens, timestep_mlp};
+use crate::models::embedders::{embedder_shapes, label_embedding, patch_tokens, timestep_mlp};
 use crate::models::layers::{copy_tokens, AffineLayerNorm, Linear, PreNormBlock, PreNormBlockSpec, TokenSpan};
 use crate::tensor::DType;
+use crate::models::sizes::TransformerSizes;
 use crate::weights::WeightSource;
 
 /// DiT's LayerNorm eps, kept for its blocks' plain-LN twins.
@@ -81,32 +82,20 @@ impl TldmConfig {
     }
 
     pub(crate) fn validate(&self) -> std::result::Result<(), String> {
-        let positive = [
-            ("input_size", self.input_size),
-            ("patch_size", self.patch_size),
-            ("in_channels", self.in_channels),
-            ("hidden_size", self.hidden_size),
-            ("depth", self.depth),
-            ("num_heads", self.num_heads),
-            ("num_classes", self.num_classes),
-        ];
-        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(format!("tldm: {name} must be positive"));
+        if self.num_classes == 0 {
+            return Err("tldm: num_classes must be positive".into());
         }
-        if !self.input_size.is_multiple_of(self.patch_size) {
-            return Err(format!("tldm: input_size {} is not a multiple of patch_size {}", self.input_size, self.patch_size));
+        TransformerSizes {
+            arch: "tldm",
+            input_size: self.input_size,
+            patch_size: self.patch_size,
+            in_channels: self.in_channels,
+            hidden_size: self.hidden_size,
+            depth: self.depth,
+            num_heads: self.num_heads,
+            mlp_ratio: self.mlp_ratio,
         }
-        if !self.hidden_size.is_multiple_of(self.num_heads) {
-            return Err(format!("tldm: hidden_size {} is not a multiple of num_heads {}", self.hidden_size, self.num_heads));
-        }
-        if !(self.mlp_ratio > 0.0 && self.mlp_ratio <= 64.0) {
-            return Err(format!("tldm: mlp_ratio {} out of range", self.mlp_ratio));
-        }
-        let params = self.param_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>();
-        if params > 1 << 36 || self.input_size > 4096 {
-            return Err(format!("tldm: config too large ({params} parameters, input {})", self.input_size));
-        }
-        Ok(())
+        .check(|| self.param_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum())
     }
 
     pub fn describe(&self) -> String {
@@ -132,16 +121,7 @@ impl TldmConfig {
     /// Checkpoint keys and shapes (ours, DiT-style names), in module order.
     pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
         let (d, c, p, co) = (self.hidden_size, self.in_channels, self.patch_size, self.out_channels());
-        let mut v: Vec<(String, Vec<usize>)> = vec![
-            ("pos_embed".into(), vec![1, self.patches(), d]),
-            ("x_embedder.proj.weight".into(), vec![d, c, p, p]),
-            ("x_embedder.proj.bias".into(), vec![d]),
-            ("t_embedder.mlp.0.weight".into(), vec![d, FREQ_DIM]),
-            ("t_embedder.mlp.0.bias".into(), vec![d]),
-            ("t_embedder.mlp.2.weight".into(), vec![d, d]),
-            ("t_embedder.mlp.2.bias".into(), vec![d]),
-            ("y_embedder.embedding_table.weight".into(), vec![self.num_classes + 1, d]),
-        ];
+        let mut v = embedder_shapes(self.patches(), d, c, p, self.num_classes);
         let spec = self.block_spec();
         for i in 0..self.depth {
             v.extend(spec.param_shapes(&format!("blocks.{i}")));
