@@ -397,6 +397,8 @@ def main():
 
     if args.eval_only:
         model, _ = load_model(dit_path)
+        export_model(model, dit_path, SAMPLING)  # same tensors; refreshes "ditrt.sampling"
+        model, _ = load_model(dit_path)
     else:
         model, secs, cpu = train(x, y, args.train_steps, args.batch, args.lr, args.seed)
         print(f"training: {args.train_steps} steps x batch {args.batch}: wall {secs:.1f}s ({secs / 60:.1f} min), "
@@ -411,9 +413,9 @@ def main():
     if args.sweep:
         # Even step counts only: with K - 1 odd, i * 999 / (K - 1) is never a half, so DiT's
         # half-to-even rounding and a half-away-from-zero round pick the same timesteps.
-        for steps in (20, 30, 50, 100):
+        for steps in (10, 20, 30, 50, 100):
             for s in (1.5, 2.0, 3.0, 4.0):
-                _, acc, _ = evaluate(model, w, b, steps, s, seed=1000 + args.seed)
+                _, acc, _ = evaluate(model, w, b, steps, s, seed=1000 + args.seed, per_class=20)
                 print(f"sweep: steps {steps:3d} cfg {s:.1f}: accuracy {acc:.3f}", flush=True)
 
     steps, s = SAMPLING["steps"], SAMPLING["cfg_scale"]
