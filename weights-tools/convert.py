@@ -11,6 +11,7 @@ Errors: one line on stderr, exit 2, and OUT is left untouched.
 """
 
 import argparse
+import inspect
 import json
 import sys
 
@@ -44,7 +45,10 @@ def convert(arch_name, src, dst, dtype="f32", num_heads=None, preset=None):
     tensors = read_checkpoint(src)  # its errors already name the file
     try:
         if hasattr(arch, "canonical_tensors"):
-            tensors, note = arch.canonical_tensors(tensors)
+            # hooks may also take the input path and --preset (e.g. for a config.json beside IN)
+            params = inspect.signature(arch.canonical_tensors).parameters
+            extra = {k: v for k, v in (("src", src), ("preset", preset)) if k in params}
+            tensors, note = arch.canonical_tensors(tensors, **extra)
             if note:
                 print(f"note: {note}")
         shapes = {k: tuple(v.shape) for k, v in tensors.items()}

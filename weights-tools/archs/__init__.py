@@ -5,7 +5,8 @@ Each arch is one module here that provides:
   expected_shapes(config) -> {official key: shape} in module order
 and optionally
   canonical_tensors(tensors) -> (tensors, note or None): the checkpoint in the stored layout
-    (keys of another layout renamed, buffers or other models' keys dropped), before inference
+    (keys of another layout renamed, buffers or other models' keys dropped), before inference;
+    it may also take keyword arguments src (the input path) and preset, which convert.py then passes
 Add uvit / diffit / tldm / vae as further modules and list them in ARCHS.
 """
 

@@ -3,8 +3,12 @@
 Torch-free, so convert.py can handle safetensors inputs without PyTorch.
 """
 
+import json
 import math
+import os
 import re
+
+import numpy as np
 
 from archs import ConvertError
 
@@ -125,3 +129,122 @@ def infer_config(shapes, num_heads=None, preset=None):
         raise ConvertError(f"--num-heads {num_heads} does not divide the hidden size {d}")
 
     return make_config(grid * p, p, c, d, depth, num_heads, mlp_ratio, num_classes, learn_sigma)
+
+
+# --- diffusers DiTTransformer2DModel layout -------------------------------------------------
+
+_DIFFUSERS_EMB = "transformer_blocks.{i}.norm1.emb."
+_DIFFUSERS_BLOCK = {  # per-block diffusers module -> official module
+    "norm1.linear": "adaLN_modulation.1",
+    "attn1.to_out.0": "attn.proj",
+    "ff.net.0.proj": "mlp.fc1",
+    "ff.net.2": "mlp.fc2",
+}
+_DIFFUSERS_TOP = {
+    "pos_embed.proj": "x_embedder.proj",
+    "proj_out_1": "final_layer.adaLN_modulation.1",
+    "proj_out_2": "final_layer.linear",
+}
+_DIFFUSERS_NOTE = ("mapped diffusers' DiTTransformer2DModel layout to the official DiT keys; diffusers computes "
+                   "timestep features with frequency shift 1 (exp(-ln(10000) i/(half-1))) while ditrt follows the "
+                   "official DiT (i/half), so outputs match the official model, not diffusers' pipeline to the last digit "
+                   "(likewise diffusers' MLP LayerNorm eps is its norm_eps, default 1e-5; ditrt uses the official 1e-6)")
+
+
+def sincos_2d_np(dim, grid):
+    """numpy copy of reference/common.py sincos_2d (float64, (grid*grid, dim)); kept torch-free."""
+    if dim % 4:
+        raise ConvertError(f"hidden size {dim}: the 2-D sin-cos position table needs a multiple of 4")
+    omega = 10000.0 ** (-np.arange(dim // 4, dtype=np.float64) / (dim / 4))
+    h, w = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
+
+    def one(pos):
+        args = pos.reshape(-1).astype(np.float64)[:, None] * omega[None, :]
+        return np.concatenate([np.sin(args), np.cos(args)], axis=1)
+
+    return np.concatenate([one(w), one(h)], axis=1)
+
+
+def _diffusers_input_size(src, preset):
+    """The latent size (not in the weights): from --preset if it carries one, else config.json next to IN."""
+    if preset is not None and "input_size" in PRESETS.get(preset, {}):
+        return int(PRESETS[preset]["input_size"])
+    if src is not None:
+        path = os.path.join(os.path.dirname(os.path.abspath(src)), "config.json")
+        if os.path.isfile(path):
+            with open(path) as f:
+                try:
+                    size = json.load(f).get("sample_size")
+                except ValueError as e:
+                    raise ConvertError(f"{path}: not valid JSON ({e})") from None
+            if isinstance(size, (list, tuple)):
+                if len(size) != 2 or size[0] != size[1]:
+                    raise ConvertError(f"{path}: sample_size {size} is not square")
+                size = size[0]
+            if isinstance(size, int) and size > 0:
+                return size
+            raise ConvertError(f"{path}: no positive integer 'sample_size'")
+    raise ConvertError("diffusers DiT weights do not store the input size: put diffusers' config.json "
+                       "(sample_size) next to IN or pass a --preset that carries it")
+
+
+def canonical_tensors(tensors, src=None, preset=None):
+    """convert.py hook: diffusers' DiTTransformer2DModel -> official keys (official ones pass through)."""
+    if not any(k.startswith("transformer_blocks.") for k in tensors):
+        return tensors, None
+    emb0 = _DIFFUSERS_EMB.format(i=0)
+    out, seen = {}, set()
+    for k, v in tensors.items():
+        m = re.match(r"^transformer_blocks\.(\d+)\.(.*)$", k)
+        if m:
+            i, rest = int(m.group(1)), m.group(2)
+            if rest.startswith("norm1.emb."):
+                sub = rest[len("norm1.emb."):]
+                ref = emb0 + sub
+                if i != 0:  # copies of block 0's embedders: must be identical, then dropped
+                    if ref not in tensors:
+                        raise ConvertError(f"unexpected key {k!r}: block 0 has no {ref!r}")
+                    if tuple(tensors[ref].shape) != tuple(v.shape) or not np.array_equal(np.asarray(tensors[ref]), np.asarray(v)):
+                        raise ConvertError(f"transformer block {i}'s copy of the timestep/class embedders "
+                                           f"({k!r}) differs from block 0's; ditrt has one shared embedder")
+                    continue
+                sm = re.match(r"^timestep_embedder\.linear_([12])\.(weight|bias)$", sub)
+                if sm:
+                    out[f"t_embedder.mlp.{2 * int(sm.group(1)) - 2}.{sm.group(2)}"] = v
+                elif sub == "class_embedder.embedding_table.weight":
+                    out["y_embedder.embedding_table.weight"] = v
+                else:
+                    out[k] = v  # reported as unexpected
+                continue
+            am = re.match(r"^attn1\.to_([qkv])\.(weight|bias)$", rest)
+            if am:
+                seen.add((i, am.group(2)))
+                continue
+            for d_name, o_name in _DIFFUSERS_BLOCK.items():
+                if rest.startswith(d_name + "."):
+                    out[f"blocks.{i}.{o_name}{rest[len(d_name):]}"] = v
+                    break
+            else:
+                out[k] = v
+            continue
+        for d_name, o_name in _DIFFUSERS_TOP.items():
+            if k.startswith(d_name + "."):
+                out[o_name + k[len(d_name):]] = v
+                break
+        else:
+            out[k] = v
+    for i, kind in sorted(seen):  # q, k, v concatenated in that order -> qkv
+        parts = [f"transformer_blocks.{i}.attn1.to_{c}.{kind}" for c in "qkv"]
+        missing = [p for p in parts if p not in tensors]
+        if missing:
+            raise ConvertError(f"missing key {missing[0]!r}, needed for blocks.{i}.attn.qkv.{kind}")
+        out[f"blocks.{i}.attn.qkv.{kind}"] = np.concatenate([np.asarray(tensors[p]) for p in parts], axis=0)
+    if "pos_embed" not in out:
+        if "x_embedder.proj.weight" not in out:
+            raise ConvertError("missing key 'pos_embed.proj.weight', needed to infer the DiT config")
+        d, _, p, _ = _shape({"x_embedder.proj.weight": out["x_embedder.proj.weight"].shape}, "x_embedder.proj.weight", 4)
+        size = _diffusers_input_size(src, preset)
+        if size % p:
+            raise ConvertError(f"input size {size} is not a multiple of the patch size {p}")
+        out["pos_embed"] = sincos_2d_np(d, size // p)[None].astype(np.float32)
+    return out, _DIFFUSERS_NOTE
