@@ -10,7 +10,6 @@ import glob
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from archs import ConvertError  # noqa: E402
 from archs.dit import PRESETS, expected_shapes, infer_config, make_config  # noqa: E402
 from reference.common import sincos_2d, timestep_features, unpatchify  # noqa: E402
 from reference.dit import DiT  # noqa: E402
+import selftest
 
 CFG = make_config(input_size=8, patch_size=2, in_channels=4, hidden_size=64, depth=2, num_heads=4,
                   num_classes=10, learn_sigma=True)
@@ -269,23 +269,5 @@ def test_fixtures_current():
         print(f"    {name}: f32 torch forward vs fixture: max rel err {rel:.1e}")
 
 
-def main():
-    tests = [(k, v) for k, v in globals().items() if k.startswith("test_") and callable(v)]
-    failed = 0
-    for name, fn in tests:
-        try:
-            fn()
-            print(f"PASS {name}")
-        except Exception as e:  # report and carry on
-            failed += 1
-            print(f"FAIL {name}: {type(e).__name__}: {e}")
-    if failed:
-        print(f"{failed} of {len(tests)} failed (scratch files kept in {TMP})")
-        return 1
-    shutil.rmtree(TMP)
-    print(f"all {len(tests)} passed")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(selftest.run(globals(), TMP))

@@ -5,7 +5,6 @@ uses)."""
 
 import json
 import os
-import shutil
 import sys
 
 import numpy as np
@@ -23,6 +22,7 @@ from fixture_specs import load_spec  # noqa: E402
 from reference.diffit import DiffiT  # noqa: E402
 from reference.diffit_unet import DiffiTUNet, from_windows, to_windows  # noqa: E402
 from test_convert import TMP, read_with_package, run_convert, tmp  # noqa: E402
+import selftest
 
 FIXTURES = os.path.join(HERE, "..", "tests", "fixtures")
 SPECS = {"diffit": load_spec("fixture_specs.diffit"), "diffit_unet": load_spec("fixture_specs.diffit_unet")}
@@ -175,23 +175,5 @@ def test_fixtures_current():
             print(f"    {name}: f32 torch forward vs fixture: max rel err {rel:.1e}")
 
 
-def main():
-    tests = [(k, v) for k, v in globals().items() if k.startswith("test_") and callable(v)]
-    failed = 0
-    for name, fn in tests:
-        try:
-            fn()
-            print(f"PASS {name}")
-        except Exception as e:  # report and carry on
-            failed += 1
-            print(f"FAIL {name}: {type(e).__name__}: {e}")
-    if failed:
-        print(f"{failed} of {len(tests)} failed (scratch files kept in {TMP})")
-        return 1
-    shutil.rmtree(TMP)
-    print(f"all {len(tests)} passed")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(selftest.run(globals(), TMP))

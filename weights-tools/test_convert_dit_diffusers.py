@@ -6,7 +6,6 @@
 
 import json
 import os
-import shutil
 import sys
 from unittest import mock
 
@@ -21,6 +20,7 @@ from archs.dit import sincos_2d_np  # noqa: E402
 from reference.common import sincos_2d, timestep_features  # noqa: E402
 from reference.dit import DiT  # noqa: E402
 from test_convert import TMP, read_with_package, run_convert, tmp  # noqa: E402
+import selftest
 
 DIFF_CFG = dict(sample_size=8, patch_size=2, in_channels=4, out_channels=8, num_layers=2,
                 num_attention_heads=2, attention_head_dim=32, num_embeds_ada_norm=10,
@@ -118,23 +118,5 @@ def test_embedder_copy_differs():
     print(f"    {se}")
 
 
-def main():
-    tests = [(k, v) for k, v in globals().items() if k.startswith("test_") and callable(v)]
-    failed = 0
-    for name, fn in tests:
-        try:
-            fn()
-            print(f"PASS {name}")
-        except Exception as e:  # report and carry on
-            failed += 1
-            print(f"FAIL {name}: {type(e).__name__}: {e}")
-    if failed:
-        print(f"{failed} of {len(tests)} failed (scratch files kept in {TMP})")
-        return 1
-    shutil.rmtree(TMP)
-    print(f"all {len(tests)} passed")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(selftest.run(globals(), TMP))

@@ -6,7 +6,6 @@ helpers it uses)."""
 import json
 import math
 import os
-import shutil
 import sys
 
 import numpy as np
@@ -23,6 +22,7 @@ from ckpt_io import read_safetensors  # noqa: E402
 from fixture_specs import load_spec  # noqa: E402
 from reference.vae import VAEDecoder  # noqa: E402
 from test_convert import TMP, read_with_package, run_convert, tmp  # noqa: E402
+import selftest
 
 FIXTURES = os.path.join(HERE, "..", "tests", "fixtures")
 SPEC = load_spec("fixture_specs.vae")
@@ -249,23 +249,5 @@ def test_fixtures_current():
         print(f"    {name}: f32 torch forward vs fixture: max rel err {rel:.1e}")
 
 
-def main():
-    tests = [(k, v) for k, v in globals().items() if k.startswith("test_") and callable(v)]
-    failed = 0
-    for name, fn in tests:
-        try:
-            fn()
-            print(f"PASS {name}")
-        except Exception as e:  # report and carry on
-            failed += 1
-            print(f"FAIL {name}: {type(e).__name__}: {e}")
-    if failed:
-        print(f"{failed} of {len(tests)} failed (scratch files kept in {TMP})")
-        return 1
-    shutil.rmtree(TMP)
-    print(f"all {len(tests)} passed")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(selftest.run(globals(), TMP))
