@@ -92,7 +92,7 @@ impl Recipe {
             None => Ok(Recipe::official(config)),
             Some(json) => serde_json::from_str(json).map_err(|e| Error::Config {
                 path: file.path().to_path_buf(),
-                msg: format!("{SAMPLING_KEY}: {e}"),
+                msg: crate::weights::one_line(&format!("{SAMPLING_KEY}: {e}")),
             }),
         }
     }

@@ -17,10 +17,17 @@ use crate::tensor::{f32_to_bytes, DType, HostTensor, Shape};
 /// Metadata key under which the model config (JSON) travels.
 pub const CONFIG_KEY: &str = "ditrt.config";
 
-/// The bytes of a safetensors file: memory-mapped, or built into the binary.
+/// Text from a file (a tensor key, a parser's message quoting it) fit for a one-line error:
+/// control characters such as newlines are escaped.
+pub(crate) fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
+/// The bytes of a safetensors file: memory-mapped, built into the binary, or in memory.
 enum Bytes {
     Mapped(memmap2::Mmap),
     Static(&'static [u8]),
+    Owned(Vec<u8>),
 }
 
 impl std::ops::Deref for Bytes {
@@ -29,6 +36,7 @@ impl std::ops::Deref for Bytes {
         match self {
             Bytes::Mapped(m) => m,
             Bytes::Static(b) => b,
+            Bytes::Owned(b) => b,
         }
     }
 }
@@ -60,10 +68,15 @@ impl SafetensorsFile {
         Self::parse(PathBuf::from(name), Bytes::Static(bytes))
     }
 
+    /// A file held in memory (fuzzing, tests); `name` stands for its path in messages.
+    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Self> {
+        Self::parse(PathBuf::from(name), Bytes::Owned(bytes))
+    }
+
     fn parse(path: PathBuf, bytes: Bytes) -> Result<Self> {
         let (header_len, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| Error::File {
             path: path.clone(),
-            msg: format!("not a valid safetensors file ({e}); truncated or corrupted?"),
+            msg: format!("not a valid safetensors file ({}); truncated or corrupted?", one_line(&e.to_string())),
         })?;
         Ok(SafetensorsFile { path, bytes, data_start: 8 + header_len, meta })
     }
@@ -89,7 +102,7 @@ impl SafetensorsFile {
     }
 
     fn tensor_err(&self, key: &str, msg: String) -> Error {
-        Error::Tensor { path: self.path.clone(), key: key.to_string(), msg }
+        Error::Tensor { path: self.path.clone(), key: one_line(key), msg }
     }
 
     /// Tensor `key` on the host: floats keep f32/f16/bf16 (f64 becomes f32); integers become

@@ -90,12 +90,14 @@ impl DiffitConfig {
             depth: self.depth,
             num_heads: self.num_heads,
             mlp_ratio: self.mlp_ratio,
+            num_classes: self.num_classes,
         }
-        .check(|| self.param_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum())?;
+        .check(|| self.param_shapes())?;
         // The graph holds each block's gathered bias densely: heads x N x N values.
-        let dense_bias = self.depth * self.num_heads * self.tokens() * self.tokens();
-        if dense_bias > 1 << 32 {
-            return Err(format!("diffit: config too large ({dense_bias} relative-position bias values)"));
+        let dense_bias = [self.depth, self.num_heads, self.tokens(), self.tokens()].iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if dense_bias.is_none_or(|n| n > 1 << 32) {
+            let count = dense_bias.map_or("too many".to_string(), |n| n.to_string());
+            return Err(format!("diffit: config too large ({count} relative-position bias values, at most {})", 1u64 << 32));
         }
         Ok(())
     }

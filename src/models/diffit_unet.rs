@@ -14,6 +14,7 @@ use crate::models::conv_layers::{conv_shapes, norm_shapes, Conv, GroupNormLayer}
 use crate::models::diffit_block::{DiffitBlock, DiffitBlockSpec};
 use crate::models::dit::FREQ_DIM;
 use crate::models::embedders::{label_embedding, timestep_mlp};
+use crate::models::sizes::{check_bounds, check_params, MAX_DEPTH, MAX_SIDE, MAX_SIZE};
 use crate::models::windows::{from_windows, to_windows, WindowGrid};
 use crate::tensor::DType;
 use crate::weights::WeightSource;
@@ -98,6 +99,16 @@ impl DiffitUnetConfig {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("diffit_unet: {name} must be positive"));
         }
+        check_bounds(
+            "diffit_unet",
+            &[
+                ("image_size", self.image_size, MAX_SIDE),
+                ("in_channels", self.in_channels, MAX_SIZE),
+                ("blocks_per_level", self.blocks_per_level, MAX_DEPTH),
+                ("time_dim", self.time_dim, MAX_SIZE),
+                ("num_classes", self.num_classes, MAX_SIZE),
+            ],
+        )?;
         let levels = self.channels.len();
         if levels == 0 || levels > 8 {
             return Err(format!("diffit_unet: {levels} levels (channels has 1 to 8 entries)"));
@@ -106,6 +117,7 @@ impl DiffitUnetConfig {
             return Err(format!("diffit_unet: image_size {} does not halve {} times", self.image_size, levels - 1));
         }
         for (level, &c) in self.channels.iter().enumerate() {
+            check_bounds("diffit_unet", &[("channels", c, MAX_SIZE)])?;
             if c == 0 || !c.is_multiple_of(self.groups) || !c.is_multiple_of(self.num_heads) {
                 return Err(format!("diffit_unet: channels {c} (level {level}) must be a positive multiple of groups {} and num_heads {}", self.groups, self.num_heads));
             }
@@ -117,10 +129,7 @@ impl DiffitUnetConfig {
         if !(self.mlp_ratio > 0.0 && self.mlp_ratio <= 64.0) {
             return Err(format!("diffit_unet: mlp_ratio {} out of range", self.mlp_ratio));
         }
-        let params = self.param_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>();
-        if params > 1 << 36 || self.image_size > 4096 {
-            return Err(format!("diffit_unet: config too large ({params} parameters, image {})", self.image_size));
-        }
+        check_params("diffit_unet", &self.param_shapes())?;
         Ok(())
     }
 

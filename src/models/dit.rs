@@ -112,8 +112,9 @@ impl DitConfig {
             depth: self.depth,
             num_heads: self.num_heads,
             mlp_ratio: self.mlp_ratio,
+            num_classes: self.num_classes,
         }
-        .check(|| self.param_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum())
+        .check(|| self.param_shapes())
     }
 
     pub fn describe(&self) -> String {

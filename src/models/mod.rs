@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::tensor::DType;
-use crate::weights::{SafetensorsFile, WeightSource, CONFIG_KEY};
+use crate::weights::{one_line, SafetensorsFile, WeightSource, CONFIG_KEY};
 
 /// A model's config as stored under `ditrt.config` in its safetensors metadata.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -64,11 +64,12 @@ impl ModelConfig {
 
     /// Parse a config; `origin` names where it came from in errors.
     pub fn from_json(json: &str, origin: &Path) -> Result<Self> {
-        let err = |msg: String| Error::Config { path: origin.to_path_buf(), msg };
+        // Messages may quote the JSON (an unknown field's name): kept to one line.
+        let err = |msg: String| Error::Config { path: origin.to_path_buf(), msg: one_line(&msg) };
         let value: serde_json::Value = serde_json::from_str(json).map_err(|e| err(format!("invalid JSON: {e}")))?;
         let arch = value.get("arch").and_then(|a| a.as_str()).ok_or_else(|| err("no \"arch\" field".into()))?;
         if !KNOWN_ARCHS.contains(&arch) {
-            return Err(Error::UnknownArch(arch.to_string()));
+            return Err(Error::UnknownArch(one_line(arch)));
         }
         let config: ModelConfig = serde_json::from_value(value.clone()).map_err(|e| err(format!("{arch}: {e}")))?;
         config.validate().map_err(err)?;

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, GraphBuilder};
 use crate::models::embedders::label_embedding;
 use crate::models::layers::{copy_tokens, AffineLayerNorm, Linear, PreNormBlock, PreNormBlockSpec, TokenSpan};
+use crate::models::sizes::{check_bounds, check_params, MAX_DEPTH, MAX_SIDE, MAX_SIZE};
 use crate::tensor::DType;
 use crate::weights::WeightSource;
 
@@ -134,6 +135,16 @@ impl UvitConfig {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("uvit: {name} must be positive"));
         }
+        check_bounds(
+            "uvit",
+            &[
+                ("img_size", self.img_size, MAX_SIDE),
+                ("in_chans", self.in_chans, MAX_SIZE),
+                ("embed_dim", self.embed_dim, MAX_SIZE),
+                ("depth", self.depth, MAX_DEPTH),
+                ("num_classes", self.num_classes, MAX_SIZE),
+            ],
+        )?;
         if !self.img_size.is_multiple_of(self.patch_size) {
             return Err(format!("uvit: img_size {} is not a multiple of patch_size {}", self.img_size, self.patch_size));
         }
@@ -146,10 +157,7 @@ impl UvitConfig {
         if self.null_class && !self.is_conditional() {
             return Err("uvit: null_class needs num_classes > 0".into());
         }
-        let params = self.param_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>();
-        if params > 1 << 36 || self.img_size > 4096 || self.depth > 1024 {
-            return Err(format!("uvit: config too large ({params} parameters, input {}, depth {})", self.img_size, self.depth));
-        }
+        check_params("uvit", &self.param_shapes())?;
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, GraphBuilder};
 use crate::models::conv_layers::{channels_first, channels_last, conv_shapes, norm_shapes, Conv, GroupNormLayer};
 use crate::models::layers::{concat_rows, packed_attention, Linear};
+use crate::models::sizes::{check_bounds, check_params, MAX_DEPTH, MAX_SIDE, MAX_SIZE};
 use crate::tensor::DType;
 use crate::weights::WeightSource;
 
@@ -69,17 +70,29 @@ impl VaeConfig {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("vae: {name} must be positive"));
         }
+        check_bounds(
+            "vae",
+            &[
+                ("latent_channels", self.latent_channels, MAX_SIZE),
+                ("out_channels", self.out_channels, MAX_SIZE),
+                ("layers_per_block", self.layers_per_block, MAX_DEPTH),
+                ("latent_size", self.latent_size, MAX_SIDE),
+            ],
+        )?;
         let levels = self.block_out_channels.len();
         if levels == 0 || levels > 8 {
             return Err(format!("vae: {levels} levels (block_out_channels has 1 to 8 entries)"));
         }
+        for &c in &self.block_out_channels {
+            check_bounds("vae", &[("block_out_channels", c, MAX_SIZE)])?;
+        }
         if let Some(c) = self.block_out_channels.iter().find(|c| **c == 0 || !c.is_multiple_of(self.norm_num_groups)) {
             return Err(format!("vae: channels {c} is not a positive multiple of norm_num_groups {}", self.norm_num_groups));
         }
-        let params = self.param_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum::<usize>();
-        if params > 1 << 36 || self.image_size() > 16384 {
-            return Err(format!("vae: config too large ({params} parameters, output {} px)", self.image_size()));
+        if self.image_size() > 16384 {
+            return Err(format!("vae: config too large (output {} px, at most 16384)", self.image_size()));
         }
+        check_params("vae", &self.param_shapes())?;
         Ok(())
     }
 
