@@ -37,6 +37,12 @@ pub fn random_session(backend: Arc<dyn Backend>, config: &ModelConfig, batch: us
     // Small weights keep activations in range for every dtype.
     let graph = config.build(&mut RandomWeights::new(seed, 0.02), batch, dtype)?;
     let session = Session::new(backend, &graph)?;
+    set_random_inputs(&session, config, batch, seed)?;
+    Ok((session, graph.plan.clone(), graph.peak_bytes()))
+}
+
+/// Sets the session's inputs from `seed`: x uniform in [-1, 1), t in [0, 999), class ids.
+fn set_random_inputs(session: &Session, config: &ModelConfig, batch: usize, seed: u64) -> Result<()> {
     let g = config.input_geometry();
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
     let x: Vec<f32> = (0..batch * g.channels * g.height * g.width).map(|_| rng.random_range(-1.0..1.0)).collect();
@@ -49,10 +55,15 @@ pub fn random_session(backend: Arc<dyn Backend>, config: &ModelConfig, batch: us
         let y: Vec<u32> = (0..batch).map(|_| rng.random_range(0..classes as u32)).collect();
         session.set_input("y", &HostTensor::from_u32([batch], &y))?;
     }
-    Ok((session, graph.plan.clone(), graph.peak_bytes()))
+    Ok(())
 }
 
-/// Median wall time of `iters` forwards after `warmup` untimed ones.
+/// Input sets the timed forwards rotate through, so no forward reads inputs the previous one
+/// left in cache (issue "Beat PyTorch", method; weights-tools/bench_torch.py does the same).
+const INPUT_SETS: u64 = 4;
+
+/// Median wall time of `iters` forwards after `warmup` untimed ones; before each timed forward
+/// (untimed) the inputs switch to the next of `INPUT_SETS` random sets.
 pub fn time_forward(backend: Arc<dyn Backend>, config: &ModelConfig, batch: usize, dtype: DType, warmup: usize, iters: usize) -> Result<ForwardTiming> {
     let name = backend.name();
     let (session, plan, peak) = random_session(backend, config, batch, dtype, 0)?;
@@ -61,7 +72,9 @@ pub fn time_forward(backend: Arc<dyn Backend>, config: &ModelConfig, batch: usiz
     }
     session.backend().synchronize()?;
     let mut times = Vec::with_capacity(iters.max(1));
-    for _ in 0..iters.max(1) {
+    for i in 0..iters.max(1) as u64 {
+        set_random_inputs(&session, config, batch, i % INPUT_SETS)?;
+        session.backend().synchronize()?;
         let start = Instant::now();
         session.run()?;
         session.backend().synchronize()?;

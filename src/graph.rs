@@ -202,6 +202,7 @@ impl Session {
                 return Err(Error::Backend { backend: backend.name(), msg: format!("dtype {} is not supported", v.dtype) });
             }
         }
+        preflight(backend.as_ref(), graph)?;
         let mut owned = Owned { backend: backend.clone(), ids: Vec::new() };
         let mut inputs = HashMap::new();
         let mut outputs = HashMap::new();
@@ -281,6 +282,34 @@ impl Session {
         let bytes = self.backend.read(*view)?;
         Ok(HostTensor { shape: shape.clone(), dtype: view.dtype, bytes }.to_dtype(DType::F32))
     }
+}
+
+/// Refuses a graph whose planned memory (weights, inputs, outputs, arena) exceeds what the
+/// backend has free, before anything is allocated: a too-large batch is a one-line error, not an
+/// out-of-memory abort halfway through.
+fn preflight(backend: &dyn Backend, graph: &Graph) -> Result<()> {
+    let Some(free) = backend.free_memory() else { return Ok(()) };
+    let need = graph.peak_bytes() as u64;
+    if need <= free {
+        return Ok(());
+    }
+    let batch = graph
+        .values
+        .iter()
+        .find(|v| matches!(&v.kind, ValueKind::Input(name) if name == "x"))
+        .and_then(|v| v.shape.0.first())
+        .map_or(String::new(), |b| format!("batch {b}: "));
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    Err(Error::Backend {
+        backend: backend.name(),
+        msg: format!(
+            "{batch}the graph needs {:.2} GiB ({:.2} GiB weights, {:.2} GiB activations) but only {:.2} GiB is free; lower --batch",
+            gib(need),
+            gib(graph.weight_bytes() as u64),
+            gib(graph.plan.arena_bytes as u64),
+            gib(free)
+        ),
+    })
 }
 
 /// The buffers a session allocated, freed when it drops (or when `Session::new` fails).

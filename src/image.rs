@@ -143,14 +143,19 @@ pub fn render_grid(images: &Images, labels: &[String], cols: usize) -> (usize, u
     (w, h, rgb)
 }
 
-/// Write an RGB8 PNG atomically.
-pub fn write_png(path: &Path, width: usize, height: usize, rgb: &[u8]) -> Result<()> {
+/// PNG text key under which `write_png` stores its run key.
+const PNG_RUN_KEY: &str = "ditrt.run";
+
+/// Write an RGB8 PNG atomically; `run_key` (what made it, see `read_run_key`) goes into a tEXt
+/// chunk.
+pub fn write_png(path: &Path, width: usize, height: usize, rgb: &[u8], run_key: &str) -> Result<()> {
     let mut bytes = Vec::new();
     {
         let mut enc = png::Encoder::new(&mut bytes, width as u32, height as u32);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
         let err = |e: png::EncodingError| Error::File { path: path.to_path_buf(), msg: format!("PNG encoding: {e}") };
+        enc.add_text_chunk(PNG_RUN_KEY.into(), run_key.into()).map_err(err)?;
         let mut writer = enc.write_header().map_err(err)?;
         writer.write_image_data(rgb).map_err(err)?;
     }
@@ -174,8 +179,10 @@ fn npy_u8(shape: &[usize], data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A zip archive with one stored (uncompressed) member, as numpy's `np.savez` writes it.
-fn zip_stored(name: &str, data: &[u8]) -> Result<Vec<u8>> {
+/// A zip archive with one stored (uncompressed) member, as numpy's `np.savez` writes it, and
+/// `comment` as the archive comment (numpy ignores it).
+fn zip_stored(name: &str, data: &[u8], comment: &str) -> Result<Vec<u8>> {
+    let comment_len = u16::try_from(comment.len()).map_err(|_| Error::invalid("npz comment longer than 64 KiB"))?;
     let size = u32::try_from(data.len()).map_err(|_| Error::invalid("npz larger than 4 GiB (shard the run with --shard)"))?;
     let crc = crc32fast::hash(data);
     let mut local = Vec::new();
@@ -200,14 +207,34 @@ fn zip_stored(name: &str, data: &[u8]) -> Result<Vec<u8>> {
     let mut end = vec![0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 1, 0, 1, 0];
     end.extend_from_slice(&(central.len() as u32).to_le_bytes());
     end.extend_from_slice(&central_at.to_le_bytes());
-    end.extend_from_slice(&0u16.to_le_bytes());
+    end.extend_from_slice(&comment_len.to_le_bytes());
+    end.extend_from_slice(comment.as_bytes());
     let mut out = local;
     out.write_all(&central).and_then(|_| out.write_all(&end)).expect("writing to a Vec");
     Ok(out)
 }
 
-/// Write images as an .npz holding `arr_0`, uint8 N×H×W×3.
-pub fn write_npz(path: &Path, images: &Images) -> Result<()> {
+/// Write images as an .npz holding `arr_0`, uint8 N×H×W×3, atomically; `run_key` goes into the
+/// archive comment.
+pub fn write_npz(path: &Path, images: &Images, run_key: &str) -> Result<()> {
     let npy = npy_u8(&[images.count, images.height, images.width, 3], &images.to_rgb());
-    write_atomically(path, &zip_stored("arr_0.npy", &npy)?)
+    write_atomically(path, &zip_stored("arr_0.npy", &npy, run_key)?)
+}
+
+/// The run key a finished `write_png` / `write_npz` output carries; None when `path` is missing,
+/// unreadable or not such a file. Outputs are renamed into place only when complete, so a file
+/// with a key is a whole one.
+pub fn read_run_key(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    if bytes.starts_with(b"\x89PNG") {
+        let reader = png::Decoder::new(std::io::Cursor::new(bytes)).read_info().ok()?;
+        let text = &reader.info().uncompressed_latin1_text;
+        return text.iter().find(|t| t.keyword == PNG_RUN_KEY).map(|t| t.text.clone());
+    }
+    // Zip: the end-of-central-directory record (22 bytes + comment) closes the file.
+    let comment_len = |at: usize| u16::from_le_bytes([bytes[at + 20], bytes[at + 21]]) as usize;
+    let end = (0..bytes.len().saturating_sub(21)).rev().take(65536 + 22).find(|&at| {
+        bytes[at..].starts_with(&[0x50, 0x4b, 0x05, 0x06]) && at + 22 + comment_len(at) == bytes.len()
+    })?;
+    String::from_utf8(bytes[end + 22..].to_vec()).ok()
 }

@@ -1,4 +1,4 @@
-//! The `ditrt` command line: sample, inspect, verify, bench.
+//! The `ditrt` command line: sample, inspect, verify, bench, soak.
 mod cli;
 
 use std::process::ExitCode;
@@ -22,6 +22,8 @@ enum Command {
     Verify(cli::verify::Args),
     /// Time forward passes with random weights.
     Bench(cli::bench::Args),
+    /// Sample a bundled model for many steps and check that resident memory stays flat.
+    Soak(cli::soak::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => cli::inspect::run(a),
         Command::Verify(a) => cli::verify::run(a),
         Command::Bench(a) => cli::bench::run(a),
+        Command::Soak(a) => cli::soak::run(a),
     };
     match result {
         Ok(code) => code,

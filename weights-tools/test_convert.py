@@ -162,6 +162,13 @@ def test_missing_unexpected_wrong_shape():
     print("   ", expect_error(tmp("nopos.pt"), "missing key 'pos_embed'"))
 
 
+class _RunsCode:
+    """Unpickling this runs a shell command: what weights_only loading must refuse."""
+
+    def __reduce__(self):
+        return (os.system, (f"touch {tmp('code-ran')}",))
+
+
 def test_unreadable_inputs():
     sd = random_state_dict(CFG)
     np_save_file({k: v.numpy() for k, v in sd.items()}, tmp("full.safetensors"))
@@ -175,6 +182,10 @@ def test_unreadable_inputs():
     # official training checkpoints also pickle argparse args: not loadable with weights_only
     torch.save({"ema": sd, "args": argparse.Namespace(model="DiT-XL/2")}, tmp("code.pt"))
     print("   ", expect_error(tmp("code.pt"), "code.pt", "refused", "arbitrary code"))
+    # a pickle that would run a command on load: refused, and the command never ran
+    torch.save({"model": sd, "payload": _RunsCode()}, tmp("evil.pt"))
+    print("   ", expect_error(tmp("evil.pt"), "evil.pt", "refused", "arbitrary code"))
+    assert not os.path.exists(tmp("code-ran")), "loading the checkpoint ran its embedded command"
     print("   ", expect_error(tmp("nothere.pt"), "nothere.pt", "no such file"))
     print("   ", expect_error(tmp("full.pt"), "unknown --arch 'nope'", "(known: ", " dit,", extra=("--arch", "nope")))
     print("   ", expect_error(tmp("full.pt"), "--num-heads 5", extra=("--num-heads", "5")))

@@ -19,6 +19,12 @@ pub trait Backend: Send + Sync {
     fn name(&self) -> String;
     /// Whether buffers of `dtype` can be stored and computed on.
     fn supports(&self, dtype: DType) -> bool;
+    /// Bytes a new session may still take (host: MemAvailable; CUDA: the device's free
+    /// memory), for the preflight in `Session::new`; None where the API cannot tell (wgpu,
+    /// whose allocations fail cleanly on their own).
+    fn free_memory(&self) -> Option<u64> {
+        None
+    }
 
     /// A new buffer of `bytes` bytes (contents unspecified).
     fn alloc(&self, bytes: usize) -> Result<BufId>;

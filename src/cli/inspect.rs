@@ -2,6 +2,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use ditrt::finite::check_finite;
 use ditrt::models::ModelConfig;
 use ditrt::weights::SafetensorsFile;
 use ditrt::Result;
@@ -12,11 +13,17 @@ use super::human;
 pub struct Args {
     /// A ditrt safetensors file (see weights-tools/convert.py).
     weights: PathBuf,
+    /// Also read every tensor and fail on a NaN or Inf value, naming the tensor.
+    #[arg(long)]
+    check_weights: bool,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let file = SafetensorsFile::open(&args.weights)?;
     let config = ModelConfig::from_file(&file)?;
+    if args.check_weights {
+        check_finite(&file)?;
+    }
     let keys = file.keys();
     let infos: Vec<(String, String, Vec<usize>)> = keys
         .iter()

@@ -3,6 +3,7 @@ pub mod bench;
 pub mod inspect;
 pub mod progress;
 pub mod sample;
+pub mod soak;
 pub mod verify;
 
 /// "675.1M"-style rendering of a count.

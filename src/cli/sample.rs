@@ -5,8 +5,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use ditrt::decode::LatentDecoder;
+use ditrt::finite::check_finite;
 use ditrt::generate::{evaluations, generate, Run};
-use ditrt::image::{render_grid, write_npz, write_png};
+use ditrt::image::{read_run_key, render_grid, write_npz, write_png};
 use ditrt::models::denoiser::GraphDenoiser;
 use ditrt::models::ModelConfig;
 use ditrt::recipe::{Recipe, SamplerName};
@@ -21,9 +22,12 @@ pub struct Args {
     /// Model weights (ditrt safetensors); default: the bundled model named by --model.
     #[arg(long)]
     weights: Option<PathBuf>,
-    /// Bundled model to use when --weights is not given.
+    /// Bundled model to use when --weights is not given (`--list` names them).
     #[arg(long, default_value = "dit")]
     model: String,
+    /// List the bundled models (backbone, size, default sampler) and exit.
+    #[arg(long)]
+    list: bool,
     /// Classes: a comma list (images cycle through it), `all`, or `random`.
     #[arg(long, default_value = "all")]
     class: String,
@@ -61,6 +65,9 @@ pub struct Args {
     /// divided by 0.18215 and decoded to images.
     #[arg(long)]
     vae: Option<PathBuf>,
+    /// Read every weight first and refuse NaN or Inf values, naming the tensor.
+    #[arg(long)]
+    check_weights: bool,
     /// Make only shard i of n (`i/n`, 0-based) of the run's images.
     #[arg(long)]
     shard: Option<String>,
@@ -118,6 +125,12 @@ enum Output {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    if args.list {
+        for model in bundled::BUNDLED {
+            println!("{}", model.summary()?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let output = match args.out.extension().and_then(|e| e.to_str()) {
         Some("png") => Output::Png,
         Some("npz") => Output::Npz,
@@ -128,6 +141,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         None => bundled::open(&args.model)?,
     };
     let config = ModelConfig::from_file(&file)?;
+    if args.check_weights {
+        check_finite(&file)?;
+    }
     let mut recipe = Recipe::of_file(&file, &config)?;
     recipe.sampler = args.sampler.unwrap_or(recipe.sampler);
     recipe.steps = args.steps.unwrap_or(recipe.steps);
@@ -152,6 +168,32 @@ pub fn run(args: Args) -> Result<ExitCode> {
         count: end - start,
         batch: args.batch.min(end - start).max(1),
     };
+
+    // What makes this output: a finished file carrying the same key is this very shard.
+    let run_key = serde_json::json!({
+        "weights": match &args.weights {
+            Some(path) => format!("{} ({} bytes)", path.display(), std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)),
+            None => format!("bundled {} (ditrt {})", args.model, env!("CARGO_PKG_VERSION")),
+        },
+        "sampler": format!("{sampler:?}"),
+        "dtype": dtype.to_string(),
+        "seed": args.seed,
+        "class": args.class,
+        "num": num,
+        "shard": args.shard,
+        "vae": args.vae.as_ref().map(|p| p.display().to_string()),
+    })
+    .to_string();
+    if let Some(shard) = &args.shard {
+        match read_run_key(&args.out) {
+            Some(key) if key == run_key => {
+                println!("kept {}: shard {shard} of this run is already complete ({} images)", args.out.display(), end - start);
+                return Ok(ExitCode::SUCCESS);
+            }
+            Some(_) => eprintln!("{} holds another run's images: it will be replaced", args.out.display()),
+            None => {}
+        }
+    }
 
     let latent = config.input_geometry();
     if args.vae.is_none() && ![1, 3].contains(&latent.channels) {
@@ -188,9 +230,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             let names: Vec<String> = run.labels.iter().map(|y| y.to_string()).collect();
             let cols = if args.class == "random" || listed > 16 { 8 } else { listed };
             let (w, h, rgb) = render_grid(&images, &names, cols);
-            write_png(&args.out, w, h, &rgb)?;
+            write_png(&args.out, w, h, &rgb, &run_key)?;
         }
-        Output::Npz => write_npz(&args.out, &images)?,
+        Output::Npz => write_npz(&args.out, &images, &run_key)?,
     }
     println!("wrote {} ({} images, {}x{})", args.out.display(), images.count, images.height, images.width);
     Ok(ExitCode::SUCCESS)

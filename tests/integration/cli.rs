@@ -1,18 +1,13 @@
 //! The `ditrt` binary: exit codes and the lines scripts read.
 use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom, Write};
-use std::process::Command;
 
 use ditrt::models::dit::DitConfig;
 use ditrt::models::ModelConfig;
 use ditrt::weights::CONFIG_KEY;
 
-use crate::fixture;
+use crate::{ditrt, fixture};
 
-fn ditrt(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ditrt")).args(args).output().expect("run ditrt");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
 
 #[test]
 fn verify_prints_rel_l2_last_and_exits_by_tolerance() {

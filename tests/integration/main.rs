@@ -4,7 +4,9 @@ mod common;
 mod diffit;
 mod digits;
 mod dit;
+mod fuzz_regressions;
 mod ops;
+mod reliability;
 mod sample_cli;
 mod sampling;
 mod tldm;
@@ -19,6 +21,12 @@ use ditrt::backend::Backend;
 use ditrt::tensor::{DType, HostTensor, Shape};
 use ditrt::verify::verify_fixture;
 use ditrt::weights::WeightSource;
+
+/// Runs the ditrt binary: (exit code, stdout, stderr).
+pub fn ditrt(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ditrt")).args(args).output().expect("run ditrt");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
 
 /// tests/fixtures/<name>.
 pub fn fixture(name: &str) -> PathBuf {

@@ -23,6 +23,14 @@ const BUFFER_ALIGN: usize = 64;
 /// Elements converted per rayon task when a whole view is widened to f32.
 const CONVERT_CHUNK: usize = 1 << 16;
 
+/// The host's MemAvailable (/proc/meminfo) in bytes; None where the file is missing.
+pub fn host_available() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// One heap allocation owned by the table.
 struct Buffer {
     ptr: NonNull<u8>,

@@ -52,6 +52,10 @@ impl Backend for CpuBackend {
         true
     }
 
+    fn free_memory(&self) -> Option<u64> {
+        memory::host_available()
+    }
+
     fn alloc(&self, bytes: usize) -> Result<BufId> {
         self.memory.alloc(bytes)
     }

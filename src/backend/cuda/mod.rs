@@ -61,6 +61,11 @@ impl Backend for CudaBackend {
         true
     }
 
+    fn free_memory(&self) -> Option<u64> {
+        self.gpu.bind().ok()?;
+        cudarc::driver::result::mem_get_info().ok().map(|(free, _total)| free as u64)
+    }
+
     fn alloc(&self, bytes: usize) -> Result<BufId> {
         self.gpu.bind()?;
         self.memory.alloc(bytes)

@@ -49,8 +49,39 @@ impl Kernels {
         }
         let (_, ptx) =
             embedded::MODULES.iter().find(|(n, _)| *n == name).ok_or_else(|| err(format!("no kernel file {name}.cu embedded")))?;
-        let module = self.ctx.load_module(Ptx::from_src(ptx[self.arch])).map_err(|e| err(format!("loading {name}.cu: {e}")))?;
+        let module = self.load(name, ptx[self.arch])?;
         modules.insert(name, module.clone());
         Ok(module)
+    }
+
+    /// Loads PTX text as the module of kernels/`name`.cu.
+    fn load(&self, name: &str, ptx: &str) -> Result<Arc<CudaModule>> {
+        self.ctx.load_module(Ptx::from_src(ptx)).map_err(|e| err(format!("loading {name}.cu: {}", e.to_string().replace('\n', " "))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// PTX the driver cannot load is a one-line error naming the module, not a panic. Runs only
+    /// where a CUDA device answers (the GPU bundle); elsewhere it says why it skipped.
+    #[test]
+    fn unloadable_ptx_is_a_one_line_error_naming_it() {
+        // SAFETY: only tries to dlopen the driver library.
+        if !unsafe { cudarc::driver::sys::is_culib_present() } {
+            return eprintln!("skipped: no CUDA driver");
+        }
+        let ctx = match CudaContext::new(0) {
+            Ok(ctx) => ctx,
+            Err(e) => return eprintln!("skipped: no CUDA device ({e})"),
+        };
+        let kernels = Kernels { ctx, arch: 0, modules: Mutex::default(), functions: Mutex::default() };
+        let msg = match kernels.load("broken_on_purpose", ".version 8.0\n.target sm_80\nthis is not ptx\n") {
+            Ok(_) => panic!("garbage PTX loaded"),
+            Err(e) => e.to_string(),
+        };
+        assert!(msg.contains("loading broken_on_purpose.cu"), "{msg}");
+        assert!(!msg.contains('\n'), "not one line: {msg}");
     }
 }

@@ -124,3 +124,30 @@ impl Pipelines {
         Ok(pipeline)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shader the driver rejects is a one-line error naming the shader, not a panic. Needs an
+    /// adapter: CI (where lavapipe is installed) fails without one, elsewhere the test skips.
+    #[test]
+    fn rejected_shader_is_a_one_line_error_naming_it() {
+        let gpu = match Gpu::adapter().and_then(Gpu::new) {
+            Ok(gpu) => gpu,
+            Err(e) if std::env::var_os("CI").is_none() => return eprintln!("skipped: {e}"),
+            Err(e) => panic!("CI needs a wgpu adapter: {e}"),
+        };
+        const BROKEN: Shader = Shader {
+            name: "broken_on_purpose",
+            libs: &[],
+            source: "@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }",
+        };
+        let msg = match Pipelines::default().get(&gpu, &BROKEN, &Vec::new()) {
+            Ok(_) => panic!("a shader assigning a float to a u32 compiled"),
+            Err(e) => e.to_string(),
+        };
+        assert!(msg.contains("building shader broken_on_purpose"), "{msg}");
+        assert!(!msg.contains('\n'), "not one line: {msg}");
+    }
+}
