@@ -1,5 +1,9 @@
-//! Models built into the binary, so `ditrt sample` works with no files at hand.
+//! Models built into the binary, so `ditrt sample` works with no files at hand: one small
+//! class-conditional digits model per backbone, each trained by weights-tools/train_digits.py
+//! and stored like every converted checkpoint (official keys, `ditrt.config`, `ditrt.sampling`).
 use crate::error::{Error, Result};
+use crate::models::ModelConfig;
+use crate::recipe::Recipe;
 use crate::weights::SafetensorsFile;
 
 pub struct BundledModel {
@@ -7,22 +11,52 @@ pub struct BundledModel {
     pub name: &'static str,
     /// Path in the repository the bytes were built from.
     pub path: &'static str,
-    pub summary: &'static str,
     bytes: &'static [u8],
 }
 
-pub const BUNDLED: &[BundledModel] = &[BundledModel {
-    name: "dit",
-    path: "models/dit_digits.safetensors",
-    summary: "class-conditional DiT on 16x16 scikit-learn digits (weights-tools/train_digits.py)",
-    bytes: include_bytes!("../models/dit_digits.safetensors"),
-}];
+macro_rules! bundled {
+    ($name:literal, $path:literal) => {
+        BundledModel { name: $name, path: $path, bytes: include_bytes!(concat!("../", $path)) }
+    };
+}
+
+pub const BUNDLED: &[BundledModel] = &[
+    bundled!("dit", "models/dit_digits.safetensors"),
+    bundled!("uvit", "models/uvit_digits.safetensors"),
+    bundled!("diffit", "models/diffit_digits.safetensors"),
+    bundled!("tldm", "models/tldm_digits.safetensors"),
+];
+
+impl BundledModel {
+    pub fn open(&self) -> Result<SafetensorsFile> {
+        SafetensorsFile::from_static(self.path, self.bytes)
+    }
+
+    /// One line for `ditrt sample --list`: name, backbone, parameters, default sampler.
+    pub fn summary(&self) -> Result<String> {
+        let file = self.open()?;
+        let config = ModelConfig::from_file(&file)?;
+        let recipe = Recipe::of_file(&file, &config)?;
+        let sampler = recipe.sampler_config(&config, false)?;
+        Ok(format!(
+            "{:<7} {:<7} {:>6.0}k params  {:?} {} steps, guidance {:?}  ({}; {})",
+            self.name,
+            config.arch(),
+            config.param_count() as f64 / 1e3,
+            sampler.method,
+            sampler.steps,
+            sampler.guidance,
+            config.describe(),
+            self.path
+        ))
+    }
+}
 
 /// The bundled model called `name`, opened.
 pub fn open(name: &str) -> Result<SafetensorsFile> {
     let model = BUNDLED.iter().find(|m| m.name == name).ok_or_else(|| {
         let names: Vec<&str> = BUNDLED.iter().map(|m| m.name).collect();
-        Error::invalid(format!("no bundled model '{name}' (bundled: {})", names.join(", ")))
+        Error::invalid(format!("no bundled model '{name}' (bundled: {}; see `ditrt sample --list`)", names.join(", ")))
     })?;
-    SafetensorsFile::from_static(model.path, model.bytes)
+    model.open()
 }

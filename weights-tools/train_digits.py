@@ -58,6 +58,7 @@ import torch.nn as nn
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from archs import get_arch  # noqa: E402
 from ckpt_io import read_safetensors, write_safetensors  # noqa: E402
 from digits_data import (NULL_CLASS, NUM_CLASSES, SIZE, classify, grid_image, load_images,  # noqa: E402
                          train_classifier, write_png)
@@ -83,11 +84,11 @@ ARCHS = {
                                       num_heads=4, mlp_ratio=4.0, mlp_time_embed=False,
                                       num_classes=NUM_CLASSES, null_class=True, conv=False),
                  labels="label_emb", betas=samplers.stable_diffusion_betas, loss=eps_loss,
-                 sampling={"sampler": "dpm-solver", "steps": 50, "cfg_scale": 1.0,
+                 sampling={"sampler": "dpm-solver", "steps": 50, "cfg_scale": 3.0,
                            "schedule": "stable-diffusion"}),
     "diffit": dict(cls=DiffiT, model=dict(_LATENT, depth=4), labels="y_embedder.embedding_table",
                    betas=samplers.linear_betas, loss=hybrid_loss,
-                   sampling={"sampler": "ddpm", "steps": 50, "cfg_scale": 4.0}),
+                   sampling={"sampler": "ddpm", "steps": 20, "cfg_scale": 8.0}),
     "tldm": dict(cls=TLDM, model=dict(_LATENT, depth=4), labels="y_embedder.embedding_table",
                  betas=samplers.linear_betas, loss=hybrid_loss,
                  sampling={"sampler": "ddpm", "steps": 20, "cfg_scale": 3.0}),
@@ -170,17 +171,20 @@ def sweep_grid(arch):
     counts only: with K - 1 odd, i * 999 / (K - 1) is never a half, so DiT's half-to-even rounding
     and a half-away-from-zero round pick the same timesteps."""
     if arch == "uvit":
-        return (15, 25, 50), (0.0, 0.5, 1.0, 2.0)
-    if arch == "diffit":
-        return (20, 50, 100), (2.0, 3.0, 4.0, 6.0)
+        return (15, 25, 50), (0.0, 1.0, 2.0, 3.0)
+    if arch == "diffit":  # the ramp guides only the last steps: larger scales than DiT's
+        return (20, 50), (4.0, 6.0, 8.0, 10.0)
     return (10, 20, 50), (1.5, 2.0, 3.0, 4.0)
 
 
 # ---------------------------------------------------------------------------------------- output
 
 def export_model(model, path, sampling):
+    """As convert.py writes a checkpoint: exactly the arch's keys in official order (buffers such
+    as DiffiT's relative_position_index dropped: ditrt recomputes them), f32."""
     sd = model.state_dict()
-    tensors = {k: np.ascontiguousarray(v.detach().cpu().numpy(), dtype=np.float32) for k, v in sd.items()}
+    keys = get_arch(model.config["arch"]).expected_shapes(model.config)
+    tensors = {k: np.ascontiguousarray(sd[k].detach().cpu().numpy(), dtype=np.float32) for k in keys}
     write_safetensors(path, tensors, {"ditrt.config": json.dumps(model.config),
                                       "ditrt.sampling": json.dumps(sampling)})
 
@@ -188,7 +192,10 @@ def export_model(model, path, sampling):
 def load_model(spec, path):
     tensors, _ = read_safetensors(path)
     model = spec["cls"](**spec["model"])
-    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
+    missing, unexpected = model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}, strict=False)
+    buffers = {k for k, _ in model.named_buffers()}
+    if unexpected or not set(missing) <= buffers:
+        raise ValueError(f"{path}: unexpected keys {unexpected}, missing parameters {sorted(set(missing) - buffers)}")
     return model.eval()
 
 
@@ -203,7 +210,7 @@ def run_arch(arch, args, x, y, w, b):
     else:
         export_model(load_model(spec, path), path, spec["sampling"])  # same tensors, fresh metadata
     model = load_model(spec, path)  # check what was written
-    n_params = sum(p.numel() for p in model.state_dict().values())
+    n_params = sum(p.numel() for p in model.parameters())
     print(f"{arch}: {json.dumps(model.config)}  {n_params} parameters  {os.path.getsize(path)} bytes", flush=True)
 
     if args.sweep:

@@ -1,6 +1,6 @@
-//! The bundled digits model makes the digits it is asked for: 10 samples of each digit with
-//! the model's own recipe, classified by the bundled logistic-regression classifier
-//! (weights-tools/train_digits.py), must be at least 90% right.
+//! Every bundled digits model (one per backbone) makes the digits it is asked for: 10 samples of
+//! each digit with the model's own recipe, classified by the bundled logistic-regression
+//! classifier (weights-tools/train_digits.py), must be at least 90% right.
 use std::sync::Arc;
 
 use ditrt::backend::cpu::CpuBackend;
@@ -33,10 +33,10 @@ fn classify(images: &Images) -> Vec<usize> {
         .collect()
 }
 
-/// `per_digit` samples of each digit (digit-major order) from the bundled DiT with its own
-/// recipe on `backend`.
-fn sample_digits(backend: Arc<dyn Backend>, per_digit: usize) -> (Vec<u32>, Images) {
-    let file = bundled::open("dit").unwrap();
+/// `per_digit` samples of each digit (digit-major order) from the bundled model `model` with
+/// its own recipe on `backend`.
+fn sample_digits(model: &str, backend: Arc<dyn Backend>, per_digit: usize) -> (Vec<u32>, Images) {
+    let file = bundled::open(model).unwrap();
     let config = ModelConfig::from_file(&file).unwrap();
     let sampler = Recipe::of_file(&file, &config).unwrap().sampler_config(&config, false).unwrap();
     let labels: Vec<u32> = (0..10 * per_digit).map(|i| (i / per_digit) as u32).collect();
@@ -57,23 +57,52 @@ fn assert_recognised(labels: &[u32], images: &Images, backend: &str) {
     assert!(accuracy >= 0.9, "{backend}: only {:.0}% of samples classified as the digit asked for: {right:?}", 100.0 * accuracy);
 }
 
-#[test]
-fn bundled_dit_samples_are_the_digits_asked_for() {
-    let (labels, images) = sample_digits(Arc::new(CpuBackend::new()), PER_DIGIT);
-    assert_recognised(&labels, &images, "cpu");
+fn assert_cpu_samples_recognised(model: &str) {
+    let (labels, images) = sample_digits(model, Arc::new(CpuBackend::new()), PER_DIGIT);
+    assert_recognised(&labels, &images, &format!("{model} on cpu"));
 }
 
-/// The GPU backends make the CPU's digits (one per digit: lavapipe is slow), pixel for pixel
-/// within 2 levels of 255, and they are recognised.
 #[test]
-fn bundled_dit_samples_the_same_digits_on_every_backend() {
-    let (labels, reference) = sample_digits(Arc::new(CpuBackend::new()), 1);
-    for backend in crate::common::backends().into_iter().filter(|b| !b.name().starts_with("cpu")) {
-        let name = backend.name();
-        let (_, images) = sample_digits(backend, 1);
-        let worst = images.pixels.iter().zip(&reference.pixels).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
-        println!("{name}: largest pixel difference from the CPU {worst}");
-        assert!(worst <= 2, "{name}: pixels differ from the CPU's by up to {worst}");
-        assert_recognised(&labels, &images, &name);
+fn bundled_dit_samples_are_the_digits_asked_for() {
+    assert_cpu_samples_recognised("dit");
+}
+
+#[test]
+fn bundled_uvit_samples_are_the_digits_asked_for() {
+    assert_cpu_samples_recognised("uvit");
+}
+
+#[test]
+fn bundled_diffit_samples_are_the_digits_asked_for() {
+    assert_cpu_samples_recognised("diffit");
+}
+
+#[test]
+fn bundled_tldm_samples_are_the_digits_asked_for() {
+    assert_cpu_samples_recognised("tldm");
+}
+
+#[test]
+fn every_bundled_model_has_a_classifier_test() {
+    let tested = ["dit", "uvit", "diffit", "tldm"];
+    for model in bundled::BUNDLED {
+        assert!(tested.contains(&model.name), "bundled model '{}' has no classifier test in digits.rs", model.name);
+    }
+}
+
+/// The GPU backends make the CPU's digits (one per digit: lavapipe is slow) for every bundled
+/// model, pixel for pixel within 2 levels of 255, and they are recognised.
+#[test]
+fn bundled_models_sample_the_same_digits_on_every_backend() {
+    for model in bundled::BUNDLED.iter().map(|m| m.name) {
+        let (labels, reference) = sample_digits(model, Arc::new(CpuBackend::new()), 1);
+        for backend in crate::common::backends().into_iter().filter(|b| !b.name().starts_with("cpu")) {
+            let name = format!("{model} on {}", backend.name());
+            let (_, images) = sample_digits(model, backend, 1);
+            let worst = images.pixels.iter().zip(&reference.pixels).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+            println!("{name}: largest pixel difference from the CPU {worst}");
+            assert!(worst <= 2, "{name}: pixels differ from the CPU's by up to {worst}");
+            assert_recognised(&labels, &images, &name);
+        }
     }
 }
