@@ -13,7 +13,7 @@ def timestep_features(t, dim=256, max_period=10000.0):
     f_i = exp(-ln(max_period) * i / half), i < half = dim // 2; t may be fractional.
     """
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=t.dtype) / half)
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=t.dtype, device=t.device) / half)
     args = t[:, None] * freqs[None, :]
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
     if dim % 2:  # odd widths get one zero column, as in the official code
