@@ -14,7 +14,7 @@ use crate::models::conv_layers::{conv_shapes, norm_shapes, Conv, GroupNormLayer}
 use crate::models::diffit_block::{DiffitBlock, DiffitBlockSpec};
 use crate::models::dit::FREQ_DIM;
 use crate::models::embedders::{label_embedding, timestep_mlp};
-use crate::models::sizes::{check_bounds, check_params, MAX_DEPTH, MAX_SIDE, MAX_SIZE};
+use crate::models::sizes::{check_bounds, check_params, check_positive, MAX_DEPTH, MAX_SIDE, MAX_SIZE};
 use crate::models::windows::{from_windows, to_windows, WindowGrid};
 use crate::tensor::DType;
 use crate::weights::WeightSource;
@@ -96,9 +96,7 @@ impl DiffitUnetConfig {
             ("time_dim", self.time_dim),
             ("groups", self.groups),
         ];
-        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(format!("diffit_unet: {name} must be positive"));
-        }
+        check_positive("diffit_unet", &positive)?;
         check_bounds(
             "diffit_unet",
             &[

@@ -12,6 +12,14 @@ pub const MAX_DEPTH: usize = 1024;
 /// Most parameters a config may have (about 69 billion).
 pub const MAX_PARAMS: usize = 1 << 36;
 
+/// The first of `sizes` (name, value) that is zero, as an error.
+pub fn check_positive(arch: &str, sizes: &[(&str, usize)]) -> Result<(), String> {
+    match sizes.iter().find(|(_, v)| *v == 0) {
+        Some((name, _)) => Err(format!("{arch}: {name} must be positive")),
+        None => Ok(()),
+    }
+}
+
 /// The first of `sizes` (name, value, largest allowed) above its bound, as an error.
 pub fn check_bounds(arch: &str, sizes: &[(&str, usize, usize)]) -> Result<(), String> {
     match sizes.iter().find(|(_, v, max)| v > max) {
@@ -59,9 +67,7 @@ impl TransformerSizes {
             ("depth", self.depth),
             ("num_heads", self.num_heads),
         ];
-        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(format!("{arch}: {name} must be positive"));
-        }
+        check_positive(arch, &positive)?;
         check_bounds(
             arch,
             &[

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, GraphBuilder};
 use crate::models::embedders::label_embedding;
 use crate::models::layers::{copy_tokens, AffineLayerNorm, Linear, PreNormBlock, PreNormBlockSpec, TokenSpan};
-use crate::models::sizes::{check_bounds, check_params, MAX_DEPTH, MAX_SIDE, MAX_SIZE};
+use crate::models::sizes::{check_bounds, check_params, check_positive, MAX_DEPTH, MAX_SIDE, MAX_SIZE};
 use crate::tensor::DType;
 use crate::weights::WeightSource;
 
@@ -132,9 +132,7 @@ impl UvitConfig {
             ("embed_dim", self.embed_dim),
             ("num_heads", self.num_heads),
         ];
-        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(format!("uvit: {name} must be positive"));
-        }
+        check_positive("uvit", &positive)?;
         check_bounds(
             "uvit",
             &[

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, GraphBuilder};
 use crate::models::conv_layers::{channels_first, channels_last, conv_shapes, norm_shapes, Conv, GroupNormLayer};
 use crate::models::layers::{concat_rows, packed_attention, Linear};
-use crate::models::sizes::{check_bounds, check_params, MAX_DEPTH, MAX_SIDE, MAX_SIZE};
+use crate::models::sizes::{check_bounds, check_params, check_positive, MAX_DEPTH, MAX_SIDE, MAX_SIZE};
 use crate::tensor::DType;
 use crate::weights::WeightSource;
 
@@ -67,9 +67,7 @@ impl VaeConfig {
     pub(crate) fn validate(&self) -> std::result::Result<(), String> {
         let positive =
             [("latent_channels", self.latent_channels), ("out_channels", self.out_channels), ("norm_num_groups", self.norm_num_groups), ("latent_size", self.latent_size)];
-        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(format!("vae: {name} must be positive"));
-        }
+        check_positive("vae", &positive)?;
         check_bounds(
             "vae",
             &[
