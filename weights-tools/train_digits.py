@@ -41,7 +41,7 @@ Writes (atomically, temp file + rename):
 
 Measured training time, 1 thread each, three trainings sharing 2 cores with other jobs: DiT 2000
 steps 44 min (2 threads, session 1); DiffiT and TLDM 6000 steps 45 min each; U-ViT 6000 steps
-UVIT_MIN min. On 2 idle cores a 2000-step DiT takes about 6 minutes.
+56 min. On 2 idle cores a 2000-step DiT takes about 6 minutes.
 Everything is seeded (torch.manual_seed / torch.Generator, train_test_split random_state);
 bit-identical reruns need the same thread count and CPU kernels.
 """
