@@ -37,30 +37,37 @@ pub fn random_session(backend: Arc<dyn Backend>, config: &ModelConfig, batch: us
     // Small weights keep activations in range for every dtype.
     let graph = config.build(&mut RandomWeights::new(seed, 0.02), batch, dtype)?;
     let session = Session::new(backend, &graph)?;
-    set_random_inputs(&session, config, batch, seed)?;
+    set_inputs(&session, &random_inputs(config, batch, seed))?;
     Ok((session, graph.plan.clone(), graph.peak_bytes()))
 }
 
-/// Sets the session's inputs from `seed`: x uniform in [-1, 1), t in [0, 999), class ids.
-fn set_random_inputs(session: &Session, config: &ModelConfig, batch: usize, seed: u64) -> Result<()> {
+/// Random inputs from `seed` by input name: x uniform in [-1, 1), t in [0, 999), class ids.
+fn random_inputs(config: &ModelConfig, batch: usize, seed: u64) -> Vec<(&'static str, HostTensor)> {
     let g = config.input_geometry();
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
     let x: Vec<f32> = (0..batch * g.channels * g.height * g.width).map(|_| rng.random_range(-1.0..1.0)).collect();
     let t: Vec<f32> = (0..batch).map(|_| rng.random_range(0.0..999.0)).collect();
-    session.set_input("x", &HostTensor::from_f32([batch, g.channels, g.height, g.width], &x))?;
-    if session.has_input("t") {
-        session.set_input("t", &HostTensor::from_f32([batch], &t))?;
-    }
-    if let (Some(classes), true) = (config.num_classes(), session.has_input("y")) {
+    let mut inputs = vec![("x", HostTensor::from_f32([batch, g.channels, g.height, g.width], &x)), ("t", HostTensor::from_f32([batch], &t))];
+    if let Some(classes) = config.num_classes() {
         let y: Vec<u32> = (0..batch).map(|_| rng.random_range(0..classes as u32)).collect();
-        session.set_input("y", &HostTensor::from_u32([batch], &y))?;
+        inputs.push(("y", HostTensor::from_u32([batch], &y)));
+    }
+    inputs
+}
+
+/// Sets those of `inputs` the session has (x always).
+fn set_inputs(session: &Session, inputs: &[(&'static str, HostTensor)]) -> Result<()> {
+    for (name, tensor) in inputs {
+        if *name == "x" || session.has_input(name) {
+            session.set_input(name, tensor)?;
+        }
     }
     Ok(())
 }
 
 /// Input sets the timed forwards rotate through, so no forward reads inputs the previous one
 /// left in cache (issue "Beat PyTorch", method; weights-tools/bench_torch.py does the same).
-const INPUT_SETS: u64 = 4;
+const INPUT_SETS: usize = 4;
 
 /// Median wall time of `iters` forwards after `warmup` untimed ones; before each timed forward
 /// (untimed) the inputs switch to the next of `INPUT_SETS` random sets.
@@ -72,8 +79,9 @@ pub fn time_forward(backend: Arc<dyn Backend>, config: &ModelConfig, batch: usiz
     }
     session.backend().synchronize()?;
     let mut times = Vec::with_capacity(iters.max(1));
-    for i in 0..iters.max(1) as u64 {
-        set_random_inputs(&session, config, batch, i % INPUT_SETS)?;
+    let input_sets: Vec<_> = (0..INPUT_SETS).map(|k| random_inputs(config, batch, k as u64)).collect();
+    for i in 0..iters.max(1) {
+        set_inputs(&session, &input_sets[i % INPUT_SETS])?;
         session.backend().synchronize()?;
         let start = Instant::now();
         session.run()?;

@@ -225,16 +225,28 @@ pub fn write_npz(path: &Path, images: &Images, run_key: &str) -> Result<()> {
 /// unreadable or not such a file. Outputs are renamed into place only when complete, so a file
 /// with a key is a whole one.
 pub fn read_run_key(path: &Path) -> Option<String> {
-    let bytes = std::fs::read(path).ok()?;
-    if bytes.starts_with(b"\x89PNG") {
-        let reader = png::Decoder::new(std::io::Cursor::new(bytes)).read_info().ok()?;
+    use std::io::{BufReader, Read, Seek, SeekFrom};
+    // Only the head (PNG text chunks precede the image data) or the tail (the zip comment) is
+    // read: a finished shard may be hundreds of MB.
+    let mut file = std::fs::File::open(path).ok()?;
+    let mut magic = [0u8; 4];
+    file.read_exact(&mut magic).ok()?;
+    if &magic == b"\x89PNG" {
+        file.rewind().ok()?;
+        let reader = png::Decoder::new(BufReader::new(file)).read_info().ok()?;
         let text = &reader.info().uncompressed_latin1_text;
         return text.iter().find(|t| t.keyword == PNG_RUN_KEY).map(|t| t.text.clone());
     }
-    // Zip: the end-of-central-directory record (22 bytes + comment) closes the file.
-    let comment_len = |at: usize| u16::from_le_bytes([bytes[at + 20], bytes[at + 21]]) as usize;
-    let end = (0..bytes.len().saturating_sub(21)).rev().take(65536 + 22).find(|&at| {
-        bytes[at..].starts_with(&[0x50, 0x4b, 0x05, 0x06]) && at + 22 + comment_len(at) == bytes.len()
-    })?;
-    String::from_utf8(bytes[end + 22..].to_vec()).ok()
+    // Zip: the end-of-central-directory record (22 bytes + a comment of at most 64 KiB) closes
+    // the file.
+    let len = file.metadata().ok()?.len();
+    let tail_len = len.min(65535 + 22);
+    file.seek(SeekFrom::Start(len - tail_len)).ok()?;
+    let mut tail = Vec::with_capacity(tail_len as usize);
+    file.read_to_end(&mut tail).ok()?;
+    let comment_len = |at: usize| u16::from_le_bytes([tail[at + 20], tail[at + 21]]) as usize;
+    let end = (0..tail.len().saturating_sub(21))
+        .rev()
+        .find(|&at| tail[at..].starts_with(&[0x50, 0x4b, 0x05, 0x06]) && at + 22 + comment_len(at) == tail.len())?;
+    String::from_utf8(tail[end + 22..].to_vec()).ok()
 }
