@@ -1,16 +1,16 @@
 //! Build script. With feature `cuda`, compiles every kernels/*.cu to PTX for compute_80 and
-//! compute_90 with NVRTC 12.9 (build/kernels.rs; toolchain lookup in build/toolchain.rs) and
+//! compute_90 with NVRTC 12.9 (ptx_build/kernels.rs; toolchain lookup in ptx_build/toolchain.rs) and
 //! writes $OUT_DIR/cuda_kernels.rs, which src/backend/cuda/ptx.rs includes: the PTX is embedded
 //! in the binary, so a GPU machine needs only its driver. Without the toolchain the build still
 //! succeeds, with a warning, and embeds no kernels (CudaBackend::new then says why). A kernel
 //! that fails to compile fails the build.
-#[path = "build/kernels.rs"]
+#[path = "ptx_build/kernels.rs"]
 mod kernels;
-#[path = "build/nvrtc.rs"]
+#[path = "ptx_build/nvrtc.rs"]
 mod nvrtc;
-// Shared with build/ptx_tool.rs, which also uses the ptxas path.
+// Shared with ptx_build/ptx_tool.rs, which also uses the ptxas path.
 #[allow(dead_code)]
-#[path = "build/toolchain.rs"]
+#[path = "ptx_build/toolchain.rs"]
 mod toolchain;
 
 use std::fmt::Write as _;
@@ -47,8 +47,7 @@ fn main() {
 fn embedded(compiled: &[kernels::Compiled], out_dir: &Path) -> String {
     let ptx_dir = out_dir.join("ptx");
     std::fs::create_dir_all(&ptx_dir).unwrap_or_else(|e| panic!("{}: {e}", ptx_dir.display()));
-    let mut source =
-        format!("/// Kernel files of kernels/: (name, PTX for {:?}).\npub const MODULES: &[(&str, [&str; 2])] = &[\n", kernels::ARCHS);
+    let mut source = format!("/// Kernel files of kernels/: (name, PTX for {:?}).\npub const MODULES: &[(&str, [&str; 2])] = &[\n", kernels::ARCHS);
     for kernel in compiled {
         let texts: Vec<String> = kernels::ARCHS
             .iter()

@@ -113,8 +113,8 @@ fn patchify(c: &mut Criterion) {
 
 /// A whole DiT-S/2 forward at 256 px with random weights (batch 1 and 8).
 fn dit_s2_forward(c: &mut Criterion) {
-    use ditrt::bench::random_session;
     use ditrt::models::{dit::DitConfig, ModelConfig};
+    use ditrt::tools::bench::random_session;
     let config = ModelConfig::Dit(DitConfig::preset("DiT-S/2").expect("DiT-S/2 preset"));
     let mut group = c.benchmark_group("dit_s2_forward");
     for batch in [1, BATCH] {

@@ -142,32 +142,22 @@ fn main() {
     bench.attention((BATCH, HEADS, TOKENS, 72), DType::F32);
 
     let elem = BF16.size() as f64;
-    let (x, modulation, out) =
-        (bench.random(ROWS * HIDDEN, BF16), bench.random(BATCH * 6 * HIDDEN, BF16), bench.random(ROWS * HIDDEN, BF16));
+    let (x, modulation, out) = (bench.random(ROWS * HIDDEN, BF16), bench.random(BATCH * 6 * HIDDEN, BF16), bench.random(ROWS * HIDDEN, BF16));
     let window = |chunk: usize| PerSample { view: modulation.slice(chunk * HIDDEN, modulation.len - chunk * HIDDEN), stride: 6 * HIDDEN };
     let op = LayerNormModulate { batch: BATCH, tokens: TOKENS, dim: HIDDEN, eps: 1e-6, x, shift: window(0), scale: window(1), out };
     let bytes = 2.0 * (ROWS * HIDDEN) as f64 * elem;
-    bench.time("layernorm_modulate", format!("rows={ROWS} dim={HIDDEN}"), BF16, Work::Bytes(bytes), |b| {
-        b.layernorm_modulate(&op).expect("ln")
-    });
+    bench.time("layernorm_modulate", format!("rows={ROWS} dim={HIDDEN}"), BF16, Work::Bytes(bytes), |b| b.layernorm_modulate(&op).expect("ln"));
     let op = LayerNorm { rows: ROWS, dim: HIDDEN, eps: 1e-6, x, gamma: Some(window(0).view.slice(0, HIDDEN)), beta: None, out };
     bench.time("layernorm", format!("rows={ROWS} dim={HIDDEN}"), BF16, Work::Bytes(bytes), |b| b.layernorm(&op).expect("ln"));
     let op = GateResidual { batch: BATCH, tokens: TOKENS, dim: HIDDEN, x: out, y: x, gate: window(2) };
-    bench.time("gate_residual", format!("rows={ROWS} dim={HIDDEN}"), BF16, Work::Bytes(1.5 * bytes), |b| {
-        b.gate_residual(&op).expect("gate")
-    });
+    bench.time("gate_residual", format!("rows={ROWS} dim={HIDDEN}"), BF16, Work::Bytes(1.5 * bytes), |b| b.gate_residual(&op).expect("gate"));
 
     let wide = bench.random(ROWS * 4 * HIDDEN, BF16);
     let op = Unary { act: Activation::GeluErf, x: wide, out: wide };
-    bench.time("unary gelu-erf", format!("n={}", wide.len), BF16, Work::Bytes(2.0 * wide.len as f64 * elem), |b| {
-        b.unary(&op).expect("unary")
-    });
+    bench.time("unary gelu-erf", format!("n={}", wide.len), BF16, Work::Bytes(2.0 * wide.len as f64 * elem), |b| b.unary(&op).expect("unary"));
     let wide32 = bench.random(ROWS * 4 * HIDDEN, DType::F32);
-    let op =
-        Copy3d { dims: [1, ROWS, 4 * HIDDEN], src: wide, src_strides: [0, 4 * HIDDEN, 1], dst: wide32, dst_strides: [0, 4 * HIDDEN, 1] };
-    bench.time("copy3d bf16->f32", format!("n={}", wide.len), BF16, Work::Bytes(3.0 * wide.len as f64 * elem), |b| {
-        b.copy3d(&op).expect("copy3d")
-    });
+    let op = Copy3d { dims: [1, ROWS, 4 * HIDDEN], src: wide, src_strides: [0, 4 * HIDDEN, 1], dst: wide32, dst_strides: [0, 4 * HIDDEN, 1] };
+    bench.time("copy3d bf16->f32", format!("n={}", wide.len), BF16, Work::Bytes(3.0 * wide.len as f64 * elem), |b| b.copy3d(&op).expect("copy3d"));
 
     let geom = PatchGeometry { batch: BATCH, channels: 4, height: 32, width: 32, patch: 2 };
     let (image, tokens) = (bench.random(BATCH * 4 * 32 * 32, BF16), bench.random(BATCH * 4 * 32 * 32, BF16));
@@ -206,9 +196,7 @@ fn main() {
     let (c, side) = (256, 128);
     let (x, out) = (bench.random(c * side * side, BF16), bench.random(4 * c * side * side, BF16));
     let op = Upsample2x { batch: 1, channels: c, height: side, width: side, x, out };
-    bench.time("upsample2x", format!("c={c} {side}x{side}"), BF16, Work::Bytes(5.0 * x.len as f64 * elem), |b| {
-        b.upsample2x(&op).expect("up")
-    });
+    bench.time("upsample2x", format!("c={c} {side}x{side}"), BF16, Work::Bytes(5.0 * x.len as f64 * elem), |b| b.upsample2x(&op).expect("up"));
 
     bench.print();
 }

@@ -16,10 +16,10 @@ use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use ditrt::backend::wgpu::WgpuBackend;
 use ditrt::backend::*;
-use ditrt::bench::random_session;
 use ditrt::models::dit::DitConfig;
 use ditrt::models::ModelConfig;
 use ditrt::tensor::DType;
+use ditrt::tools::bench::random_session;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Checks every CUDA kernel without a GPU: compiles kernels/*.cu to PTX for compute_80 and
-# compute_90 with the pinned NVRTC (exactly as the `cuda` build does: build/kernels.rs),
+# compute_90 with the pinned NVRTC (exactly as the `cuda` build does: ptx_build/kernels.rs),
 # assembles each PTX with ptxas -v for sm_80 and sm_90, prints registers, shared memory, stack
 # frame and spills per kernel entry, and fails on a spill unless the entry is listed, with a
 # reason, in kernels/spill-allowlist.txt. Needs python3 + pip (scripts/cuda_wheels.sh) and rustc.
@@ -12,10 +12,10 @@ wheels="$(scripts/cuda_wheels.sh)"
 work=target/kernel-check
 mkdir -p "$work"
 
-# The PTX tool is build/*.rs compiled by plain rustc: no crate build needed.
+# The PTX tool is ptx_build/*.rs compiled by plain rustc: no crate build needed.
 tool="$work/ptx_tool"
 if [[ ! -x "$tool" || -n "$(find build -name '*.rs' -newer "$tool")" ]]; then
-  rustc --edition 2021 -O -o "$tool" build/ptx_tool.rs
+  rustc --edition 2021 -O -o "$tool" ptx_build/ptx_tool.rs
 fi
 rm -rf "$work/ptx" "$work/ptxas"
 mkdir -p "$work/ptxas"

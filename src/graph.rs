@@ -114,19 +114,14 @@ fn plan_arena(values: &[Value], ops: &[Op]) -> Result<ArenaPlan> {
             let v = view.buf.0 as usize;
             if first[v] == usize::MAX {
                 if access == Access::Read && matches!(values[v].kind, ValueKind::Temp) {
-                    return Err(Error::invalid(format!(
-                        "graph: op {i} ({}) reads an intermediate before anything writes it",
-                        op.name()
-                    )));
+                    return Err(Error::invalid(format!("graph: op {i} ({}) reads an intermediate before anything writes it", op.name())));
                 }
                 first[v] = i;
             }
             last[v] = i;
         }
     }
-    let mut temps: Vec<usize> = (0..values.len())
-        .filter(|&v| matches!(values[v].kind, ValueKind::Temp) && first[v] != usize::MAX)
-        .collect();
+    let mut temps: Vec<usize> = (0..values.len()).filter(|&v| matches!(values[v].kind, ValueKind::Temp) && first[v] != usize::MAX).collect();
     temps.sort_by_key(|&v| first[v]);
     let size = |v: usize| round_up(values[v].shape.numel() * values[v].dtype.size());
 
@@ -256,8 +251,7 @@ impl Session {
 
     /// Copy `tensor` into input `name`, converting floats to the input's dtype.
     pub fn set_input(&self, name: &str, tensor: &HostTensor) -> Result<()> {
-        let (view, shape) =
-            self.inputs.get(name).ok_or_else(|| Error::invalid(format!("graph has no input '{name}'")))?;
+        let (view, shape) = self.inputs.get(name).ok_or_else(|| Error::invalid(format!("graph has no input '{name}'")))?;
         if &tensor.shape != shape {
             return Err(Error::invalid(format!("input '{name}': expected shape {shape}, found {}", tensor.shape)));
         }
@@ -276,8 +270,7 @@ impl Session {
 
     /// Read output `name` back as f32.
     pub fn output(&self, name: &str) -> Result<HostTensor> {
-        let (view, shape) =
-            self.outputs.get(name).ok_or_else(|| Error::invalid(format!("graph has no output '{name}'")))?;
+        let (view, shape) = self.outputs.get(name).ok_or_else(|| Error::invalid(format!("graph has no output '{name}'")))?;
         self.backend.synchronize()?;
         let bytes = self.backend.read(*view)?;
         Ok(HostTensor { shape: shape.clone(), dtype: view.dtype, bytes }.to_dtype(DType::F32))
@@ -288,7 +281,9 @@ impl Session {
 /// backend has free, before anything is allocated: a too-large batch is a one-line error, not an
 /// out-of-memory abort halfway through.
 fn preflight(backend: &dyn Backend, graph: &Graph) -> Result<()> {
-    let Some(free) = backend.free_memory() else { return Ok(()) };
+    let Some(free) = backend.free_memory() else {
+        return Ok(());
+    };
     let need = graph.peak_bytes() as u64;
     if need <= free {
         return Ok(());

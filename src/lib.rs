@@ -1,21 +1,33 @@
 //! ditrt: an inference engine for the transformer backbones of diffusion models.
 //!
-//! Layers (dependencies run one way): models -> graph -> op set (`backend::Backend`) <- cpu.
-pub mod backend;
-pub mod bench;
-pub mod bundled;
-pub mod decode;
+//! Layers, bottom up; a module imports only from layers below it (tests/integration/layers.rs
+//! checks every `use crate::`):
+//!
+//! 0. `error`, `tensor`: one error type; dtypes, shapes, host tensors, image geometry
+//! 1. `backend`: the op set and the backends that run it (cpu, wgpu, cuda)
+//! 2. `graph`: static graphs over the op set, planned arena, sessions
+//! 3. `io`: safetensors, images (PNG, npz), atomic writes
+//! 4. `sampling`: schedules, samplers, guidance, recipes (sees a `Denoiser`, never a model)
+//! 5. `models`: one file per backbone, config + weights -> graph
+//! 6. `pipeline`: a model's graph as a denoiser, VAE decoding, bundled models, generation
+//! 7. `tools`: bench, verify, soak, weight checks
+//!
+//! The command line (src/cli, in the binary) sits on top.
 pub mod error;
-pub mod finite;
-pub mod generate;
-pub mod graph;
-pub mod image;
-pub mod models;
-pub mod recipe;
-pub mod sampling;
-pub mod soak;
 pub mod tensor;
-pub mod verify;
-pub mod weights;
+
+pub mod backend;
+
+pub mod graph;
+
+pub mod io;
+
+pub mod sampling;
+
+pub mod models;
+
+pub mod pipeline;
+
+pub mod tools;
 
 pub use error::{Error, Result};

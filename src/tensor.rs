@@ -141,3 +141,11 @@ pub fn f32_to_bytes(values: &[f32], dtype: DType) -> Vec<u8> {
         DType::BF16 => values.iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes()).collect(),
     }
 }
+
+/// Per-sample image shape: what a denoiser takes and returns, a decoder's latent and image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageGeometry {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}

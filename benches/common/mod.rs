@@ -26,7 +26,12 @@ pub fn print_rate(label: &str, amount: u64, unit: &str, calls: usize, run: impl 
 
 /// Self-attention over random packed [q | k | v] rows (as the models lay them out), with a
 /// fresh output: `batch` samples of `tokens` tokens, `heads` heads of `head_dim`.
-pub fn packed_attention(backend: &dyn Backend, rng: &mut StdRng, (batch, heads, tokens, head_dim): (usize, usize, usize, usize), dtype: DType) -> Attention {
+pub fn packed_attention(
+    backend: &dyn Backend,
+    rng: &mut StdRng,
+    (batch, heads, tokens, head_dim): (usize, usize, usize, usize),
+    dtype: DType,
+) -> Attention {
     let width = heads * head_dim;
     let qkv = upload(backend, rng, batch * tokens * 3 * width, dtype);
     let len = qkv.len - 2 * width;

@@ -11,8 +11,8 @@ use std::path::Path;
 
 use common::{assert_one_line, safetensors_bytes};
 use ditrt::models::ModelConfig;
-use ditrt::recipe::{Recipe, SAMPLING_KEY};
-use ditrt::weights::{SafetensorsFile, CONFIG_KEY};
+use ditrt::sampling::recipe::{Recipe, SAMPLING_KEY};
+use ditrt::io::safetensors::{SafetensorsFile, CONFIG_KEY};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -55,9 +55,13 @@ fuzz_target!(|data: &[u8]| {
         _ => panic!("from_json and from_file disagree: {parsed:?} vs {from_file:?}"),
     }
     let Ok(config) = from_file else { return };
-    match Recipe::of_file(&file, &config) {
+    let backbone = match config.sampling() {
+        Ok(b) => b,
+        Err(e) => return assert_one_line(&e),
+    };
+    match Recipe::of_file(&file, &backbone) {
         Ok(recipe) => {
-            if let Err(e) = recipe.sampler_config(&config, false) {
+            if let Err(e) = recipe.sampler_config(&backbone, false) {
                 assert_one_line(&e);
             }
         }

@@ -6,7 +6,8 @@
 mod common;
 
 use common::assert_one_line;
-use ditrt::weights::{FileWeights, SafetensorsFile, WeightSource, CONFIG_KEY};
+use ditrt::io::safetensors::{SafetensorsFile, CONFIG_KEY};
+use ditrt::models::weight_source::{FileWeights, WeightSource};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -16,9 +16,10 @@ use common::{assert_one_line, dtype_size, safetensors_bytes, Entry};
 use ditrt::backend::cpu::CpuBackend;
 use ditrt::graph::Session;
 use ditrt::models::ModelConfig;
-use ditrt::recipe::{Recipe, SAMPLING_KEY};
+use ditrt::sampling::recipe::{Recipe, SAMPLING_KEY};
 use ditrt::tensor::DType;
-use ditrt::weights::{FileWeights, SafetensorsFile, CONFIG_KEY};
+use ditrt::io::safetensors::{SafetensorsFile, CONFIG_KEY};
+use ditrt::models::weight_source::FileWeights;
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
@@ -250,7 +251,7 @@ fn bind(bytes: Vec<u8>, dtype: DType, batch: usize) {
         Ok(c) => c,
         Err(e) => return assert_one_line(&e),
     };
-    match Recipe::of_file(&file, &config).and_then(|r| r.sampler_config(&config, false)) {
+    match config.sampling().and_then(|b| Recipe::of_file(&file, &b).and_then(|r| r.sampler_config(&b, false))) {
         Ok(_) => {}
         Err(e) => assert_one_line(&e),
     }

@@ -9,10 +9,7 @@ pub type Checked<T = ()> = std::result::Result<T, String>;
 
 /// The product of `factors`, or an error naming `what` when it overflows.
 pub fn product(op: &str, what: &str, factors: &[usize]) -> Checked<usize> {
-    factors
-        .iter()
-        .try_fold(1usize, |acc, &f| acc.checked_mul(f))
-        .ok_or_else(|| format!("{op}: {what} overflows usize"))
+    factors.iter().try_fold(1usize, |acc, &f| acc.checked_mul(f)).ok_or_else(|| format!("{op}: {what} overflows usize"))
 }
 
 /// A host write into `dst` must bring exactly its bytes.
@@ -77,10 +74,7 @@ pub fn per_sample_fits(op: &str, field: &str, p: &PerSample, batch: usize, dim: 
     };
     match need {
         Some(need) if need <= p.view.len => Ok(()),
-        _ => Err(format!(
-            "{op}: {field} has {} elements, too few for {batch} vectors of {dim} at stride {}",
-            p.view.len, p.stride
-        )),
+        _ => Err(format!("{op}: {field} has {} elements, too few for {batch} vectors of {dim} at stride {}", p.view.len, p.stride)),
     }
 }
 

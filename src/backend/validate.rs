@@ -260,10 +260,9 @@ pub fn unary(op: &Unary) -> Checked {
 
 pub fn copy3d(op: &Copy3d) -> Checked {
     let fits = |field: &str, view: &View, strides: [usize; 3]| match check::last_index(op.dims, strides) {
-        Some(last) if last >= view.len => Err(format!(
-            "copy3d: {field} strides {strides:?} over dims {:?} reach element {last}, beyond its {} elements",
-            op.dims, view.len
-        )),
+        Some(last) if last >= view.len => {
+            Err(format!("copy3d: {field} strides {strides:?} over dims {:?} reach element {last}, beyond its {} elements", op.dims, view.len))
+        }
         _ => Ok(()),
     };
     fits("src", &op.src, op.src_strides)?;

@@ -1,9 +1,9 @@
 use std::process::ExitCode;
 
 use ditrt::backend;
-use ditrt::bench::time_forward;
 use ditrt::models::ModelConfig;
 use ditrt::tensor::DType;
+use ditrt::tools::bench::time_forward;
 use ditrt::Result;
 
 #[derive(clap::Args)]
@@ -37,7 +37,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let dtype = DType::parse(&args.dtype)?;
     let backend = backend::select(&args.backend)?;
     if !args.json {
-        eprintln!("bench: {} on {}, batch {}, {dtype}: {} warm-up + {} timed forwards", args.preset, backend.name(), args.batch, args.warmup, args.iters);
+        eprintln!(
+            "bench: {} on {}, batch {}, {dtype}: {} warm-up + {} timed forwards",
+            args.preset,
+            backend.name(),
+            args.batch,
+            args.warmup,
+            args.iters
+        );
     }
     let t = time_forward(backend, &config, args.batch, dtype, args.warmup, args.iters)?;
     if args.json {

@@ -2,9 +2,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ditrt::finite::check_finite;
+use ditrt::io::safetensors::SafetensorsFile;
 use ditrt::models::ModelConfig;
-use ditrt::weights::SafetensorsFile;
+use ditrt::tools::weight_check::check_finite;
 use ditrt::Result;
 
 use super::human;
@@ -41,14 +41,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     println!("model: {}", config.describe());
     println!("config: {}", config.to_json());
     println!("parameters: {params} ({})", human(params as f64));
-    println!(
-        "multiply-adds per forward: {} per image ({:.0} MACs) at input {}x{}x{}",
-        human(macs),
-        macs,
-        geom.channels,
-        geom.height,
-        geom.width
-    );
+    println!("multiply-adds per forward: {} per image ({:.0} MACs) at input {}x{}x{}", human(macs), macs, geom.channels, geom.height, geom.width);
 
     // Check the file against what the config expects, by official key.
     let expected: HashMap<String, Vec<usize>> = config.param_shapes().into_iter().collect();
@@ -56,9 +49,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     for (key, shape) in &expected {
         match infos.iter().find(|(k, _, _)| k == key) {
             None => problems.push(format!("missing key {key} (expected shape {shape:?})")),
-            Some((_, _, found)) if found != shape => {
-                problems.push(format!("{key}: expected shape {shape:?}, found {found:?}"))
-            }
+            Some((_, _, found)) if found != shape => problems.push(format!("{key}: expected shape {shape:?}, found {found:?}")),
             _ => {}
         }
     }

@@ -9,9 +9,5 @@ pub mod verify;
 /// "675.1M"-style rendering of a count.
 pub fn human(n: f64) -> String {
     let units = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")];
-    units
-        .iter()
-        .find(|(scale, _)| n >= *scale)
-        .map(|(scale, unit)| format!("{:.1}{unit}", n / scale))
-        .unwrap_or_else(|| format!("{n}"))
+    units.iter().find(|(scale, _)| n >= *scale).map(|(scale, unit)| format!("{:.1}{unit}", n / scale)).unwrap_or_else(|| format!("{n}"))
 }

@@ -4,16 +4,14 @@ use std::process::ExitCode;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use ditrt::decode::LatentDecoder;
-use ditrt::finite::check_finite;
-use ditrt::generate::{evaluations, generate, Run};
-use ditrt::image::{read_run_key, render_grid, write_npz, write_png};
-use ditrt::models::denoiser::GraphDenoiser;
-use ditrt::models::ModelConfig;
-use ditrt::recipe::{Recipe, SamplerName};
+use ditrt::io::image::{read_run_key, render_grid, write_npz, write_png};
+use ditrt::io::safetensors::SafetensorsFile;
+use ditrt::pipeline::bundled;
+use ditrt::pipeline::generate::{RecipeOverrides, Run, SamplingModel};
+use ditrt::sampling::recipe::SamplerName;
 use ditrt::tensor::DType;
-use ditrt::weights::{FileWeights, SafetensorsFile};
-use ditrt::{backend, bundled, Error, Result};
+use ditrt::tools::weight_check::check_finite;
+use ditrt::{backend, Error, Result};
 
 use super::progress::Progress;
 
@@ -109,7 +107,9 @@ fn listed_classes(spec: &str, num_classes: usize) -> usize {
 
 /// [start, end) of shard `spec` ("i/n") among `count` images.
 fn shard_range(spec: Option<&str>, count: usize) -> Result<(usize, usize)> {
-    let Some(spec) = spec else { return Ok((0, count)) };
+    let Some(spec) = spec else {
+        return Ok((0, count));
+    };
     let bad = || Error::invalid(format!("--shard '{spec}': expected i/n with 0 <= i < n"));
     let (i, n) = spec.split_once('/').ok_or_else(bad)?;
     let (i, n): (usize, usize) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
@@ -140,16 +140,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(path) => SafetensorsFile::open(path)?,
         None => bundled::open(&args.model)?,
     };
-    let config = ModelConfig::from_file(&file)?;
     if args.check_weights {
         check_finite(&file)?;
     }
-    let mut recipe = Recipe::of_file(&file, &config)?;
-    recipe.sampler = args.sampler.unwrap_or(recipe.sampler);
-    recipe.steps = args.steps.unwrap_or(recipe.steps);
-    recipe.cfg_scale = args.cfg.unwrap_or(recipe.cfg_scale);
-    recipe.eta = args.eta.unwrap_or(recipe.eta);
-    let sampler = recipe.sampler_config(&config, args.cfg_all_channels)?;
+    let overrides =
+        RecipeOverrides { sampler: args.sampler, steps: args.steps, cfg_scale: args.cfg, eta: args.eta, all_channels: args.cfg_all_channels };
+    let model = SamplingModel::new(file, &overrides)?;
+    let (config, sampler) = (&model.config, &model.sampler);
     let dtype = DType::parse(&args.dtype)?;
 
     let classes = config.num_classes();
@@ -166,8 +163,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         first_image: start as u64,
         labels: if labels.is_empty() { labels } else { labels[start..end].to_vec() },
         count: end - start,
-        batch: args.batch.min(end - start).max(1),
     };
+    let batch = args.batch.min(end - start).max(1);
 
     // What makes this output: a finished file carrying the same key is this very shard.
     let run_key = serde_json::json!({
@@ -195,34 +192,22 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
 
-    let latent = config.input_geometry();
-    if args.vae.is_none() && ![1, 3].contains(&latent.channels) {
-        return Err(Error::invalid(format!(
-            "{} samples {}-channel latents: give --vae with the SD KL-f8 decoder (weights-tools/convert.py --arch vae)",
-            file.path().display(),
-            latent.channels
-        )));
-    }
-    let backend = backend::select(&args.backend)?;
-    let decoder = match &args.vae {
-        Some(path) => Some(LatentDecoder::new(backend.clone(), &SafetensorsFile::open(path)?, latent, run.batch, dtype)?),
-        None => None,
-    };
-    let per_launch = run.batch * if sampler.guidance.is_guided() { 2 } else { 1 };
-    let mut denoiser = GraphDenoiser::new(backend, &config, &mut FileWeights::new(&file), per_launch, dtype)?;
+    let vae = args.vae.as_ref().map(SafetensorsFile::open).transpose()?;
+    let mut pipeline = model.build(backend::select(&args.backend)?, dtype, batch, vae.as_ref())?;
+    let (config, sampler) = (&pipeline.model().config, &pipeline.model().sampler);
     eprintln!(
         "sampling {} image(s) [{start}, {end}) of {num} from {} ({}) on {}, {dtype}: {:?} {} steps, guidance {:?}, seed {}",
         run.count,
-        file.path().display(),
+        pipeline.model().file.path().display(),
         config.describe(),
-        denoiser.backend_name(),
+        pipeline.backend_name(),
         sampler.method,
         sampler.steps,
         sampler.guidance,
         args.seed
     );
-    let mut progress = Progress::new("steps", evaluations(&run, &sampler));
-    let images = generate(&mut denoiser, &sampler, &run, decoder.as_ref(), &mut || progress.tick())?;
+    let mut progress = Progress::new("steps", pipeline.evaluations(run.count));
+    let images = pipeline.generate(&run, &mut || progress.tick())?;
     progress.finish();
 
     match output {

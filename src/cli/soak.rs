@@ -1,13 +1,10 @@
 use std::process::ExitCode;
 
-use ditrt::models::denoiser::GraphDenoiser;
-use ditrt::models::ModelConfig;
-use ditrt::recipe::Recipe;
-use ditrt::soak::soak;
+use ditrt::pipeline::bundled;
+use ditrt::pipeline::generate::{RecipeOverrides, Run, SamplingModel};
 use ditrt::tensor::DType;
-use ditrt::weights::FileWeights;
-use ditrt::generate::Run;
-use ditrt::{backend, bundled, Result};
+use ditrt::tools::soak::soak;
+use ditrt::{backend, Result};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -34,26 +31,27 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let file = bundled::open(&args.model)?;
-    let config = ModelConfig::from_file(&file)?;
-    let sampler = Recipe::of_file(&file, &config)?.sampler_config(&config, false)?;
-    let classes = config.num_classes().unwrap_or(0) as u32;
+    let model = SamplingModel::new(bundled::open(&args.model)?, &RecipeOverrides::default())?;
+    let classes = model.config.num_classes().unwrap_or(0) as u32;
     let run = Run {
         seed: 0,
         first_image: 0,
         labels: if classes > 0 { (0..args.batch as u32).map(|i| i % classes).collect() } else { Vec::new() },
         count: args.batch,
-        batch: args.batch,
     };
-    let per_launch = args.batch * if sampler.guidance.is_guided() { 2 } else { 1 };
-    let backend = backend::select(&args.backend)?;
-    let mut denoiser = GraphDenoiser::new(backend, &config, &mut FileWeights::new(&file), per_launch, DType::F32)?;
+    let mut pipeline = model.build(backend::select(&args.backend)?, DType::F32, args.batch, None)?;
     let warmup = args.warmup.unwrap_or(args.steps / 10);
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
-    eprintln!("soak: {} steps of bundled '{}' at batch {} on {} (warm-up {warmup} steps)", args.steps, args.model, args.batch, denoiser.backend_name());
+    eprintln!(
+        "soak: {} steps of bundled '{}' at batch {} on {} (warm-up {warmup} steps)",
+        args.steps,
+        args.model,
+        args.batch,
+        pipeline.backend_name()
+    );
     let every = (args.steps / 20).max(1);
     let mut next = 0;
-    let report = soak(&mut denoiser, &sampler, &run, args.steps, warmup, &mut |done, rss| {
+    let report = soak(&mut pipeline, &run, args.steps, warmup, &mut |done, rss| {
         if !args.json && done >= next {
             eprintln!("step {done:>6}: resident {:.1} MiB", mib(rss));
             next = done + every;

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use ditrt::backend;
 use ditrt::tensor::DType;
-use ditrt::verify::{default_tolerance, verify_fixture};
+use ditrt::tools::verify::{default_tolerance, verify_fixture};
 use ditrt::Result;
 
 #[derive(clap::Args)]

@@ -3,7 +3,7 @@
 use crate::backend::{Conv2d, Copy3d, GroupNorm, Op, View};
 use crate::error::Result;
 use crate::graph::GraphBuilder;
-use crate::weights::WeightSource;
+use crate::models::weight_source::WeightSource;
 
 /// `{prefix}.weight` [out_c, in_c, k, k] and `{prefix}.bias` [out_c].
 pub fn conv_shapes(prefix: &str, out_c: usize, in_c: usize, kernel: usize) -> [(String, Vec<usize>); 2] {

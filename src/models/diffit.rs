@@ -12,9 +12,9 @@ use crate::models::diffit_block::{DiffitBlock, DiffitBlockSpec};
 use crate::models::dit::FREQ_DIM;
 use crate::models::embedders::{embedder_shapes, label_embedding, patch_tokens, timestep_mlp};
 use crate::models::layers::Linear;
-use crate::tensor::DType;
 use crate::models::sizes::TransformerSizes;
-use crate::weights::WeightSource;
+use crate::models::weight_source::WeightSource;
+use crate::tensor::DType;
 
 const LN_EPS: f32 = 1e-6;
 
@@ -103,7 +103,8 @@ impl DiffitConfig {
     }
 
     pub fn describe(&self) -> String {
-        let name = if (self.depth, self.hidden_size, self.num_heads, self.patch_size) == (28, 1152, 16, 2) { "DiffiT-XL/2" } else { "DiffiT (custom)" };
+        let name =
+            if (self.depth, self.hidden_size, self.num_heads, self.patch_size) == (28, 1152, 16, 2) { "DiffiT-XL/2" } else { "DiffiT (custom)" };
         format!(
             "{name}: depth {}, width {}, heads {} (head dim {}), patch {}, input {}x{}x{}, {} tokens (attention window {}x{}, relative position bias), {} classes, learn_sigma {}",
             self.depth,

@@ -7,8 +7,8 @@ use crate::backend::{Activation, LayerNorm, Op, TmsaQkv, View};
 use crate::error::Result;
 use crate::graph::GraphBuilder;
 use crate::models::layers::{packed_attention, Linear};
+use crate::models::weight_source::WeightSource;
 use crate::tensor::HostTensor;
-use crate::weights::WeightSource;
 
 const LN_EPS: f32 = 1e-6;
 
@@ -128,17 +128,7 @@ impl DiffitBlock {
         // The time term is one small GEMM per step; tmsa_qkv adds it to every token's q, k, v.
         let time = self.qkv_temb.apply(g, cond, batch, Activation::None);
         let qkv = g.temp([rows, 3 * dim]);
-        g.push(Op::TmsaQkv(TmsaQkv {
-            batch,
-            tokens,
-            k: dim,
-            n: 3 * dim,
-            x: normed,
-            w: self.qkv.w,
-            bias: self.qkv.b,
-            time,
-            out: qkv,
-        }));
+        g.push(Op::TmsaQkv(TmsaQkv { batch, tokens, k: dim, n: 3 * dim, x: normed, w: self.qkv.w, bias: self.qkv.b, time, out: qkv }));
         let window_tokens = window * window;
         let attn = packed_attention(g, qkv, rows / window_tokens, window_tokens, dim, heads, Some(self.bias));
         self.proj.apply_into(g, attn, rows, Activation::None, x, true);

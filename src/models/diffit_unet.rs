@@ -15,9 +15,9 @@ use crate::models::diffit_block::{DiffitBlock, DiffitBlockSpec};
 use crate::models::dit::FREQ_DIM;
 use crate::models::embedders::{label_embedding, timestep_mlp};
 use crate::models::sizes::{check_bounds, check_params, check_positive, MAX_DEPTH, MAX_SIDE, MAX_SIZE};
+use crate::models::weight_source::WeightSource;
 use crate::models::windows::{from_windows, to_windows, WindowGrid};
 use crate::tensor::DType;
-use crate::weights::WeightSource;
 
 const GN_EPS: f32 = 1e-6;
 
@@ -117,7 +117,10 @@ impl DiffitUnetConfig {
         for (level, &c) in self.channels.iter().enumerate() {
             check_bounds("diffit_unet", &[("channels", c, MAX_SIZE)])?;
             if c == 0 || !c.is_multiple_of(self.groups) || !c.is_multiple_of(self.num_heads) {
-                return Err(format!("diffit_unet: channels {c} (level {level}) must be a positive multiple of groups {} and num_heads {}", self.groups, self.num_heads));
+                return Err(format!(
+                    "diffit_unet: channels {c} (level {level}) must be a positive multiple of groups {} and num_heads {}",
+                    self.groups, self.num_heads
+                ));
             }
             let window = self.block_spec(level).window;
             if !self.side(level).is_multiple_of(window) {

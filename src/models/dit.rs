@@ -8,9 +8,9 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, GraphBuilder};
 use crate::models::embedders::{embedder_shapes, label_embedding, patch_tokens, timestep_mlp};
 use crate::models::layers::{concat_rows, packed_attention, Linear};
-use crate::tensor::DType;
 use crate::models::sizes::TransformerSizes;
-use crate::weights::WeightSource;
+use crate::models::weight_source::WeightSource;
+use crate::tensor::DType;
 
 /// Width of the sinusoidal timestep features (DiT's `frequency_embedding_size`).
 pub const FREQ_DIM: usize = 256;
@@ -34,8 +34,7 @@ pub struct DitConfig {
 }
 
 /// The official sizes: (name, depth, width, heads).
-pub const SIZES: &[(&str, usize, usize, usize)] =
-    &[("S", 12, 384, 6), ("B", 12, 768, 12), ("L", 24, 1024, 16), ("XL", 28, 1152, 16)];
+pub const SIZES: &[(&str, usize, usize, usize)] = &[("S", 12, 384, 6), ("B", 12, 768, 12), ("L", 24, 1024, 16), ("XL", 28, 1152, 16)];
 
 /// A member of DiT's size family named "<size>/<patch>[-<resolution>]" ("XL/2", "XL/2-512"):
 /// sizes S/B/L/XL, patch 2, 4 or 8, resolution 256 (default) or 512 px.
@@ -249,7 +248,16 @@ pub fn build(cfg: &DitConfig, w: &mut dyn WeightSource, batch: usize, dtype: DTy
     let final_l = Linear::load(&mut g, w, "final_layer.linear", &[p * p * cfg.out_channels(), d], true)?;
     let base = cfg.depth * 6;
     let a = g.temp([rows, d]);
-    g.push(Op::LayerNormModulate(LayerNormModulate { batch, tokens: n, dim: d, eps: LN_EPS, x: h, shift: chunk(base), scale: chunk(base + 1), out: a }));
+    g.push(Op::LayerNormModulate(LayerNormModulate {
+        batch,
+        tokens: n,
+        dim: d,
+        eps: LN_EPS,
+        x: h,
+        shift: chunk(base),
+        scale: chunk(base + 1),
+        out: a,
+    }));
     let tokens = final_l.apply(&mut g, a, rows, Activation::None);
     let out = g.output("out", [batch, cfg.out_channels(), s, s]);
     let geom = PatchGeometry { batch, channels: cfg.out_channels(), height: s, width: s, patch: p };

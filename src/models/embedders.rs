@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::graph::GraphBuilder;
 use crate::models::dit::FREQ_DIM;
 use crate::models::layers::Linear;
-use crate::weights::WeightSource;
+use crate::models::weight_source::WeightSource;
 
 /// Patch tokens [batch * tokens, dim] of x: patchify, `x_embedder.proj` (a conv with kernel =
 /// stride = p, i.e. a GEMM over patches), plus `pos_embed` (1, tokens, dim) as stored.
@@ -34,7 +34,15 @@ pub fn timestep_mlp(g: &mut GraphBuilder, w: &mut dyn WeightSource, prefix: &str
 }
 
 /// Rows of the table `key` ([table_rows, dim]) picked by the u32 labels y: [batch, dim].
-pub fn label_embedding(g: &mut GraphBuilder, w: &mut dyn WeightSource, key: &str, y: View, batch: usize, table_rows: usize, dim: usize) -> Result<View> {
+pub fn label_embedding(
+    g: &mut GraphBuilder,
+    w: &mut dyn WeightSource,
+    key: &str,
+    y: View,
+    batch: usize,
+    table_rows: usize,
+    dim: usize,
+) -> Result<View> {
     let table = w.fetch(key, &[table_rows, dim])?;
     let table = g.weight(key, table);
     let out = g.temp([batch, dim]);

@@ -3,8 +3,8 @@
 use crate::backend::{Activation, Attention, Copy3d, Gemm, LayerNorm, Op, View};
 use crate::error::Result;
 use crate::graph::GraphBuilder;
+use crate::models::weight_source::WeightSource;
 use crate::tensor::HostTensor;
-use crate::weights::WeightSource;
 
 /// A linear layer's weights in the graph: w [n, k], optional bias [n].
 pub struct Linear {
@@ -41,19 +41,7 @@ impl Linear {
 
     /// out (+)= act(x W^T + b) into an existing view.
     pub fn apply_into(&self, g: &mut GraphBuilder, x: View, m: usize, act: Activation, out: View, accumulate: bool) {
-        g.push(Op::Gemm(Gemm {
-            m,
-            n: self.n,
-            k: self.k,
-            x,
-            x_stride: self.k,
-            w: self.w,
-            w_stride: self.k,
-            bias: self.b,
-            out,
-            act,
-            accumulate,
-        }));
+        g.push(Op::Gemm(Gemm { m, n: self.n, k: self.k, x, x_stride: self.k, w: self.w, w_stride: self.k, bias: self.b, out, act, accumulate }));
     }
 }
 

@@ -1,6 +1,5 @@
 //! Backbones: each file turns a config and its weights into a static graph over the op set.
 pub mod conv_layers;
-pub mod denoiser;
 pub mod diffit;
 pub mod diffit_block;
 pub mod diffit_unet;
@@ -11,16 +10,20 @@ pub mod sizes;
 pub mod tldm;
 pub mod uvit;
 pub mod vae;
+pub mod weight_source;
 pub mod windows;
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{one_line, Error, Result};
 use crate::graph::Graph;
-use crate::tensor::DType;
-use crate::weights::{one_line, SafetensorsFile, WeightSource, CONFIG_KEY};
+use crate::io::safetensors::{SafetensorsFile, CONFIG_KEY};
+use crate::models::weight_source::WeightSource;
+use crate::sampling::recipe::{BackboneSampling, GuidanceForm, Recipe, SamplerName};
+use crate::sampling::NoiseSchedule;
+use crate::tensor::{DType, ImageGeometry};
 
 /// A model's config as stored under `ditrt.config` in its safetensors metadata.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,14 +39,6 @@ pub enum ModelConfig {
     Vae(vae::VaeConfig),
 }
 
-/// What a denoiser takes and returns, per sample.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ImageGeometry {
-    pub channels: usize,
-    pub height: usize,
-    pub width: usize,
-}
-
 pub const KNOWN_ARCHS: &[&str] = &["dit", "uvit", "tldm", "diffit", "diffit_unet", "vae"];
 
 impl ModelConfig {
@@ -57,7 +52,7 @@ impl ModelConfig {
             "diffit" => diffit::DiffitConfig::preset(name).map(ModelConfig::Diffit),
             "diffit_unet" => diffit_unet::DiffitUnetConfig::preset(name).map(ModelConfig::DiffitUnet),
             "vae" => vae::VaeConfig::preset(name).map(ModelConfig::Vae),
-            other => return Err(Error::UnknownArch(other.to_string())),
+            other => return Err(unknown_arch(other)),
         };
         config.ok_or_else(|| Error::invalid(format!("unknown {arch} preset '{name}'")))
     }
@@ -69,7 +64,7 @@ impl ModelConfig {
         let value: serde_json::Value = serde_json::from_str(json).map_err(|e| err(format!("invalid JSON: {e}")))?;
         let arch = value.get("arch").and_then(|a| a.as_str()).ok_or_else(|| err("no \"arch\" field".into()))?;
         if !KNOWN_ARCHS.contains(&arch) {
-            return Err(Error::UnknownArch(one_line(arch)));
+            return Err(unknown_arch(arch));
         }
         let config: ModelConfig = serde_json::from_value(value.clone()).map_err(|e| err(format!("{arch}: {e}")))?;
         config.validate().map_err(err)?;
@@ -219,4 +214,46 @@ impl ModelConfig {
         weights.finish()?;
         Ok(graph)
     }
+
+    /// What sampling needs of the backbone: official recipe, training schedule, guidance form.
+    /// The VAE decoder is not a denoiser and has none.
+    pub fn sampling(&self) -> Result<BackboneSampling> {
+        let recipe = |sampler, steps, cfg_scale| Recipe { sampler, steps, cfg_scale, eta: 0.0, schedule: None };
+        // Guidance needs the null class; models without one sample unguided.
+        let guided = |form| {
+            if self.null_class().is_some() {
+                form
+            } else {
+                GuidanceForm::Unguided
+            }
+        };
+        let (official, schedule, guidance) = match self {
+            ModelConfig::Dit(_) | ModelConfig::Tldm(_) => (recipe(SamplerName::Ddpm, 250, 4.0), NoiseSchedule::Linear, guided(GuidanceForm::Dit)),
+            // U-ViT's ImageNet-256 evaluation: a DPM-Solver with 50 evaluations, scale 0.4. Its
+            // H models are discrete-time on Stable Diffusion's betas, its other models
+            // continuous-time VP linear; a config cannot tell them apart, but among the released
+            // checkpoints exactly the H models lack the output conv.
+            ModelConfig::Uvit(c) => (
+                recipe(SamplerName::DpmSolver, 50, 0.4),
+                if c.conv { NoiseSchedule::VpLinear } else { NoiseSchedule::StableDiffusion },
+                guided(GuidanceForm::Uvit),
+            ),
+            // DiffiT's sample.py: DDPM 250 steps as DiT; scale 4.4 with forward_with_cfg's
+            // power-cosine ramp up to latent 32 (256 px), DiT's constant scale above.
+            ModelConfig::Diffit(c) => (
+                recipe(SamplerName::Ddpm, 250, 4.4),
+                NoiseSchedule::Linear,
+                guided(if c.input_size <= 32 { GuidanceForm::DiffitRamp { power: 4.0 } } else { GuidanceForm::Dit }),
+            ),
+            // The image-space model has no official recipe: DDPM 250 steps, unguided.
+            ModelConfig::DiffitUnet(_) => (recipe(SamplerName::Ddpm, 250, 1.0), NoiseSchedule::Linear, guided(GuidanceForm::Dit)),
+            ModelConfig::Vae(_) => return Err(Error::invalid("a VAE decoder is not a denoiser: it cannot be sampled")),
+        };
+        Ok(BackboneSampling { official, schedule, guidance })
+    }
+}
+
+/// The error for an arch name no model answers to.
+pub fn unknown_arch(name: &str) -> Error {
+    Error::UnknownArch { arch: one_line(name), known: KNOWN_ARCHS.join(", ") }
 }

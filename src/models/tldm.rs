@@ -11,9 +11,9 @@ use crate::graph::{Graph, GraphBuilder};
 use crate::models::dit::{FamilyPreset, FREQ_DIM};
 use crate::models::embedders::{embedder_shapes, label_embedding, patch_tokens, timestep_mlp};
 use crate::models::layers::{copy_tokens, AffineLayerNorm, Linear, PreNormBlock, PreNormBlockSpec, TokenSpan};
-use crate::tensor::DType;
 use crate::models::sizes::TransformerSizes;
-use crate::weights::WeightSource;
+use crate::models::weight_source::WeightSource;
+use crate::tensor::DType;
 
 /// DiT's LayerNorm eps, kept for its blocks' plain-LN twins.
 const LN_EPS: f32 = 1e-6;

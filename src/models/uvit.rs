@@ -11,8 +11,8 @@ use crate::graph::{Graph, GraphBuilder};
 use crate::models::embedders::label_embedding;
 use crate::models::layers::{copy_tokens, AffineLayerNorm, Linear, PreNormBlock, PreNormBlockSpec, TokenSpan};
 use crate::models::sizes::{check_bounds, check_params, check_positive, MAX_DEPTH, MAX_SIDE, MAX_SIZE};
+use crate::models::weight_source::WeightSource;
 use crate::tensor::DType;
-use crate::weights::WeightSource;
 
 /// nn.LayerNorm's default eps (the official blocks keep it).
 const LN_EPS: f32 = 1e-5;
@@ -320,19 +320,7 @@ pub fn build(cfg: &UvitConfig, w: &mut dyn WeightSource, batch: usize, dtype: DT
     if cfg.conv {
         // Weight [C, C, 3, 3] and bias under the official keys (Linear only binds them).
         let conv = Linear::load(&mut g, w, "final_layer", &[c, c, 3, 3], true)?;
-        g.push(Op::Conv2d(Conv2d {
-            batch,
-            in_c: c,
-            out_c: c,
-            height: s,
-            width: s,
-            kernel: 3,
-            pad: 1,
-            x: image,
-            weight: conv.w,
-            bias: conv.b,
-            out,
-        }));
+        g.push(Op::Conv2d(Conv2d { batch, in_c: c, out_c: c, height: s, width: s, kernel: 3, pad: 1, x: image, weight: conv.w, bias: conv.b, out }));
     }
     g.finish()
 }

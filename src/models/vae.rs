@@ -13,8 +13,8 @@ use crate::graph::{Graph, GraphBuilder};
 use crate::models::conv_layers::{channels_first, channels_last, conv_shapes, norm_shapes, Conv, GroupNormLayer};
 use crate::models::layers::{concat_rows, packed_attention, Linear};
 use crate::models::sizes::{check_bounds, check_params, check_positive, MAX_DEPTH, MAX_SIDE, MAX_SIZE};
+use crate::models::weight_source::WeightSource;
 use crate::tensor::DType;
-use crate::weights::WeightSource;
 
 /// Every GroupNorm of the decoder (diffusers resnet_eps, CompVis Normalize).
 const GN_EPS: f32 = 1e-6;
@@ -65,8 +65,12 @@ impl VaeConfig {
     }
 
     pub(crate) fn validate(&self) -> std::result::Result<(), String> {
-        let positive =
-            [("latent_channels", self.latent_channels), ("out_channels", self.out_channels), ("norm_num_groups", self.norm_num_groups), ("latent_size", self.latent_size)];
+        let positive = [
+            ("latent_channels", self.latent_channels),
+            ("out_channels", self.out_channels),
+            ("norm_num_groups", self.norm_num_groups),
+            ("latent_size", self.latent_size),
+        ];
         check_positive("vae", &positive)?;
         check_bounds(
             "vae",

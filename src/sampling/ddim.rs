@@ -11,13 +11,7 @@ use super::respace::RespacedSchedule;
 /// σ = η·sqrt((1 − ᾱ_prev)/(1 − ᾱ))·sqrt(1 − ᾱ/ᾱ_prev) and (DDIM eq. 12)
 /// x ← sqrt(ᾱ_prev)·x0 + sqrt(1 − ᾱ_prev − σ²)·ε + σ·z, the noise term only when η > 0 and not
 /// at the last step (so η = 0 draws no noise).
-pub(crate) fn sample(
-    model: &mut GuidedModel,
-    schedule: &RespacedSchedule,
-    eta: f64,
-    x: &mut [f32],
-    noise: &mut dyn NoiseSource,
-) -> Result<()> {
+pub(crate) fn sample(model: &mut GuidedModel, schedule: &RespacedSchedule, eta: f64, x: &mut [f32], noise: &mut dyn NoiseSource) -> Result<()> {
     let mut z = vec![0f32; x.len()];
     for i in (0..schedule.timesteps.len()).rev() {
         let pred = model.predict(x, schedule.timesteps[i] as f64)?;

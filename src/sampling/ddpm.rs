@@ -11,12 +11,7 @@ use super::respace::RespacedSchedule;
 /// x ← mean + exp(½ log σ²)·z except at the last step. log σ² is the learned range
 /// frac·log β + (1 − frac)·log β̃ with frac = (v + 1)/2 when the model predicts v, else
 /// log β̃ (FIXED_SMALL).
-pub(crate) fn sample(
-    model: &mut GuidedModel,
-    schedule: &RespacedSchedule,
-    x: &mut [f32],
-    noise: &mut dyn NoiseSource,
-) -> Result<()> {
+pub(crate) fn sample(model: &mut GuidedModel, schedule: &RespacedSchedule, x: &mut [f32], noise: &mut dyn NoiseSource) -> Result<()> {
     let mut z = vec![0f32; x.len()];
     for i in (0..schedule.timesteps.len()).rev() {
         let pred = model.predict(x, schedule.timesteps[i] as f64)?;

@@ -52,8 +52,7 @@ pub(crate) fn sample(model: &mut GuidedModel, vp: &VpSchedule, nfe: usize, x: &m
                 let x_s1 = combine(&[(vp.sigma(s1) / sigma_s, x), (-alpha_s1 * (-r1 * h).exp_m1(), &x0_s)]);
                 let x0_s1 = x0(&x_s1, s1)?;
                 let d1 = r2 / r1 * alpha_s2 * phi_22;
-                let x_s2 =
-                    combine(&[(vp.sigma(s2) / sigma_s, x), (-alpha_s2 * (-r2 * h).exp_m1() - d1, &x0_s), (d1, &x0_s1)]);
+                let x_s2 = combine(&[(vp.sigma(s2) / sigma_s, x), (-alpha_s2 * (-r2 * h).exp_m1() - d1, &x0_s), (d1, &x0_s1)]);
                 let x0_s2 = x0(&x_s2, s2)?;
                 let d2 = alpha_t * phi_2 / r2;
                 combine(&[(sigma_t / sigma_s, x), (-alpha_t * phi_1 - d2, &x0_s), (d2, &x0_s2)])

@@ -62,6 +62,12 @@ impl Guidance {
                 (false, (scale - 1.0) * ramp + 1.0)
             }
         };
-        move |c, u| if from_cond { c + s * (c - u) } else { u + s * (c - u) }
+        move |c, u| {
+            if from_cond {
+                c + s * (c - u)
+            } else {
+                u + s * (c - u)
+            }
+        }
     }
 }

@@ -45,9 +45,7 @@ impl<'a> GuidedModel<'a> {
             )));
         }
         let labels = match (denoiser.null_class(), guidance.is_guided()) {
-            (None, true) => {
-                return Err(Error::invalid("guidance needs a class-conditional model (this one has no null class)"))
-            }
+            (None, true) => return Err(Error::invalid("guidance needs a class-conditional model (this one has no null class)")),
             (None, false) if labels.is_empty() => Vec::new(),
             (None, false) => return Err(Error::invalid("labels given for an unconditional model")),
             (Some(null), guided) => {
@@ -83,10 +81,7 @@ impl<'a> GuidedModel<'a> {
         let input: Vec<f32> = if guided { [x, x].concat() } else { x.to_vec() };
         let out = self.denoiser.predict(&input, &vec![t as f32; rows], &self.labels)?;
         if out.len() != rows * oc * hw {
-            return Err(Error::invalid(format!(
-                "denoiser returned {} values for a batch of {rows} × {oc} × {hw}",
-                out.len()
-            )));
+            return Err(Error::invalid(format!("denoiser returned {} values for a batch of {rows} × {oc} × {hw}", out.len())));
         }
         let guided_channels = self.guidance.guided_channels(c);
         let combine = self.guidance.combiner(t);
@@ -95,9 +90,7 @@ impl<'a> GuidedModel<'a> {
         for n in 0..b {
             let cond = &out[n * oc * hw..(n + 1) * oc * hw];
             let uncond = if guided { &out[(b + n) * oc * hw..(b + n + 1) * oc * hw] } else { cond };
-            eps.extend(
-                cond[..guided_channels * hw].iter().zip(uncond).map(|(&c, &u)| combine(c as f64, u as f64) as f32),
-            );
+            eps.extend(cond[..guided_channels * hw].iter().zip(uncond).map(|(&c, &u)| combine(c as f64, u as f64) as f32));
             eps.extend_from_slice(&cond[guided_channels * hw..c * hw]);
             if let Some(var) = &mut var {
                 var.extend_from_slice(&cond[c * hw..]);

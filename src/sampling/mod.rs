@@ -7,13 +7,14 @@ mod dpm_solver_pp;
 pub mod guidance;
 mod guided;
 pub mod noise;
+pub mod recipe;
 pub mod respace;
 mod sample;
 pub mod schedule;
 pub mod vp;
 
 use crate::error::Result;
-use crate::models::ImageGeometry;
+use crate::tensor::ImageGeometry;
 
 pub use guidance::Guidance;
 pub use noise::{NoiseSource, SeededNoise};

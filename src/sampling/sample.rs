@@ -36,23 +36,13 @@ impl SamplerConfig {
     /// DiT's sample.py: DDPM on the linear schedule (250 steps officially) with guidance on 3
     /// channels (scale 4.0 for pictures, 1.5 for FID).
     pub fn dit(steps: usize, scale: f64) -> Self {
-        SamplerConfig {
-            method: Method::Ddpm,
-            schedule: NoiseSchedule::Linear,
-            steps,
-            guidance: Guidance::Dit { scale, all_channels: false },
-        }
+        SamplerConfig { method: Method::Ddpm, schedule: NoiseSchedule::Linear, steps, guidance: Guidance::Dit { scale, all_channels: false } }
     }
 
     /// U-ViT's discrete-time evaluation: DPM-Solver++ with 50 evaluations on the Stable
     /// Diffusion schedule, ε = c + s(c − u) (scale 0.4 at 256 px, 0.7 at 512 px).
     pub fn uvit(scale: f64) -> Self {
-        SamplerConfig {
-            method: Method::DpmSolverPp,
-            schedule: NoiseSchedule::StableDiffusion,
-            steps: 50,
-            guidance: Guidance::Uvit { scale },
-        }
+        SamplerConfig { method: Method::DpmSolverPp, schedule: NoiseSchedule::StableDiffusion, steps: 50, guidance: Guidance::Uvit { scale } }
     }
 
     /// U-ViT's continuous-time evaluation (the L models, eval_ldm.py): DPM-Solver-fast with 50
@@ -64,12 +54,7 @@ impl SamplerConfig {
     /// DiffiT at 256 px: DDPM with 250 steps as DiT, the guidance scale ramped (power 4;
     /// scale 4.4 officially). At 512 px DiffiT uses `dit(250, scale)`.
     pub fn diffit(scale: f64) -> Self {
-        SamplerConfig {
-            method: Method::Ddpm,
-            schedule: NoiseSchedule::Linear,
-            steps: 250,
-            guidance: Guidance::DiffitRamp { scale, power: 4.0 },
-        }
+        SamplerConfig { method: Method::Ddpm, schedule: NoiseSchedule::Linear, steps: 250, guidance: Guidance::DiffitRamp { scale, power: 4.0 } }
     }
 
     /// Model evaluations one run makes (each on 2b images when guided).
@@ -95,10 +80,7 @@ impl SamplerConfig {
     /// The respaced chain DDPM and DDIM walk.
     fn respaced(&self) -> Result<RespacedSchedule> {
         let betas = self.schedule.betas().ok_or_else(|| {
-            Error::invalid(format!(
-                "the {} schedule is continuous-time: sample it with DPM-Solver or DPM-Solver++",
-                self.schedule.name()
-            ))
+            Error::invalid(format!("the {} schedule is continuous-time: sample it with DPM-Solver or DPM-Solver++", self.schedule.name()))
         })?;
         RespacedSchedule::new(&betas, self.steps)
     }
@@ -124,9 +106,7 @@ pub fn sample(
     let mut x = vec![0f32; images * geometry.channels * geometry.height * geometry.width];
     noise.fill(&mut x)?;
     match config.method {
-        Method::DpmSolverPp => {
-            dpm_solver_pp::sample(&mut model, &VpSchedule::new(config.schedule), config.steps, &mut x)?
-        }
+        Method::DpmSolverPp => dpm_solver_pp::sample(&mut model, &VpSchedule::new(config.schedule), config.steps, &mut x)?,
         Method::DpmSolver => dpm_solver::sample(&mut model, &VpSchedule::new(config.schedule), config.steps, &mut x)?,
         Method::Ddpm => ddpm::sample(&mut model, &config.respaced()?, &mut x, noise)?,
         Method::Ddim { eta } => ddim::sample(&mut model, &config.respaced()?, eta, &mut x, noise)?,

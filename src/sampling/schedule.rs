@@ -30,9 +30,7 @@ impl NoiseSchedule {
     pub fn betas(self) -> Option<Vec<f64>> {
         match self {
             NoiseSchedule::Linear => Some(linspace(1e-4, 0.02, TRAIN_STEPS)),
-            NoiseSchedule::StableDiffusion => {
-                Some(linspace(0.00085f64.sqrt(), 0.012f64.sqrt(), TRAIN_STEPS).into_iter().map(|b| b * b).collect())
-            }
+            NoiseSchedule::StableDiffusion => Some(linspace(0.00085f64.sqrt(), 0.012f64.sqrt(), TRAIN_STEPS).into_iter().map(|b| b * b).collect()),
             NoiseSchedule::VpLinear => None,
         }
     }

@@ -2,12 +2,11 @@
 use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom, Write};
 
+use ditrt::io::safetensors::CONFIG_KEY;
 use ditrt::models::dit::DitConfig;
 use ditrt::models::ModelConfig;
-use ditrt::weights::CONFIG_KEY;
 
 use crate::{ditrt, fixture};
-
 
 #[test]
 fn verify_prints_rel_l2_last_and_exits_by_tolerance() {
@@ -68,7 +67,8 @@ fn inspect_reports_dit_xl2_parameters_and_macs() {
 
 #[test]
 fn bench_json_is_machine_readable() {
-    let (code, stdout, stderr) = ditrt(&["bench", "--preset", "DiT-S/8", "--batch", "1", "--iters", "1", "--warmup", "0", "--json", "--backend", "cpu"]);
+    let (code, stdout, stderr) =
+        ditrt(&["bench", "--preset", "DiT-S/8", "--batch", "1", "--iters", "1", "--warmup", "0", "--json", "--backend", "cpu"]);
     assert_eq!(code, 0, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
     assert_eq!(v["batch"], 1);

@@ -6,7 +6,7 @@ use ditrt::models::diffit_unet::DiffitUnetConfig;
 use ditrt::models::dit::DitConfig;
 use ditrt::models::ModelConfig;
 use ditrt::tensor::DType;
-use ditrt::verify::default_tolerance;
+use ditrt::tools::verify::default_tolerance;
 
 use crate::{check_model_fixtures, ZeroWeights};
 

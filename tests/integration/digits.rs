@@ -5,14 +5,11 @@ use std::sync::Arc;
 
 use ditrt::backend::cpu::CpuBackend;
 use ditrt::backend::Backend;
-use ditrt::bundled;
-use ditrt::generate::{generate, Run};
-use ditrt::image::Images;
-use ditrt::models::denoiser::GraphDenoiser;
-use ditrt::models::ModelConfig;
-use ditrt::recipe::Recipe;
+use ditrt::io::image::Images;
+use ditrt::io::safetensors::read_all;
+use ditrt::pipeline::bundled;
+use ditrt::pipeline::generate::{RecipeOverrides, Run, SamplingModel};
 use ditrt::tensor::DType;
-use ditrt::weights::{read_all, FileWeights};
 
 const PER_DIGIT: usize = 10;
 
@@ -36,14 +33,11 @@ fn classify(images: &Images) -> Vec<usize> {
 /// `per_digit` samples of each digit (digit-major order) from the bundled model `model` with
 /// its own recipe on `backend`.
 fn sample_digits(model: &str, backend: Arc<dyn Backend>, per_digit: usize) -> (Vec<u32>, Images) {
-    let file = bundled::open(model).unwrap();
-    let config = ModelConfig::from_file(&file).unwrap();
-    let sampler = Recipe::of_file(&file, &config).unwrap().sampler_config(&config, false).unwrap();
+    let model = SamplingModel::new(bundled::open(model).unwrap(), &RecipeOverrides::default()).unwrap();
     let labels: Vec<u32> = (0..10 * per_digit).map(|i| (i / per_digit) as u32).collect();
-    let run = Run { seed: 2024, first_image: 0, labels: labels.clone(), count: labels.len(), batch: labels.len() };
-    let per_launch = run.batch * if sampler.guidance.is_guided() { 2 } else { 1 };
-    let mut denoiser = GraphDenoiser::new(backend, &config, &mut FileWeights::new(&file), per_launch, DType::F32).unwrap();
-    (labels, generate(&mut denoiser, &sampler, &run, None, &mut || {}).unwrap())
+    let run = Run { seed: 2024, first_image: 0, labels: labels.clone(), count: labels.len() };
+    let mut pipeline = model.build(backend, DType::F32, labels.len(), None).unwrap();
+    (labels, pipeline.generate(&run, &mut || {}).unwrap())
 }
 
 /// Share of images classified as their label; panics below 90%.

@@ -2,7 +2,7 @@
 use ditrt::models::dit::DitConfig;
 use ditrt::models::ModelConfig;
 use ditrt::tensor::DType;
-use ditrt::verify::default_tolerance;
+use ditrt::tools::verify::default_tolerance;
 
 use crate::check_model_fixtures;
 
@@ -42,7 +42,7 @@ fn every_official_preset_builds_a_plan() {
 
 #[test]
 fn arena_shares_memory_between_blocks() {
-    use ditrt::weights::RandomWeights;
+    use ditrt::models::weight_source::RandomWeights;
     let cfg = ModelConfig::Dit(DitConfig::preset("DiT-S/4").unwrap());
     let graph = cfg.build(&mut RandomWeights::new(1, 0.02), 2, DType::F32).unwrap();
     // 12 blocks each make ~8 intermediates; a shared arena holds only a block's worth.

@@ -2,9 +2,10 @@
 //! must now fail with a clean one-line error.
 use std::path::Path;
 
+use ditrt::io::safetensors::{SafetensorsFile, CONFIG_KEY};
+use ditrt::models::weight_source::FileWeights;
 use ditrt::models::ModelConfig;
-use ditrt::recipe::{Recipe, SAMPLING_KEY};
-use ditrt::weights::{FileWeights, SafetensorsFile, CONFIG_KEY};
+use ditrt::sampling::recipe::{Recipe, SAMPLING_KEY};
 use serde_json::{json, Value};
 
 const ORIGIN: &str = "fuzz.safetensors";
@@ -59,7 +60,7 @@ fn sampler_name_with_newline_gives_one_line_error() {
     let sampling = r#"{"sampler": "dd\npm", "steps": 10, "cfg_scale": 1.0}"#;
     let file = SafetensorsFile::from_bytes(ORIGIN, file_bytes(&[(CONFIG_KEY, config), (SAMPLING_KEY, sampling)], &[])).unwrap();
     let config = ModelConfig::from_file(&file).unwrap();
-    one_line_error(Recipe::of_file(&file, &config), &[ORIGIN, "ditrt.sampling: unknown variant", "dd\\npm"]);
+    one_line_error(Recipe::of_file(&file, &config.sampling().unwrap()), &[ORIGIN, "ditrt.sampling: unknown variant", "dd\\npm"]);
 }
 
 /// config_parser, oom-27f4a450: depth 42949672962 listed every block's parameters (tens of
@@ -120,7 +121,7 @@ fn tensor_key_with_newline_gives_one_line_error() {
     let bytes = file_bytes(&[], &[("a\nb", "F32", &[1], &[0, 0, 128, 63]), ("c\u{7}", "BOOL", &[1], &[1])]);
     let file = SafetensorsFile::from_bytes(ORIGIN, bytes).unwrap();
     one_line_error(file.tensor("c\u{7}"), &["tensor 'c\\u{7}'", "unsupported dtype BOOL"]);
-    one_line_error(ditrt::weights::WeightSource::finish(&FileWeights::new(&file)), &["tensor 'a\\nb'", "unexpected key"]);
+    one_line_error(ditrt::models::weight_source::WeightSource::finish(&FileWeights::new(&file)), &["tensor 'a\\nb'", "unexpected key"]);
     // The reader's own message names the tensor whose data does not start where it should.
     let header = r#"{"x\ny":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#;
     let mut bad_offset = (header.len() as u64).to_le_bytes().to_vec();

@@ -5,6 +5,7 @@ mod diffit;
 mod digits;
 mod dit;
 mod fuzz_regressions;
+mod layers;
 mod ops;
 mod reliability;
 mod sample_cli;
@@ -18,9 +19,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ditrt::backend::Backend;
+use ditrt::models::weight_source::WeightSource;
 use ditrt::tensor::{DType, HostTensor, Shape};
-use ditrt::verify::verify_fixture;
-use ditrt::weights::WeightSource;
+use ditrt::tools::verify::verify_fixture;
 
 /// Runs the ditrt binary: (exit code, stdout, stderr).
 pub fn ditrt(args: &[&str]) -> (i32, String, String) {
@@ -57,13 +58,8 @@ pub fn check_model_fixtures(prefix: &str, dtype: DType, tol: f64) {
 
 fn check_model_fixtures_on(prefix: &str, backend: Arc<dyn Backend>, dtype: DType, tol: f64) {
     for name in model_fixtures(prefix) {
-        let cmp = verify_fixture(
-            backend.clone(),
-            &fixture(&format!("{name}.safetensors")),
-            &fixture(&format!("{name}.fixture.safetensors")),
-            dtype,
-        )
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let cmp = verify_fixture(backend.clone(), &fixture(&format!("{name}.safetensors")), &fixture(&format!("{name}.fixture.safetensors")), dtype)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         println!("{name} {dtype} on {}: rel_l2={:.3e} max_abs={:.3e}", backend.name(), cmp.rel_l2, cmp.max_abs);
         assert!(cmp.passes(tol), "{name} {dtype}: rel_l2 {:.3e} > {tol:e} (non-finite: {})", cmp.rel_l2, cmp.non_finite);
     }

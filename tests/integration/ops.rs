@@ -88,19 +88,7 @@ fn gemm_case(case: &mut Case, (m, k, n): (usize, usize, usize), act: Activation,
     if !accumulate {
         case.poison(out);
     }
-    let op = Gemm {
-        m,
-        n,
-        k,
-        x: case.input(&x),
-        x_stride,
-        w: case.input(&w),
-        w_stride,
-        bias: bias.then(|| case.input(&b)),
-        out,
-        act,
-        accumulate,
-    };
+    let op = Gemm { m, n, k, x: case.input(&x), x_stride, w: case.input(&w), w_stride, bias: bias.then(|| case.input(&b)), out, act, accumulate };
     case.backend.gemm(&op).expect("gemm");
     let product = matmul_nt(m, n, k, &x, x_stride, &w, w_stride);
     let want: Vec<f64> = product
@@ -281,8 +269,7 @@ fn attention_case(case: &mut Case, s: AttentionShape, with_bias: bool) {
                 let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
                 let sum: f64 = weights.iter().sum();
                 for d in 0..hd {
-                    row_out[h * hd + d] =
-                        (0..kv_len).map(|j| weights[j] / sum * at(&kv_host, v_off, kv_stride, b * kv_len + j, h, d)).sum();
+                    row_out[h * hd + d] = (0..kv_len).map(|j| weights[j] / sum * at(&kv_host, v_off, kv_stride, b * kv_len + j, h, d)).sum();
                 }
             }
             let row = (b * q_len + n) * out_stride;
@@ -483,9 +470,8 @@ fn unpatchify() {
 
 /// Every (patch row, patch column, channel, row in patch, column in patch).
 fn patch_indices(hp: usize, wp: usize, c: usize, p: usize) -> impl Iterator<Item = (usize, usize, usize, usize, usize)> {
-    (0..hp).flat_map(move |hi| {
-        (0..wp).flat_map(move |wi| (0..c).flat_map(move |ch| (0..p).flat_map(move |i| (0..p).map(move |j| (hi, wi, ch, i, j)))))
-    })
+    (0..hp)
+        .flat_map(move |hi| (0..wp).flat_map(move |wi| (0..c).flat_map(move |ch| (0..p).flat_map(move |i| (0..p).map(move |j| (hi, wi, ch, i, j))))))
 }
 
 /// patchify orders a token (c, i, j), unpatchify (i, j, c): they invert each other exactly
@@ -539,8 +525,7 @@ fn timestep_embedding() {
             let half = dim / 2;
             let mut want = Vec::new();
             for &tb in &t {
-                let args: Vec<f64> =
-                    (0..half).map(|i| f64::from(tb) * (-(f64::from(max_period)).ln() * i as f64 / half as f64).exp()).collect();
+                let args: Vec<f64> = (0..half).map(|i| f64::from(tb) * (-(f64::from(max_period)).ln() * i as f64 / half as f64).exp()).collect();
                 want.extend(args.iter().map(|a| a.cos()));
                 want.extend(args.iter().map(|a| a.sin()));
                 if dim % 2 == 1 {

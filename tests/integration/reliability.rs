@@ -6,8 +6,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use ditrt::backend;
+use ditrt::io::safetensors::{write_safetensors, SafetensorsFile};
 use ditrt::tensor::DType;
-use ditrt::weights::{write_safetensors, SafetensorsFile};
 
 use crate::ditrt;
 

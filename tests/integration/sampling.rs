@@ -5,15 +5,17 @@ use std::sync::Arc;
 
 use ditrt::backend::cpu::CpuBackend;
 use ditrt::graph::Session;
-use ditrt::models::{ImageGeometry, ModelConfig};
+use ditrt::io::safetensors::{read_all, SafetensorsFile};
+use ditrt::models::weight_source::FileWeights;
+use ditrt::models::ModelConfig;
 use ditrt::sampling::dpm_solver::fast_orders;
 use ditrt::sampling::respace::{space_timesteps, RespacedSchedule};
 use ditrt::sampling::schedule::alphas_cumprod;
 use ditrt::sampling::vp::VpSchedule;
 use ditrt::sampling::{sample, Denoiser, Guidance, Method, NoiseSchedule, NoiseSource, SamplerConfig, SeededNoise};
+use ditrt::tensor::ImageGeometry;
 use ditrt::tensor::{DType, HostTensor};
-use ditrt::verify::Comparison;
-use ditrt::weights::{read_all, FileWeights, SafetensorsFile};
+use ditrt::tools::verify::Comparison;
 use ditrt::Result;
 
 use crate::fixture;
@@ -100,8 +102,7 @@ fn check_trajectory(case: &str, model: &str, config: SamplerConfig) {
     let labels: Vec<u32> = t["labels"].to_f32().iter().map(|&y| y as u32).collect();
     let (b, per_draw) = (labels.len(), t["noise"].numel() / t["noise"].shape.dims()[0]);
     let noise_values = t["noise"].to_f32();
-    let mut noise =
-        ReplayNoise { draws: noise_values.chunks(per_draw).map(<[f32]>::to_vec).collect(), used: 0, images: b };
+    let mut noise = ReplayNoise { draws: noise_values.chunks(per_draw).map(<[f32]>::to_vec).collect(), used: 0, images: b };
     let mut denoiser = FixtureDenoiser::open(model);
     let mut reported = Vec::new();
     let out = sample(&mut denoiser, &config, &labels, &mut noise, &mut |done, total| reported.push((done, total)))
@@ -151,31 +152,19 @@ fn ddpm_with_diffit_ramp_matches_reference() {
 fn ddim_matches_reference() {
     let all = Guidance::Dit { scale: 1.5, all_channels: true };
     check_trajectory("ddim_eta0_cfg_all", "dit_p2", config(Method::Ddim { eta: 0.0 }, NoiseSchedule::Linear, 8, all));
-    check_trajectory(
-        "ddim_eta1",
-        "dit_p2",
-        config(Method::Ddim { eta: 1.0 }, NoiseSchedule::Linear, 8, Guidance::None),
-    );
+    check_trajectory("ddim_eta1", "dit_p2", config(Method::Ddim { eta: 1.0 }, NoiseSchedule::Linear, 8, Guidance::None));
 }
 
 #[test]
 fn dpm_solver_pp_matches_reference() {
     check_trajectory("dpm_uvit_cfg", "dit_p2", SamplerConfig::uvit(0.7));
-    check_trajectory(
-        "dpm_vp_linear",
-        "dit_p2",
-        config(Method::DpmSolverPp, NoiseSchedule::VpLinear, 12, Guidance::None),
-    );
+    check_trajectory("dpm_vp_linear", "dit_p2", config(Method::DpmSolverPp, NoiseSchedule::VpLinear, 12, Guidance::None));
 }
 
 #[test]
 fn dpm_solver_matches_reference() {
     check_trajectory("dpm_eps_uvit_continuous_cfg", "dit_p2", SamplerConfig::uvit_continuous(0.4));
-    check_trajectory(
-        "dpm_eps_discrete",
-        "dit_p2",
-        config(Method::DpmSolver, NoiseSchedule::StableDiffusion, 10, Guidance::None),
-    );
+    check_trajectory("dpm_eps_discrete", "dit_p2", config(Method::DpmSolver, NoiseSchedule::StableDiffusion, 10, Guidance::None));
 }
 
 #[test]
@@ -270,10 +259,7 @@ impl Denoiser for HalfDenoiser {
 #[test]
 fn invalid_requests_are_errors() {
     let run = |config: SamplerConfig, labels: &[u32]| {
-        sample(&mut HalfDenoiser, &config, labels, &mut SeededNoise::new(0, 0, 2), &mut |_, _| {})
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default()
+        sample(&mut HalfDenoiser, &config, labels, &mut SeededNoise::new(0, 0, 2), &mut |_, _| {}).err().map(|e| e.to_string()).unwrap_or_default()
     };
     let plain = config(Method::Ddpm, NoiseSchedule::Linear, 10, Guidance::None);
     assert!(run(plain, &[]).is_empty(), "a valid request failed");

@@ -4,7 +4,7 @@ use ditrt::models::dit::DitConfig;
 use ditrt::models::tldm::TldmConfig;
 use ditrt::models::ModelConfig;
 use ditrt::tensor::DType;
-use ditrt::verify::default_tolerance;
+use ditrt::tools::verify::default_tolerance;
 
 use crate::{check_model_fixtures, ZeroWeights};
 

@@ -3,7 +3,7 @@
 use ditrt::models::uvit::{UvitConfig, PRESETS};
 use ditrt::models::ModelConfig;
 use ditrt::tensor::DType;
-use ditrt::verify::default_tolerance;
+use ditrt::tools::verify::default_tolerance;
 
 use crate::{check_model_fixtures, ZeroWeights};
 

@@ -3,7 +3,7 @@
 use ditrt::models::vae::VaeConfig;
 use ditrt::models::ModelConfig;
 use ditrt::tensor::DType;
-use ditrt::verify::default_tolerance;
+use ditrt::tools::verify::default_tolerance;
 
 use crate::{check_model_fixtures, ZeroWeights};
 
@@ -36,8 +36,7 @@ fn vae_is_not_a_denoiser() {
     assert_eq!(cfg.output_channels(), 3);
     let g = cfg.input_geometry();
     assert_eq!((g.channels, g.height, g.width), (4, 64, 64));
-    let recipe = ditrt::recipe::Recipe::official(&cfg);
-    assert!(recipe.sampler_config(&cfg, false).is_err());
+    assert!(cfg.sampling().is_err());
 }
 
 #[test]

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ditrt::backend::cpu::CpuBackend;
+use ditrt::io::safetensors::{read_all, write_safetensors, SafetensorsFile, CONFIG_KEY};
 use ditrt::tensor::{DType, HostTensor};
-use ditrt::verify::verify_fixture;
-use ditrt::weights::{read_all, write_safetensors, SafetensorsFile, CONFIG_KEY};
+use ditrt::tools::verify::verify_fixture;
 
 use crate::fixture;
 

@@ -1,8 +1,8 @@
 //! Fused attention: per (sample, head, tile of Q_TILE query rows) one task computes the
 //! scores of its tile against every key (sgemm), a row softmax, and the tile of P V (sgemm).
 //! Scores never exist beyond one [Q_TILE, kv_len] tile per task.
-use super::matmul::{matmul, MatRef};
 use super::math::exp;
+use super::matmul::{matmul, MatRef};
 use super::memory::Views;
 use super::parallel;
 use crate::backend::Attention;

@@ -14,17 +14,22 @@ pub(super) fn add(views: &Views, op: &Add) -> Result<()> {
     let a = views.src(name, "a", &op.a)?;
     let out = views.dst(name, "out", &op.out)?;
     let len = op.a.len;
-    parallel::for_each_index(len.div_ceil(CHUNK), CHUNK, || vec![0.0f32; CHUNK], |values, c| {
-        let start = c * CHUNK;
-        let values = &mut values[..CHUNK.min(len - start)];
-        a.load(start, values);
-        let mut j = start % b.len();
-        for v in values.iter_mut() {
-            *v += b[j];
-            j = if j + 1 == b.len() { 0 } else { j + 1 };
-        }
-        out.store(start, values);
-    });
+    parallel::for_each_index(
+        len.div_ceil(CHUNK),
+        CHUNK,
+        || vec![0.0f32; CHUNK],
+        |values, c| {
+            let start = c * CHUNK;
+            let values = &mut values[..CHUNK.min(len - start)];
+            a.load(start, values);
+            let mut j = start % b.len();
+            for v in values.iter_mut() {
+                *v += b[j];
+                j = if j + 1 == b.len() { 0 } else { j + 1 };
+            }
+            out.store(start, values);
+        },
+    );
     Ok(())
 }
 
@@ -33,13 +38,18 @@ pub(super) fn unary(views: &Views, op: &Unary) -> Result<()> {
     let x = views.src(name, "x", &op.x)?;
     let out = views.dst(name, "out", &op.out)?;
     let len = op.x.len;
-    parallel::for_each_index(len.div_ceil(CHUNK), CHUNK, || vec![0.0f32; CHUNK], |values, c| {
-        let start = c * CHUNK;
-        let values = &mut values[..CHUNK.min(len - start)];
-        x.load(start, values);
-        activation::apply(op.act, values);
-        out.store(start, values);
-    });
+    parallel::for_each_index(
+        len.div_ceil(CHUNK),
+        CHUNK,
+        || vec![0.0f32; CHUNK],
+        |values, c| {
+            let start = c * CHUNK;
+            let values = &mut values[..CHUNK.min(len - start)];
+            x.load(start, values);
+            activation::apply(op.act, values);
+            out.store(start, values);
+        },
+    );
     Ok(())
 }
 
@@ -50,11 +60,16 @@ pub(super) fn gate_residual(views: &Views, op: &GateResidual) -> Result<()> {
     let gate = views.src(name, "gate", &op.gate.view)?.values();
     let y = views.src(name, "y", &op.y)?;
     let x = views.dst(name, "x", &op.x)?;
-    parallel::for_each_index(rows, dim, || vec![0.0f32; dim], |row, r| {
-        y.load(r * dim, row);
-        let at = r / tokens * op.gate.stride;
-        row.iter_mut().zip(&gate[at..at + dim]).for_each(|(v, g)| *v *= g);
-        x.accumulate(r * dim, row);
-    });
+    parallel::for_each_index(
+        rows,
+        dim,
+        || vec![0.0f32; dim],
+        |row, r| {
+            y.load(r * dim, row);
+            let at = r / tokens * op.gate.stride;
+            row.iter_mut().zip(&gate[at..at + dim]).for_each(|(v, g)| *v *= g);
+            x.accumulate(r * dim, row);
+        },
+    );
     Ok(())
 }

@@ -35,9 +35,14 @@ pub(super) fn embedding(views: &Views, op: &Embedding) -> Result<()> {
     validate::embedding_ids(op, ids).map_err(err)?;
     let table = views.src(name, "table", &op.table)?;
     let out = views.dst(name, "out", &op.out)?;
-    parallel::for_each_index(rows, dim, || vec![0.0f32; dim], |values, r| {
-        table.load(ids[r] as usize * dim, values);
-        out.store(r * dim, values);
-    });
+    parallel::for_each_index(
+        rows,
+        dim,
+        || vec![0.0f32; dim],
+        |values, r| {
+            table.load(ids[r] as usize * dim, values);
+            out.store(r * dim, values);
+        },
+    );
     Ok(())
 }

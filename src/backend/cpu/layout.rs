@@ -12,15 +12,20 @@ pub(super) fn patchify(views: &Views, op: &Patchify) -> Result<()> {
     let out = views.dst(name, "out", &op.out)?;
     let (hp, wp) = (height / p, width / p);
     let token_dim = channels * p * p;
-    parallel::for_each_index(batch * hp * wp, token_dim, || vec![0.0f32; token_dim], |token, i| {
-        let (b, hi, wi) = (i / (hp * wp), i / wp % hp, i % wp);
-        // Row i of the patch of channel c is p contiguous pixels of image row hi * p + i.
-        for (c_i, run) in token.chunks_exact_mut(p).enumerate() {
-            let (c, pi) = (c_i / p, c_i % p);
-            x.load(((b * channels + c) * height + hi * p + pi) * width + wi * p, run);
-        }
-        out.store(i * token_dim, token);
-    });
+    parallel::for_each_index(
+        batch * hp * wp,
+        token_dim,
+        || vec![0.0f32; token_dim],
+        |token, i| {
+            let (b, hi, wi) = (i / (hp * wp), i / wp % hp, i % wp);
+            // Row i of the patch of channel c is p contiguous pixels of image row hi * p + i.
+            for (c_i, run) in token.chunks_exact_mut(p).enumerate() {
+                let (c, pi) = (c_i / p, c_i % p);
+                x.load(((b * channels + c) * height + hi * p + pi) * width + wi * p, run);
+            }
+            out.store(i * token_dim, token);
+        },
+    );
     Ok(())
 }
 

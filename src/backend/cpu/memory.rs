@@ -49,9 +49,7 @@ impl Buffer {
         let layout = Self::layout(bytes).ok_or_else(|| err(format!("alloc: {bytes} bytes is too large")))?;
         // SAFETY: the layout has a non-zero size. Zeroed so that no read sees uninitialised bytes.
         let ptr = unsafe { alloc_zeroed(layout) };
-        NonNull::new(ptr)
-            .map(|ptr| Buffer { ptr, bytes })
-            .ok_or_else(|| err(format!("alloc: out of memory allocating {bytes} bytes")))
+        NonNull::new(ptr).map(|ptr| Buffer { ptr, bytes }).ok_or_else(|| err(format!("alloc: out of memory allocating {bytes} bytes")))
     }
 }
 
@@ -197,9 +195,7 @@ impl<'t> Src<'t> {
             DType::F32 => Cow::Borrowed(unsafe { std::slice::from_raw_parts(self.ptr.cast::<f32>(), self.len) }),
             _ => {
                 let mut out = vec![0.0; self.len];
-                out.par_chunks_mut(CONVERT_CHUNK)
-                    .enumerate()
-                    .for_each(|(i, chunk)| self.load(i * CONVERT_CHUNK, chunk));
+                out.par_chunks_mut(CONVERT_CHUNK).enumerate().for_each(|(i, chunk)| self.load(i * CONVERT_CHUNK, chunk));
                 Cow::Owned(out)
             }
         }

@@ -36,12 +36,17 @@ fn load_param(views: &Views, op: &str, field: &str, view: &View) -> Result<Vec<f
 
 /// Runs `f(r, row)` on every row of `x` (normalised), then stores it to `out`.
 fn for_each_normalized_row(x: Src, out: &Dst, rows: usize, dim: usize, eps: f32, f: impl Fn(usize, &mut [f32]) + Send + Sync) {
-    parallel::for_each_index(rows, dim, || vec![0.0f32; dim], |row, r| {
-        x.load(r * dim, row);
-        normalize(row, eps);
-        f(r, row);
-        out.store(r * dim, row);
-    });
+    parallel::for_each_index(
+        rows,
+        dim,
+        || vec![0.0f32; dim],
+        |row, r| {
+            x.load(r * dim, row);
+            normalize(row, eps);
+            f(r, row);
+            out.store(r * dim, row);
+        },
+    );
 }
 
 pub(super) fn layernorm_modulate(views: &Views, op: &LayerNormModulate) -> Result<()> {
@@ -92,20 +97,25 @@ pub(super) fn group_norm(views: &Views, op: &GroupNorm) -> Result<()> {
     // One group of one sample is a contiguous block of `per_group` channels.
     let per_group = channels / groups;
     let block = per_group * spatial;
-    parallel::for_each_index(batch * groups, block, || vec![0.0f32; block], |values, i| {
-        x.load(i * block, values);
-        normalize(values, eps);
-        let first_channel = i % groups * per_group;
-        for (c, plane) in values.chunks_exact_mut(spatial.max(1)).enumerate() {
-            let (g, b) = (gamma[first_channel + c], beta[first_channel + c]);
-            for y in plane.iter_mut() {
-                *y = *y * g + b;
-                if op.silu {
-                    *y = silu(*y);
+    parallel::for_each_index(
+        batch * groups,
+        block,
+        || vec![0.0f32; block],
+        |values, i| {
+            x.load(i * block, values);
+            normalize(values, eps);
+            let first_channel = i % groups * per_group;
+            for (c, plane) in values.chunks_exact_mut(spatial.max(1)).enumerate() {
+                let (g, b) = (gamma[first_channel + c], beta[first_channel + c]);
+                for y in plane.iter_mut() {
+                    *y = *y * g + b;
+                    if op.silu {
+                        *y = silu(*y);
+                    }
                 }
             }
-        }
-        out.store(i * block, values);
-    });
+            out.store(i * block, values);
+        },
+    );
     Ok(())
 }

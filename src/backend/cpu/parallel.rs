@@ -10,12 +10,7 @@ fn min_items(work_per_item: usize) -> usize {
 
 /// Runs `f(&mut scratch, i)` for every `i < count` in parallel; `work_per_item` is about how
 /// many elements one item touches. `init` makes one scratch value per task.
-pub(super) fn for_each_index<S>(
-    count: usize,
-    work_per_item: usize,
-    init: impl Fn() -> S + Send + Sync,
-    f: impl Fn(&mut S, usize) + Send + Sync,
-) {
+pub(super) fn for_each_index<S>(count: usize, work_per_item: usize, init: impl Fn() -> S + Send + Sync, f: impl Fn(&mut S, usize) + Send + Sync) {
     (0..count).into_par_iter().with_min_len(min_items(work_per_item)).for_each_init(init, f);
 }
 

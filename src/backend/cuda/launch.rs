@@ -53,8 +53,7 @@ pub(super) fn launch(gpu: &Gpu, module: &'static str, function: &str, grid: [usi
             Arg::F32(v) => builder.arg(v),
         };
     }
-    let config =
-        LaunchConfig { grid_dim: (grid[0] as u32, grid[1] as u32, grid[2] as u32), block_dim: (block as u32, 1, 1), shared_mem_bytes: 0 };
+    let config = LaunchConfig { grid_dim: (grid[0] as u32, grid[1] as u32, grid[2] as u32), block_dim: (block as u32, 1, 1), shared_mem_bytes: 0 };
     // SAFETY: `args` follow the kernel's parameter list (each encode/ file passes them in the
     // order of the kernel it names, and checked every address against its view first).
     unsafe { builder.launch(config) }.map(drop).map_err(|e| err(format!("launching {function}: {e}")))

@@ -47,8 +47,7 @@ impl Kernels {
         if let Some(m) = modules.get(name) {
             return Ok(m.clone());
         }
-        let (_, ptx) =
-            embedded::MODULES.iter().find(|(n, _)| *n == name).ok_or_else(|| err(format!("no kernel file {name}.cu embedded")))?;
+        let (_, ptx) = embedded::MODULES.iter().find(|(n, _)| *n == name).ok_or_else(|| err(format!("no kernel file {name}.cu embedded")))?;
         let module = self.load(name, ptx[self.arch])?;
         modules.insert(name, module.clone());
         Ok(module)

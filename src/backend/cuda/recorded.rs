@@ -39,9 +39,7 @@ impl Recorded {
         gpu.wait()?;
         let used: Vec<_> = ops.iter().flat_map(|op| op.views()).map(|(view, _)| view).collect();
         let buffers = views.keep_alive(&used);
-        gpu.stream
-            .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
-            .map_err(|e| err(format!("begin capture: {e}")))?;
+        gpu.stream.begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL).map_err(|e| err(format!("begin capture: {e}")))?;
         let encoded = ops.iter().try_for_each(|op| encode(&encoder, op));
         // End the capture whatever happened, so the stream is usable again.
         let captured = gpu.stream.end_capture(CUgraphInstantiate_flags(0)).map_err(|e| err(format!("end capture: {e}")));
@@ -67,7 +65,9 @@ impl Drop for Recorded {
 impl CompiledOps for Recorded {
     fn run(&self, _backend: &dyn Backend) -> Result<()> {
         let graph = self.graph.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(Exec(g)) = graph.as_ref() else { return Ok(()) };
+        let Some(Exec(g)) = graph.as_ref() else {
+            return Ok(());
+        };
         self.gpu.bind()?;
         let _stream = self.memory.lock();
         g.launch().map_err(|e| err(format!("graph launch: {e}")))

@@ -50,9 +50,7 @@ impl Gpu {
         let instance = wgpu::Instance::new(desc);
         let options = wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() };
         pollster::block_on(instance.request_adapter(&options)).map_err(|e| {
-            err(format!(
-                "no adapter on backends {backends:?} ({e}); install a Vulkan driver (mesa-vulkan-drivers gives the lavapipe CPU one)"
-            ))
+            err(format!("no adapter on backends {backends:?} ({e}); install a Vulkan driver (mesa-vulkan-drivers gives the lavapipe CPU one)"))
         })
     }
 

@@ -116,10 +116,7 @@ impl Memory {
             let _ = sender.send(result);
         });
         gpu.wait()?;
-        receiver
-            .recv()
-            .map_err(|_| err("read: the device dropped the mapping request"))?
-            .map_err(|e| err(format!("read: mapping failed: {e}")))?;
+        receiver.recv().map_err(|_| err("read: the device dropped the mapping request"))?.map_err(|e| err(format!("read: mapping failed: {e}")))?;
         let bytes = staging.get_mapped_range(..).map_err(|e| err(format!("read: {e}")))?.to_vec();
         staging.unmap();
         Ok(bytes)

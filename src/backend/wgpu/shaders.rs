@@ -104,10 +104,9 @@ impl Pipelines {
         let source = specialize(shader, variant)?;
         let what = format!("building shader {} {variant:?}", shader.name);
         let pipeline = gpu.scoped(&what, || {
-            let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(shader.name),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
+            let module = gpu
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(shader.name), source: wgpu::ShaderSource::Wgsl(source.into()) });
             let pipeline = gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(shader.name),
                 layout: None,
@@ -138,11 +137,7 @@ mod tests {
             Err(e) if std::env::var_os("CI").is_none() => return eprintln!("skipped: {e}"),
             Err(e) => panic!("CI needs a wgpu adapter: {e}"),
         };
-        const BROKEN: Shader = Shader {
-            name: "broken_on_purpose",
-            libs: &[],
-            source: "@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }",
-        };
+        const BROKEN: Shader = Shader { name: "broken_on_purpose", libs: &[], source: "@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }" };
         let msg = match Pipelines::default().get(&gpu, &BROKEN, &Vec::new()) {
             Ok(_) => panic!("a shader assigning a float to a u32 compiled"),
             Err(e) => e.to_string(),

@@ -80,10 +80,9 @@ fn elem(op: &str, views: &[(&str, &View)], optional: &[(&str, &Option<View>)]) -
     let mut all = views.iter().copied().chain(present);
     let (first_name, first) = all.next().expect("every op has a float view");
     match all.find(|(_, v)| v.dtype != first.dtype) {
-        Some((name, v)) => Err(err(format!(
-            "{op}: {name} is {} but {first_name} is {}; on cuda the float views of one op share one dtype",
-            v.dtype, first.dtype
-        ))),
+        Some((name, v)) => {
+            Err(err(format!("{op}: {name} is {} but {first_name} is {}; on cuda the float views of one op share one dtype", v.dtype, first.dtype)))
+        }
         None => Ok(first.dtype),
     }
 }

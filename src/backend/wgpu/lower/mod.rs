@@ -44,10 +44,9 @@ fn elem(op: &str, views: &[(&str, &View)], optional: &[(&str, &Option<View>)]) -
     let (first_name, first) = all.next().expect("every op has a float view");
     let dtype = float_dtype(op, first_name, first.dtype)?;
     match all.find(|(_, v)| v.dtype != dtype) {
-        Some((name, v)) => Err(err(format!(
-            "{op}: {name} is {} but {first_name} is {dtype}; on wgpu the float views of one op share one dtype",
-            v.dtype
-        ))),
+        Some((name, v)) => {
+            Err(err(format!("{op}: {name} is {} but {first_name} is {dtype}; on wgpu the float views of one op share one dtype", v.dtype)))
+        }
         None => Ok(dtype),
     }
 }

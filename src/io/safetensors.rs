@@ -1,27 +1,17 @@
-//! Safetensors reading (memory-mapped) and writing, and the weight sources a model binds to.
+//! Safetensors reading (memory-mapped) and writing.
 //! Every failure names the file, and the tensor key where there is one.
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use rand::rngs::StdRng;
-use rand::SeedableRng;
-use rand_distr::{Distribution, Normal};
 use safetensors::tensor::{Dtype as StDtype, Metadata};
 use safetensors::SafeTensors;
 
-use crate::error::{Error, Result};
+use crate::error::{one_line, Error, Result};
 use crate::tensor::{f32_to_bytes, DType, HostTensor, Shape};
 
 /// Metadata key under which the model config (JSON) travels.
 pub const CONFIG_KEY: &str = "ditrt.config";
-
-/// Text from a file (a tensor key, a parser's message quoting it) fit for a one-line error:
-/// control characters such as newlines are escaped.
-pub(crate) fn one_line(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
-}
 
 /// The bytes of a safetensors file: memory-mapped, built into the binary, or in memory.
 enum Bytes {
@@ -101,7 +91,8 @@ impl SafetensorsFile {
         self.meta.metadata().as_ref().and_then(|m| m.get(key)).map(String::as_str)
     }
 
-    fn tensor_err(&self, key: &str, msg: String) -> Error {
+    /// An error about tensor `key` of this file, the key escaped to one line.
+    pub fn tensor_err(&self, key: &str, msg: String) -> Error {
         Error::Tensor { path: self.path.clone(), key: one_line(key), msg }
     }
 
@@ -142,74 +133,6 @@ impl SafetensorsFile {
     }
 }
 
-/// Where a model gets its parameters from, by official key and expected shape.
-pub trait WeightSource {
-    /// The floating tensor `key`, which must have exactly `shape`.
-    fn fetch(&mut self, key: &str, shape: &[usize]) -> Result<HostTensor>;
-    /// Called after binding: a file with keys the model did not ask for is an error.
-    fn finish(&self) -> Result<()>;
-}
-
-/// A safetensors file checked key by key against what the model asks for.
-pub struct FileWeights<'a> {
-    file: &'a SafetensorsFile,
-    used: HashSet<String>,
-}
-
-impl<'a> FileWeights<'a> {
-    pub fn new(file: &'a SafetensorsFile) -> Self {
-        FileWeights { file, used: HashSet::new() }
-    }
-}
-
-impl WeightSource for FileWeights<'_> {
-    fn fetch(&mut self, key: &str, shape: &[usize]) -> Result<HostTensor> {
-        let t = self.file.tensor(key)?;
-        if !t.dtype.is_float() {
-            return Err(self.file.tensor_err(key, format!("expected a floating dtype (F32, F16, BF16), found {:?}", self.file.info(key).unwrap().0)));
-        }
-        if t.shape.dims() != shape {
-            return Err(self.file.tensor_err(key, format!("expected shape {}, found {}", Shape(shape.to_vec()), t.shape)));
-        }
-        self.used.insert(key.to_string());
-        Ok(t)
-    }
-
-    fn finish(&self) -> Result<()> {
-        let extra: Vec<String> = self.file.keys().into_iter().filter(|k| !self.used.contains(k)).collect();
-        match extra.first() {
-            None => Ok(()),
-            Some(first) => Err(self.file.tensor_err(
-                first,
-                format!("unexpected key: the model does not use it ({} unused key(s) in all)", extra.len()),
-            )),
-        }
-    }
-}
-
-/// Normally distributed values for any key (benchmarks with random weights).
-pub struct RandomWeights {
-    rng: StdRng,
-    normal: Normal<f32>,
-}
-
-impl RandomWeights {
-    pub fn new(seed: u64, std: f32) -> Self {
-        RandomWeights { rng: StdRng::seed_from_u64(seed), normal: Normal::new(0.0, std).expect("finite std") }
-    }
-}
-
-impl WeightSource for RandomWeights {
-    fn fetch(&mut self, _key: &str, shape: &[usize]) -> Result<HostTensor> {
-        let n: usize = shape.iter().product();
-        let values: Vec<f32> = (0..n).map(|_| self.normal.sample(&mut self.rng)).collect();
-        Ok(HostTensor::from_f32(shape, &values))
-    }
-    fn finish(&self) -> Result<()> {
-        Ok(())
-    }
-}
-
 fn st_dtype_name(dtype: DType) -> &'static str {
     match dtype {
         DType::F32 => "F32",
@@ -229,10 +152,7 @@ pub fn write_safetensors(path: &Path, tensors: &[(&str, &HostTensor)], metadata:
     let mut offset = 0usize;
     for (name, t) in tensors {
         let end = offset + t.bytes.len();
-        header.insert(
-            name.to_string(),
-            serde_json::json!({"dtype": st_dtype_name(t.dtype), "shape": t.shape.dims(), "data_offsets": [offset, end]}),
-        );
+        header.insert(name.to_string(), serde_json::json!({"dtype": st_dtype_name(t.dtype), "shape": t.shape.dims(), "data_offsets": [offset, end]}));
         offset = end;
     }
     let mut json = serde_json::to_string(&header).expect("json header");
@@ -245,24 +165,7 @@ pub fn write_safetensors(path: &Path, tensors: &[(&str, &HostTensor)], metadata:
     for (_, t) in tensors {
         bytes.extend_from_slice(&t.bytes);
     }
-    write_atomically(path, &bytes)
-}
-
-/// Write `bytes` to `path` through a temporary file in the same directory and a rename, so an
-/// interrupted write never leaves a partial file under the final name.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let err = |msg: String| Error::File { path: path.to_path_buf(), msg };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().ok_or_else(|| err("not a file path".into()))?.to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = File::create(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
-        .and_then(|_| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(err(format!("cannot write: {e}")));
-    }
-    Ok(())
+    super::atomic::write_atomically(path, &bytes)
 }
 
 /// The tensors of a fixture (x, t, y, out) or any small file, by key.

@@ -3,8 +3,7 @@
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::generate::{generate, Run};
-use crate::sampling::{Denoiser, SamplerConfig};
+use crate::pipeline::generate::{Pipeline, Run};
 
 /// Resident set size of this process in bytes (/proc/self/statm); 0 where it cannot be read.
 pub fn resident_bytes() -> u64 {
@@ -31,14 +30,7 @@ pub struct SoakReport {
 
 /// Runs whole sampling runs of `run` with seeds 0, 1, 2, ... until `steps` model evaluations
 /// are done, sampling the resident memory after each; the first `warmup_steps` are the warm-up.
-pub fn soak(
-    denoiser: &mut dyn Denoiser,
-    sampler: &SamplerConfig,
-    run: &Run,
-    steps: usize,
-    warmup_steps: usize,
-    progress: &mut dyn FnMut(usize, u64),
-) -> Result<SoakReport> {
+pub fn soak(pipeline: &mut Pipeline, run: &Run, steps: usize, warmup_steps: usize, progress: &mut dyn FnMut(usize, u64)) -> Result<SoakReport> {
     let mut done = 0;
     let mut samples = Vec::new();
     let mut rss_after_warmup = None;
@@ -47,7 +39,7 @@ pub fn soak(
             break;
         }
         let mut evaluations = 0;
-        generate(denoiser, sampler, &Run { seed, ..run.clone() }, None, &mut || evaluations += 1)?;
+        pipeline.generate(&Run { seed, ..run.clone() }, &mut || evaluations += 1)?;
         done += evaluations;
         let rss = resident_bytes();
         samples.push((done, rss));

@@ -1,6 +1,6 @@
 //! Compiles every kernels/*.cu to PTX for every target architecture with NVRTC. The .cuh files
 //! of kernels/ are the only headers (no CUDA headers are needed). build.rs embeds the result;
-//! build/ptx_tool.rs writes it out for scripts/check_kernels.sh.
+//! ptx_build/ptx_tool.rs writes it out for scripts/check_kernels.sh.
 use std::path::{Path, PathBuf};
 
 use super::nvrtc::Nvrtc;
@@ -25,8 +25,7 @@ pub fn options(arch: &str) -> Vec<String> {
 /// Files of `dir` ending in `.ext`, sorted.
 pub fn files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut paths: Vec<PathBuf> =
-        entries.filter_map(|e| Some(e.ok()?.path())).filter(|p| p.extension().is_some_and(|x| x == ext)).collect();
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| Some(e.ok()?.path())).filter(|p| p.extension().is_some_and(|x| x == ext)).collect();
     paths.sort();
     Ok(paths)
 }
@@ -63,7 +62,9 @@ pub fn compile_all(nvrtc: &Nvrtc, dir: &Path) -> Result<Vec<Compiled>, String> {
                     let mut done = Vec::new();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(path) = sources.get(i) else { return done };
+                        let Some(path) = sources.get(i) else {
+                            return done;
+                        };
                         done.push((i, compile(path)));
                     }
                 })

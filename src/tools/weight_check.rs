@@ -1,8 +1,8 @@
 //! `--check-weights`: every floating tensor of a weights file must be finite. A NaN or Inf in a
 //! checkpoint otherwise surfaces only as black images hours later.
 use crate::error::{Error, Result};
+use crate::io::safetensors::SafetensorsFile;
 use crate::tensor::DType;
-use crate::weights::SafetensorsFile;
 
 /// Ok when every float tensor of `file` is finite; else an error naming the first bad tensor
 /// (sorted key order), how many NaN and Inf values it holds and where the first one is.

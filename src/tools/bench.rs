@@ -10,9 +10,9 @@ use serde::Serialize;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::graph::Session;
+use crate::models::weight_source::RandomWeights;
 use crate::models::ModelConfig;
 use crate::tensor::{DType, HostTensor};
-use crate::weights::RandomWeights;
 
 /// One benchmark row; serialised as the `--json` output.
 #[derive(Clone, Debug, Serialize)]
@@ -33,7 +33,13 @@ pub struct ForwardTiming {
 }
 
 /// A session of `config` with random weights and random inputs for `batch` samples.
-pub fn random_session(backend: Arc<dyn Backend>, config: &ModelConfig, batch: usize, dtype: DType, seed: u64) -> Result<(Session, crate::graph::ArenaPlan, usize)> {
+pub fn random_session(
+    backend: Arc<dyn Backend>,
+    config: &ModelConfig,
+    batch: usize,
+    dtype: DType,
+    seed: u64,
+) -> Result<(Session, crate::graph::ArenaPlan, usize)> {
     // Small weights keep activations in range for every dtype.
     let graph = config.build(&mut RandomWeights::new(seed, 0.02), batch, dtype)?;
     let session = Session::new(backend, &graph)?;
@@ -71,7 +77,14 @@ const INPUT_SETS: usize = 4;
 
 /// Median wall time of `iters` forwards after `warmup` untimed ones; before each timed forward
 /// (untimed) the inputs switch to the next of `INPUT_SETS` random sets.
-pub fn time_forward(backend: Arc<dyn Backend>, config: &ModelConfig, batch: usize, dtype: DType, warmup: usize, iters: usize) -> Result<ForwardTiming> {
+pub fn time_forward(
+    backend: Arc<dyn Backend>,
+    config: &ModelConfig,
+    batch: usize,
+    dtype: DType,
+    warmup: usize,
+    iters: usize,
+) -> Result<ForwardTiming> {
     let name = backend.name();
     let (session, plan, peak) = random_session(backend, config, batch, dtype, 0)?;
     for _ in 0..warmup {

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::graph::Session;
-use crate::models::{ImageGeometry, ModelConfig};
+use crate::models::weight_source::WeightSource;
+use crate::models::ModelConfig;
 use crate::sampling::Denoiser;
+use crate::tensor::ImageGeometry;
 use crate::tensor::{DType, HostTensor};
-use crate::weights::WeightSource;
 
 pub struct GraphDenoiser {
     config: ModelConfig,

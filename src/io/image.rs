@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::weights::write_atomically;
+use crate::io::atomic::write_atomically;
 
 /// A batch of uint8 images, N×H×W×C (C = 1 or 3), row-major.
 #[derive(Clone, Debug, PartialEq)]

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::graph::Session;
+use crate::io::safetensors::{read_all, SafetensorsFile};
+use crate::models::weight_source::FileWeights;
 use crate::models::ModelConfig;
 use crate::tensor::{DType, HostTensor};
-use crate::weights::{read_all, FileWeights, SafetensorsFile};
 
 /// How far an output is from its reference.
 #[derive(Clone, Copy, Debug)]
@@ -48,11 +49,7 @@ pub fn default_tolerance(dtype: DType) -> f64 {
     }
 }
 
-fn fixture_tensor<'a>(
-    tensors: &'a std::collections::HashMap<String, HostTensor>,
-    path: &Path,
-    key: &str,
-) -> Result<&'a HostTensor> {
+fn fixture_tensor<'a>(tensors: &'a std::collections::HashMap<String, HostTensor>, path: &Path, key: &str) -> Result<&'a HostTensor> {
     tensors.get(key).ok_or_else(|| Error::Tensor { path: path.to_path_buf(), key: key.into(), msg: "missing from fixture".into() })
 }
 

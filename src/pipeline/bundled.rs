@@ -2,9 +2,8 @@
 //! class-conditional digits model per backbone, each trained by weights-tools/train_digits.py
 //! and stored like every converted checkpoint (official keys, `ditrt.config`, `ditrt.sampling`).
 use crate::error::{Error, Result};
-use crate::models::ModelConfig;
-use crate::recipe::Recipe;
-use crate::weights::SafetensorsFile;
+use crate::io::safetensors::SafetensorsFile;
+use crate::pipeline::generate::{RecipeOverrides, SamplingModel};
 
 pub struct BundledModel {
     /// Name for `--model`.
@@ -16,7 +15,7 @@ pub struct BundledModel {
 
 macro_rules! bundled {
     ($name:literal, $path:literal) => {
-        BundledModel { name: $name, path: $path, bytes: include_bytes!(concat!("../", $path)) }
+        BundledModel { name: $name, path: $path, bytes: include_bytes!(concat!("../../", $path)) }
     };
 }
 
@@ -34,10 +33,7 @@ impl BundledModel {
 
     /// One line for `ditrt sample --list`: name, backbone, parameters, default sampler.
     pub fn summary(&self) -> Result<String> {
-        let file = self.open()?;
-        let config = ModelConfig::from_file(&file)?;
-        let recipe = Recipe::of_file(&file, &config)?;
-        let sampler = recipe.sampler_config(&config, false)?;
+        let SamplingModel { config, sampler, .. } = SamplingModel::new(self.open()?, &RecipeOverrides::default())?;
         Ok(format!(
             "{:<7} {:<7} {:>6.0}k params  {:?} {} steps, guidance {:?}  ({}; {})",
             self.name,

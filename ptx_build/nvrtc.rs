@@ -1,6 +1,6 @@
 //! NVRTC at build time, opened with dlopen by its full path: a build script cannot change the
 //! library search path of its own process, and the NVRTC of the pinned wheels is not on it.
-//! Only what compiling one source to PTX needs; no crates (build/ptx_tool.rs is built by plain
+//! Only what compiling one source to PTX needs; no crates (ptx_build/ptx_tool.rs is built by plain
 //! rustc).
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::Path;
@@ -15,8 +15,7 @@ const RTLD_NOW: c_int = 2;
 const NVRTC_SUCCESS: c_int = 0;
 
 type Program = *mut c_void;
-type CreateProgram =
-    unsafe extern "C" fn(*mut Program, *const c_char, *const c_char, c_int, *const *const c_char, *const *const c_char) -> c_int;
+type CreateProgram = unsafe extern "C" fn(*mut Program, *const c_char, *const c_char, c_int, *const *const c_char, *const *const c_char) -> c_int;
 type CompileProgram = unsafe extern "C" fn(Program, c_int, *const *const c_char) -> c_int;
 type GetSize = unsafe extern "C" fn(Program, *mut usize) -> c_int;
 type GetText = unsafe extern "C" fn(Program, *mut c_char) -> c_int;
@@ -94,14 +93,8 @@ impl Nvrtc {
         // SAFETY: every pointer is a live C string (or an array of them) for these calls; the
         // program is destroyed below on every path.
         unsafe {
-            let created = (self.create)(
-                &mut program,
-                c_source.as_ptr(),
-                c_name.as_ptr(),
-                headers.len() as c_int,
-                text_ptrs.as_ptr(),
-                name_ptrs.as_ptr(),
-            );
+            let created =
+                (self.create)(&mut program, c_source.as_ptr(), c_name.as_ptr(), headers.len() as c_int, text_ptrs.as_ptr(), name_ptrs.as_ptr());
             if created != NVRTC_SUCCESS {
                 return Err(format!("{name}: nvrtcCreateProgram failed with code {created}"));
             }

@@ -5,9 +5,11 @@ use std::sync::Arc;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::graph::Session;
-use crate::models::{ImageGeometry, ModelConfig};
+use crate::io::safetensors::SafetensorsFile;
+use crate::models::weight_source::FileWeights;
+use crate::models::ModelConfig;
+use crate::tensor::ImageGeometry;
 use crate::tensor::{DType, HostTensor};
-use crate::weights::{FileWeights, SafetensorsFile};
 
 /// Stable Diffusion's latent scale factor: latents are divided by it before decoding.
 pub const SD_LATENT_SCALE: f32 = 0.18215;
@@ -24,7 +26,10 @@ impl LatentDecoder {
         let mut config = match ModelConfig::from_file(file)? {
             ModelConfig::Vae(c) => c,
             other => {
-                return Err(Error::Config { path: file.path().to_path_buf(), msg: format!("--vae needs a VAE decoder, this is a {} model", other.arch()) })
+                return Err(Error::Config {
+                    path: file.path().to_path_buf(),
+                    msg: format!("--vae needs a VAE decoder, this is a {} model", other.arch()),
+                })
             }
         };
         if config.latent_channels != latent.channels || latent.height != latent.width {

@@ -1,0 +1,4 @@
+//! Files in and out: safetensors (weights, fixtures), images (PNG grids, npz), atomic writes.
+pub mod atomic;
+pub mod image;
+pub mod safetensors;
