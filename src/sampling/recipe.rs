@@ -69,7 +69,7 @@ pub enum GuidanceForm {
 /// What sampling needs to know of a backbone; the model layer says it (`models::Backbone`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BackboneSampling {
-    /// The official recipe (BACKBONES.md, "Samplers"), used when a file has none.
+    /// The official recipe (the backbone's released sampling script), used when a file has none.
     pub official: Recipe,
     /// The schedule the released checkpoints were trained with, unless a recipe names one.
     pub schedule: NoiseSchedule,

@@ -72,7 +72,7 @@ fn set_inputs(session: &Session, inputs: &[(&'static str, HostTensor)]) -> Resul
 }
 
 /// Input sets the timed forwards rotate through, so no forward reads inputs the previous one
-/// left in cache (issue "Beat PyTorch", method; weights-tools/bench_torch.py does the same).
+/// left in cache (weights-tools/bench_torch.py rotates the same way, so both time cold inputs).
 const INPUT_SETS: usize = 4;
 
 /// Median wall time of `iters` forwards after `warmup` untimed ones; before each timed forward
