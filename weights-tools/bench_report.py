@@ -81,7 +81,7 @@ def report(env, gemm, rows, command, settings):
         "each timed forward starts on an idle device and ends synchronised (CUDA events on GPU); the "
         "median of the timed forwards (torch cycles through pre-generated input batches). TFLOP/s = "
         "2 × multiply-adds (ditrt's `macs_per_image` count for both sides) / median time. "
-        "Torch's attention is `F.scaled_dot_product_attention` (reference/*.py through bench_torch.py).",
+        "Torch's attention is `F.scaled_dot_product_attention` (archs/*/reference.py through bench_torch.py).",
         "",
         "## ditrt speed-up (torch ms / ditrt ms; above 1: ditrt is faster)",
         "",

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""PyTorch baselines for `ditrt bench`: the reference backbones (reference/*.py) timed in eager
-mode (attention through F.scaled_dot_product_attention) and under torch.compile. Prints one JSON
+"""PyTorch baselines for `ditrt bench`: the reference backbones (archs/*/reference.py) timed in
+eager mode (attention through F.scaled_dot_product_attention) and under torch.compile. Prints one JSON
 line per (mode, batch) with exactly the fields of `ditrt bench --json` (src/bench.rs ForwardTiming).
 
   python3 weights-tools/bench_torch.py --arch dit --preset DiT-XL/2 --batch 2,8 --mode eager,compile
@@ -28,10 +28,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-from reference import common, diffit
-from reference.dit import DiT
-from reference.tldm import TLDM
-from reference.uvit import UViT
+from archs.diffit import reference as diffit
+from archs.dit.reference import DiT
+from archs.tldm.reference import TLDM
+from archs.uvit.reference import UViT
+from reference import common
 
 MODELS = {"dit": DiT, "uvit": UViT, "tldm": TLDM, "diffit": diffit.DiffiT}
 DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}

@@ -2,7 +2,7 @@
 
 safetensors is read and written here with numpy alone (the format is an 8-byte little-endian
 header length, a JSON header, then raw little-endian data), because the `safetensors` package's
-numpy API cannot handle bf16. test_convert.py checks the files against the package.
+numpy API cannot handle bf16. tests/test_convert.py checks the files against the package.
 """
 
 import json

@@ -5,7 +5,7 @@
 
 IN: an official .pt/.pth/.ckpt (torch.load weights_only=True; {"ema"|"model"|"state_dict": ...}
 unwrapped) or a safetensors file with official keys (no torch needed). An arch may first map
-another layout onto its stored one (archs/*.py canonical_tensors; it prints a note). Every
+another layout onto its stored one (archs/*/checkpoint.py canonical_tensors; it prints a note). Every
 config value is read off the tensor shapes; the metadata key `ditrt.config` holds it as JSON.
 Errors: one line on stderr, exit 2, and OUT is left untouched.
 """

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Write the sampler trajectory fixtures in tests/fixtures
-(run: python3 weights-tools/make_sampler_fixtures.py; needs the DiT fixture models from
-make_fixtures.py).
+(run: python3 weights-tools/make_sampler_fixtures.py [--out-dir DIR]; needs the DiT fixture
+models from make_fixtures.py in that folder).
 
-Each case runs a small DiT fixture model (reference/dit.py in float64 on the f32 weights) through
-one sampler of reference/samplers.py and writes sampler_<case>.safetensors:
+Each case runs a small DiT fixture model (archs/dit/reference.py in float64 on the f32 weights)
+through one sampler of reference/samplers.py and writes sampler_<case>.safetensors:
   labels  (i64, b)                    class labels of the b images
   noise   (f32, S x b x C x H x W)    every standard-normal draw in order: x_T first, then each
                                       step's noise (the sampler uses the f32 values exactly)
@@ -16,6 +16,7 @@ The model's t input is rounded to f32 as ditrt's (and the official code's) f32 i
 Fixed seeds: reruns give the same files.
 """
 
+import argparse
 import json
 import os
 
@@ -23,10 +24,9 @@ import numpy as np
 import torch
 
 import reference.samplers as S
+from archs.dit.reference import DiT
 from ckpt_io import read_safetensors, write_safetensors
-from reference.dit import DiT
-
-FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
+from reference.fixtures import FIXTURES
 
 # name: (model fixture, sampler settings, labels); "guidance" is (kind, scale, channels) or None.
 CASES = {
@@ -51,8 +51,8 @@ CASES = {
 }
 
 
-def load_model(name):
-    weights, meta = read_safetensors(os.path.join(FIXTURES, f"{name}.safetensors"))
+def load_model(fixtures_dir, name):
+    weights, meta = read_safetensors(os.path.join(fixtures_dir, f"{name}.safetensors"))
     cfg = json.loads(meta["ditrt.config"])
     model = DiT.from_config(cfg).double().eval()
     model.load_state_dict({k: torch.from_numpy(np.array(v)).double() for k, v in weights.items()}, strict=True)
@@ -99,12 +99,16 @@ def run_case(settings, model, cfg, labels, rng):
             "out": out.numpy().astype(np.float32)}
 
 
-def main():
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out-dir", default=FIXTURES,
+                    help="the fixtures folder: DiT models read, sampler fixtures written (default: tests/fixtures)")
+    args = ap.parse_args(argv)
     for seed, (case, (model_name, settings, labels)) in enumerate(CASES.items()):
-        model, cfg = load_model(model_name)
+        model, cfg = load_model(args.out_dir, model_name)
         tensors = run_case(settings, model, cfg, labels, np.random.default_rng(100 + seed))
         meta = {"ditrt.sampler": json.dumps({"model": model_name, **settings})}
-        path = os.path.join(FIXTURES, f"sampler_{case}.safetensors")
+        path = os.path.join(args.out_dir, f"sampler_{case}.safetensors")
         write_safetensors(path, tensors, meta)
         out = tensors["out"]
         print(f"{case}: {len(tensors['t_in'])} evaluations, {len(tensors['noise'])} noise draws, "

@@ -14,17 +14,17 @@ EMA of the weights (exported), batch 64; 2000 steps for the DiT, 6000 for the ot
 the official 0.02: with a few thousand steps a 0.02 table's class signal never gets through (the
 samples then ignore their label); a unit table makes the conditioning learn within ~500 steps.
 
-  dit     reference/dit.py DiT, depth 4, learned sigma, hybrid loss (digits_losses.py) on DiT's
-          linear betas; sampled with DiT's DDPM respaced, DiT guidance on the eps channel.
-  uvit    reference/uvit.py U-ViT, depth 7 (3 in-blocks, mid, 3 out-blocks with long skips), time
-          and label tokens, no output conv, eps loss on Stable Diffusion's discrete betas with the
+  dit     archs/dit/reference.py DiT, depth 4, learned sigma, hybrid loss (digits_losses.py) on
+          DiT's linear betas; sampled with DiT's DDPM respaced, DiT guidance on the eps channel.
+  uvit    archs/uvit/reference.py U-ViT, depth 7 (3 in-blocks, mid, 3 out-blocks with long skips),
+          time and label tokens, no output conv, eps loss on Stable Diffusion's discrete betas with the
           model fed n = index + 1 (U-ViT's libs/schedule: n uniform in 1..1000); sampled with
           DPM-Solver++ as eval_ldm_discrete.py, U-ViT guidance eps = c + s (c - u).
-  diffit  reference/diffit.py latent DiffiT, depth 4 (TMSA with the relative-position bias over the
-          8x8 patch grid), learned sigma, hybrid loss on linear betas; sampled with DDPM and
+  diffit  archs/diffit/reference.py latent DiffiT, depth 4 (TMSA with the relative-position bias over
+          the 8x8 patch grid), learned sigma, hybrid loss on linear betas; sampled with DDPM and
           DiffiT's power-cosine guidance ramp (input 16 <= 32, as its 256 px model).
-  tldm    reference/tldm.py in-context transformer LDM, depth 4 ([time, class, patches] in one
-          sequence), learned sigma, hybrid loss on linear betas; DDPM with DiT guidance
+  tldm    archs/tldm/reference.py in-context transformer LDM, depth 4 ([time, class, patches] in
+          one sequence), learned sigma, hybrid loss on linear betas; DDPM with DiT guidance
           (pixel space: the digits need no autoencoder).
 
 Each recipe (SAMPLING) was picked with --sweep. The check samples 10 of each digit with
@@ -61,15 +61,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from archs import get_arch  # noqa: E402
+from archs.diffit.reference import DiffiT  # noqa: E402
+from archs.dit.reference import DiT  # noqa: E402
+from archs.tldm.reference import TLDM  # noqa: E402
+from archs.uvit.reference import UViT  # noqa: E402
 from ckpt_io import read_safetensors, write_safetensors  # noqa: E402
 from digits_data import (NULL_CLASS, NUM_CLASSES, SIZE, classify, grid_image, load_images,  # noqa: E402
                          train_classifier, write_png)
 from digits_losses import Diffusion, eps_loss, hybrid_loss  # noqa: E402
 from reference import samplers  # noqa: E402
-from reference.diffit import DiffiT  # noqa: E402
-from reference.dit import DiT  # noqa: E402
-from reference.tldm import TLDM  # noqa: E402
-from reference.uvit import UViT  # noqa: E402
 
 REPO = os.path.dirname(HERE)
 LABEL_INIT_STD = 1.0

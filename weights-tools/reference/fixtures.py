@@ -1,16 +1,15 @@
-"""Per-arch model fixtures: each module here holds one arch's fixture configs and the plumbing
-make_fixtures.py needs to write them (the DiT fixtures live in make_fixtures.py itself).
+"""The model fixture recipe (tests/fixtures, written by make_fixtures.py): each arch's
+archs/<arch>/fixtures.py holds its configs and plugs into the functions here.
 
-A spec module provides:
+A fixtures module provides:
   CONFIGS = {name: (seed, config dict)}
   expected_shapes(cfg) -> {key: shape}: the parameters, in the model's key order
   init_std(name, shape) -> std of the N(0, std^2) draw of a parameter (O(1) activations)
   random_inputs(cfg, rng) -> {"x": ..., and "t", "y" if the model takes them}, numpy
   reference_model(cfg, weights) -> the float64 PyTorch reference holding exactly `weights`
-  forward(model, inputs) -> numpy output
   path_parts(cfg, weights) -> [(label, key, rows)]: what the path check zeroes, one at a time
-and optionally MIN_PATH_EFFECT (a lower floor than the default, with the reason beside it),
-and is listed in SPECS.
+and optionally MIN_PATH_EFFECT (a lower floor than the default, with the reason beside it) and
+activation_stats(model, inputs) -> a line of internal activation statistics for the log.
 """
 
 import importlib
@@ -22,14 +21,23 @@ import torch
 
 from ckpt_io import write_safetensors
 
-SPECS = ["fixture_specs.diffit", "fixture_specs.diffit_unet", "fixture_specs.vae", "fixture_specs.uvit", "fixture_specs.tldm"]
+# The committed fixtures: make_fixtures.py's default --out-dir, read by the tests.
+FIXTURES = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                                         "fixtures"))
 
 # Zeroing any one path must move the output by at least this much (relative L2).
 MIN_PATH_EFFECT = 0.02
 
 
-def load_spec(module):
-    return importlib.import_module(module)
+def load_spec(arch):
+    """archs/<arch>/fixtures.py."""
+    return importlib.import_module(f"archs.{arch}.fixtures")
+
+
+def forward(model, inputs):
+    """The model's output (numpy) on the numpy `inputs`, fed as x, t, y (those present)."""
+    with torch.no_grad():
+        return model(*(torch.from_numpy(inputs[k]) for k in ("x", "t", "y") if k in inputs)).numpy()
 
 
 def random_weights(spec, shapes, rng):
@@ -66,7 +74,7 @@ def path_check(spec, cfg, weights, inputs, out):
     for label, name, rows in spec.path_parts(cfg, weights):
         w = {k: v.copy() for k, v in weights.items()}
         w[name][rows] = 0
-        rel = np.linalg.norm(spec.forward(spec.reference_model(cfg, w), inputs) - out) / np.linalg.norm(out)
+        rel = np.linalg.norm(forward(spec.reference_model(cfg, w), inputs) - out) / np.linalg.norm(out)
         worst = min(worst, (rel, label))
     return worst
 
@@ -77,7 +85,8 @@ def write_all(spec, fixtures_dir):
         rng = np.random.default_rng(seed)
         weights = random_weights(spec, spec.expected_shapes(cfg), rng)
         inputs = spec.random_inputs(cfg, rng)
-        out = spec.forward(spec.reference_model(cfg, weights), inputs)
+        model = spec.reference_model(cfg, weights)
+        out = forward(model, inputs)
         rel, label = path_check(spec, cfg, weights, inputs, out)
         if rel < getattr(spec, "MIN_PATH_EFFECT", MIN_PATH_EFFECT):
             raise SystemExit(f"{name}: zeroing {label} changes the output by only {rel:.2%}; rescale the init")
@@ -86,5 +95,6 @@ def write_all(spec, fixtures_dir):
         write_safetensors(os.path.join(fixtures_dir, f"{name}.fixture.safetensors"),
                           dict(inputs, out=out.astype(np.float32)))
         n = sum(w.size for w in weights.values())
-        print(f"{name}: {n} params, out {list(out.shape)}, rms(out) {np.sqrt((out ** 2).mean()):.2f}; "
+        stats = f", {spec.activation_stats(model, inputs)}" if hasattr(spec, "activation_stats") else ""
+        print(f"{name}: {n} params, out {list(out.shape)}, rms(out) {np.sqrt((out ** 2).mean()):.2f}{stats}; "
               f"smallest path effect {rel:.1%} ({label})")

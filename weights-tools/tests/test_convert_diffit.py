@@ -1,42 +1,25 @@
-#!/usr/bin/env python3
-"""Self-test of the DiffiT converter, the latent and image-space references and their fixtures:
-python3 weights-tools/test_convert_diffit.py (plain Python, like test_convert.py, whose helpers it
-uses)."""
+"""Latent DiffiT (convert.py with the official relative_position_index buffers) and image-space
+DiffiT: keys and counts of the references, window order, config inference and errors."""
 
 import json
-import os
-import sys
 
 import numpy as np
-import torch
-from safetensors.numpy import save_file as np_save_file
+import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+torch = pytest.importorskip("torch")
+pytest.importorskip("safetensors")
+from safetensors.numpy import save_file as np_save_file  # noqa: E402
 
-from archs import ConvertError  # noqa: E402
-from archs import diffit as diffit_arch  # noqa: E402
+from archs.diffit import checkpoint as diffit_arch  # noqa: E402
+from archs.diffit import fixtures as diffit_fixtures  # noqa: E402
+from archs.diffit.reference import DiffiT  # noqa: E402
+from archs.diffit_unet import checkpoint as unet_arch  # noqa: E402
+from archs.diffit_unet import fixtures as unet_fixtures  # noqa: E402
+from archs.diffit_unet.reference import DiffiTUNet, from_windows, to_windows  # noqa: E402
 from ckpt_io import read_safetensors  # noqa: E402
-from archs import diffit_unet as unet_arch  # noqa: E402
-from fixture_specs import load_spec  # noqa: E402
-from reference.diffit import DiffiT  # noqa: E402
-from reference.diffit_unet import DiffiTUNet, from_windows, to_windows  # noqa: E402
-from test_convert import TMP, read_with_package, run_convert, tmp  # noqa: E402
-import selftest
+from helpers import expect_convert_error, random_state_dict, read_with_package, run_convert  # noqa: E402
 
-FIXTURES = os.path.join(HERE, "..", "tests", "fixtures")
-SPECS = {"diffit": load_spec("fixture_specs.diffit"), "diffit_unet": load_spec("fixture_specs.diffit_unet")}
 INDEX = diffit_arch.INDEX_SUFFIX
-
-
-def expect_convert_error(fn, *needles):
-    try:
-        fn()
-    except ConvertError as e:
-        for n in needles:
-            assert n in str(e), (n, str(e))
-        return str(e)
-    raise AssertionError(f"no error; wanted {needles}")
 
 
 def official_index(window):
@@ -75,7 +58,7 @@ def test_released_model_keys_and_count():
 
 
 def test_unet_reference_keys():
-    configs = [c for _, c in SPECS["diffit_unet"].CONFIGS.values()]
+    configs = [c for _, c in unet_fixtures.CONFIGS.values()]
     configs.append(unet_arch.make_config(**unet_arch.PRESETS["DiffiT-CIFAR10"]))
     for cfg in configs:
         with torch.device("meta"):
@@ -98,40 +81,36 @@ def test_window_order():
 
 def random_official_state_dict(cfg, seed):
     """A checkpoint as diffit.py saves it: parameters plus the int64 index buffers."""
-    torch.manual_seed(seed)
-    model = DiffiT.from_config(cfg)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn_like(p))
-    return {k: v.clone() for k, v in model.state_dict().items()}
+    return random_state_dict(DiffiT, cfg, seed)
 
 
-def test_convert_roundtrip_drops_checked_buffers():
-    for name, (_, cfg) in SPECS["diffit"].CONFIGS.items():
-        sd = random_official_state_dict(cfg, seed=len(name))
-        assert sd[f"blocks.0{INDEX}"].dtype == torch.int64
-        torch.save(sd, tmp(f"{name}.pt"))
-        np_save_file({k: v.numpy() for k, v in sd.items()}, tmp(f"{name}_in.safetensors"))
-        for src in (f"{name}.pt", f"{name}_in.safetensors"):
-            rc, out, err = run_convert("--arch", "diffit", tmp(src), tmp(f"{name}.safetensors"))
-            assert rc == 0, (src, err)
-            assert f"dropped {cfg['depth']} relative_position_index buffer(s)" in out, out
-            tensors, meta = read_with_package(tmp(f"{name}.safetensors"))
-            assert json.loads(meta["ditrt.config"]) == cfg, (src, meta)
-            assert list(read_safetensors(tmp(f"{name}.safetensors"))[0]) == list(diffit_arch.expected_shapes(cfg)), src
-            for k, v in tensors.items():
-                assert np.array_equal(v, sd[k].numpy()), (src, k)
+@pytest.mark.parametrize("name", diffit_fixtures.CONFIGS)
+def test_convert_roundtrip_drops_checked_buffers(name, tmp_path):
+    cfg = diffit_fixtures.CONFIGS[name][1]
+    sd = random_official_state_dict(cfg, seed=len(name))
+    assert sd[f"blocks.0{INDEX}"].dtype == torch.int64
+    torch.save(sd, tmp_path / f"{name}.pt")
+    np_save_file({k: v.numpy() for k, v in sd.items()}, tmp_path / f"{name}_in.safetensors")
+    out_path = tmp_path / f"{name}.safetensors"
+    for src in (f"{name}.pt", f"{name}_in.safetensors"):
+        rc, out, err = run_convert("--arch", "diffit", tmp_path / src, out_path)
+        assert rc == 0, (src, err)
+        assert f"dropped {cfg['depth']} relative_position_index buffer(s)" in out, out
+        tensors, meta = read_with_package(out_path)
+        assert json.loads(meta["ditrt.config"]) == cfg, (src, meta)
+        assert list(read_safetensors(out_path)[0]) == list(diffit_arch.expected_shapes(cfg)), src
+        for k, v in tensors.items():
+            assert np.array_equal(v, sd[k].numpy()), (src, k)
 
 
-def test_convert_errors():
-    cfg = SPECS["diffit"].CONFIGS["diffit_p2"][1]
+def test_convert_errors(tmp_path):
+    cfg = diffit_fixtures.CONFIGS["diffit_p2"][1]
     sd = random_official_state_dict(cfg, seed=0)
     bad = dict(sd)
     bad[f"blocks.1{INDEX}"] = bad[f"blocks.1{INDEX}"].flip(0)
-    torch.save(bad, tmp("badindex.pt"))
-    rc, _, err = run_convert("--arch", "diffit", tmp("badindex.pt"), tmp("never.safetensors"))
+    torch.save(bad, tmp_path / "badindex.pt")
+    rc, _, err = run_convert("--arch", "diffit", tmp_path / "badindex.pt", tmp_path / "never.safetensors")
     assert rc == 2 and f"'blocks.1{INDEX}': not the Swin relative position index of a 4x4 window" in err, err
-    print("   ", err)
     shapes = diffit_arch.expected_shapes(cfg)
     infer = diffit_arch.infer_config
     expect_convert_error(lambda: infer(shapes, num_heads=4), "--num-heads 4 disagrees", "3 heads")
@@ -141,39 +120,6 @@ def test_convert_errors():
     expect_convert_error(lambda: infer(dict(shapes, **{table: (25, 3)})), "25 rows, expected (2*4-1)^2 = 49")
     expect_convert_error(lambda: infer({k: v for k, v in shapes.items() if k != table}), f"missing key {table!r}")
     # A table that disagrees between blocks is reported by its official name.
-    torch.save(dict(sd, **{"blocks.1.attn.relative_position_bias_table": torch.zeros(49, 2)}), tmp("heads.pt"))
-    rc, _, err = run_convert("--arch", "diffit", tmp("heads.pt"), tmp("never.safetensors"))
+    torch.save(dict(sd, **{"blocks.1.attn.relative_position_bias_table": torch.zeros(49, 2)}), tmp_path / "heads.pt")
+    rc, _, err = run_convert("--arch", "diffit", tmp_path / "heads.pt", tmp_path / "never.safetensors")
     assert rc == 2 and "'blocks.1.attn.relative_position_bias_table': expected shape [49, 3], found [49, 2]" in err, err
-
-
-# --- fixtures ----------------------------------------------------------------------------------
-
-def test_fixtures_current():
-    """Every committed fixture: config, keys, inputs, size, and `out` recomputed from the
-    committed weights bit for bit (float64 reference); an f32 torch forward agrees to 1e-5."""
-    for arch, spec in SPECS.items():
-        for name, (_, cfg) in spec.CONFIGS.items():
-            path = os.path.join(FIXTURES, f"{name}.safetensors")
-            weights, meta = read_with_package(path)
-            assert json.loads(meta["ditrt.config"]) == cfg, name
-            assert set(weights) == set(spec.expected_shapes(cfg)), name
-            assert os.path.getsize(path) < 512 * 1024, name
-            fx, _ = read_with_package(os.path.join(FIXTURES, f"{name}.fixture.safetensors"))
-            conditional = arch == "diffit" or cfg["num_classes"] > 0
-            assert set(fx) == ({"x", "t", "y", "out"} if conditional else {"x", "t", "out"}), name
-            assert (fx["t"] != np.round(fx["t"])).any(), name
-            inputs = {k: fx[k] for k in fx if k != "out"}
-            if conditional:
-                assert (inputs["y"] == cfg["num_classes"]).any(), name  # the null class is exercised
-            out = spec.forward(spec.reference_model(cfg, weights), inputs)
-            assert np.array_equal(out.astype(np.float32), fx["out"]), name
-            m32 = spec.reference_model(cfg, weights).float()
-            with torch.no_grad():
-                o32 = m32(*(torch.from_numpy(inputs[k]) for k in ("x", "t", "y") if k in inputs)).numpy()
-            rel = np.abs(o32 - fx["out"]).max() / np.abs(fx["out"]).max()
-            assert rel < 1e-5, (name, rel)
-            print(f"    {name}: f32 torch forward vs fixture: max rel err {rel:.1e}")
-
-
-if __name__ == "__main__":
-    sys.exit(selftest.run(globals(), TMP))

@@ -1,26 +1,19 @@
-#!/usr/bin/env python3
-"""convert.py --arch dit on a diffusers DiTTransformer2DModel checkpoint. Needs torch + diffusers.
-
-    python3 weights-tools/test_convert_dit_diffusers.py
-"""
+"""convert.py --arch dit on a diffusers DiTTransformer2DModel checkpoint (needs torch + diffusers)."""
 
 import json
 import os
-import sys
 from unittest import mock
 
-import numpy as np
-import torch
-from safetensors.torch import save_file
+import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+pytest.importorskip("safetensors")
+from safetensors.torch import save_file  # noqa: E402
 
-from archs.dit import sincos_2d_np  # noqa: E402
-from reference.common import sincos_2d, timestep_features  # noqa: E402
-from reference.dit import DiT  # noqa: E402
-from test_convert import TMP, read_with_package, run_convert, tmp  # noqa: E402
-import selftest
+from archs.dit.reference import DiT  # noqa: E402
+from helpers import read_with_package, run_convert  # noqa: E402
+from reference.common import timestep_features  # noqa: E402
 
 DIFF_CFG = dict(sample_size=8, patch_size=2, in_channels=4, out_channels=8, num_layers=2,
                 num_attention_heads=2, attention_head_dim=32, num_embeds_ada_norm=10,
@@ -52,22 +45,16 @@ def save_diffusers(model, folder, config=True):
     return path, sd
 
 
-def test_position_table_matches_reference():
-    for d, g in [(64, 4), (1152, 16)]:
-        assert np.allclose(sincos_2d_np(d, g), sincos_2d(d, g).numpy(), rtol=0, atol=1e-13)  # ulps of pow()
-
-
-def test_forward_matches_diffusers():
+def test_forward_matches_diffusers(tmp_path):
     import diffusers.models.embeddings as E
     model = diffusers_model()
-    src, sd = save_diffusers(model, tmp("diffusers_dit"))
+    src, sd = save_diffusers(model, tmp_path / "diffusers_dit")
     # the model as it runs in f64, but from the f32-stored weights
     model.load_state_dict({k: v.double() for k, v in sd.items()})
-    out = tmp("diffusers_dit.safetensors")
+    out = tmp_path / "diffusers_dit.safetensors"
     rc, so, se = run_convert("--arch", "dit", "--num-heads", "2", src, out)
     assert rc == 0, se
     assert "frequency shift 1" in so, so
-    print("    " + so.splitlines()[0][:140] + " ...")
     w, meta = read_with_package(out, framework="pt")
     cfg = json.loads(meta["ditrt.config"])
     assert cfg == {"arch": "dit", "input_size": 8, "patch_size": 2, "in_channels": 4, "hidden_size": 64,
@@ -92,31 +79,26 @@ def test_forward_matches_diffusers():
         got = ref(x, t.double(), y)
     rel = ((got - want).abs().max() / want.abs().max()).item()
     assert rel < 1e-10, rel
-    print(f"    f64 reference DiT vs diffusers (shift 0): max rel err {rel:.1e}")
     with torch.no_grad():  # and with diffusers' own shift 1 they do differ (the note is real)
         unpatched = model(x, timestep=t, class_labels=y).sample
     assert ((unpatched - want).abs().max() / want.abs().max()).item() > 1e-6
 
 
-def test_input_size_needed():
-    src, _ = save_diffusers(diffusers_model(), tmp("diffusers_noconfig"), config=False)
-    out = tmp("noconfig.safetensors")
+def test_input_size_needed(tmp_path):
+    src, _ = save_diffusers(diffusers_model(), tmp_path / "diffusers_noconfig", config=False)
+    out = tmp_path / "noconfig.safetensors"
     rc, _, se = run_convert("--arch", "dit", "--num-heads", "2", src, out)
     assert rc == 2 and "sample_size" in se and not os.path.exists(out), se
     assert len(se.splitlines()) == 1, se
 
 
-def test_embedder_copy_differs():
+def test_embedder_copy_differs(tmp_path):
     model = diffusers_model()
     with torch.no_grad():
         model.transformer_blocks[1].norm1.emb.timestep_embedder.linear_2.bias[0] += 1
-    src, _ = save_diffusers(model, tmp("diffusers_bad"))
-    out = tmp("bad.safetensors")
+    src, _ = save_diffusers(model, tmp_path / "diffusers_bad")
+    out = tmp_path / "bad.safetensors"
     rc, _, se = run_convert("--arch", "dit", "--num-heads", "2", src, out)
     assert rc == 2 and "block 1" in se and "differs from block 0" in se and not os.path.exists(out), se
     assert len(se.splitlines()) == 1, se
-    print(f"    {se}")
 
-
-if __name__ == "__main__":
-    sys.exit(selftest.run(globals(), TMP))

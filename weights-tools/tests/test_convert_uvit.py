@@ -1,45 +1,28 @@
-#!/usr/bin/env python3
-"""Self-test of the U-ViT and in-context transformer LDM converters, references and fixtures:
-python3 weights-tools/test_convert_uvit.py (plain Python, like test_convert.py, whose helpers
-it uses)."""
+"""U-ViT and the in-context transformer LDM: presets, keys and counts of the references, config
+inference and convert.py round trips on every fixture config."""
 
 import json
-import os
-import sys
 
 import numpy as np
-import torch
+import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+torch = pytest.importorskip("torch")
 
-from archs import ConvertError  # noqa: E402
-from archs import tldm as tldm_arch  # noqa: E402
-from archs import uvit as uvit_arch  # noqa: E402
-from fixture_specs import load_spec  # noqa: E402
-from reference.tldm import TLDM  # noqa: E402
-from reference.uvit import UViT  # noqa: E402
-from test_convert import TMP, read_with_package, run_convert, tmp  # noqa: E402
-import selftest
+from archs.tldm import checkpoint as tldm_arch  # noqa: E402
+from archs.tldm import fixtures as tldm_fixtures  # noqa: E402
+from archs.tldm.reference import TLDM  # noqa: E402
+from archs.uvit import checkpoint as uvit_arch  # noqa: E402
+from archs.uvit import fixtures as uvit_fixtures  # noqa: E402
+from archs.uvit.reference import UViT  # noqa: E402
+from helpers import expect_convert_error, random_state_dict, read_with_package, run_convert  # noqa: E402
 
-FIXTURES = os.path.join(HERE, "..", "tests", "fixtures")
-SPECS = {"uvit": load_spec("fixture_specs.uvit"), "tldm": load_spec("fixture_specs.tldm")}
+SPECS = {"uvit": uvit_fixtures, "tldm": tldm_fixtures}
 MODELS = {"uvit": UViT, "tldm": TLDM}
 
 
 def meta_state_dict(model_cls, cfg):
     with torch.device("meta"):
         return model_cls.from_config(cfg).state_dict()
-
-
-def expect_convert_error(fn, *needles):
-    try:
-        fn()
-    except ConvertError as e:
-        for n in needles:
-            assert n in str(e), (n, str(e))
-        return str(e)
-    raise AssertionError(f"no error; wanted {needles}")
 
 
 # --- presets, keys, counts ---------------------------------------------------------------------
@@ -76,38 +59,29 @@ def test_tldm_presets_keys():
 
 # --- convert.py round trips and errors ------------------------------------------------------------
 
-def random_state_dict(arch, cfg, seed):
-    torch.manual_seed(seed)
-    model = MODELS[arch].from_config(cfg)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn_like(p))
-    return {k: v.clone() for k, v in model.state_dict().items()}
+@pytest.mark.parametrize("arch,name", [(arch, name) for arch, spec in SPECS.items() for name in spec.CONFIGS])
+def test_convert_roundtrip_every_fixture_config(arch, name, tmp_path):
+    cfg = SPECS[arch].CONFIGS[name][1]
+    sd = random_state_dict(MODELS[arch], cfg, seed=len(name))
+    torch.save({"ema": sd}, tmp_path / f"{name}.pt")
+    rc, _, err = run_convert("--arch", arch, "--num-heads", cfg["num_heads"], tmp_path / f"{name}.pt",
+                             tmp_path / f"{name}.safetensors")
+    assert rc == 0, err
+    tensors, meta = read_with_package(tmp_path / f"{name}.safetensors")
+    want = dict(cfg)
+    if arch == "uvit":
+        # Invisible in the shapes: an odd official depth (same network as depth - 1) and
+        # a null row in a table that is not ImageNet's 1001 rows.
+        want["depth"] -= cfg["depth"] % 2
+        want["num_classes"] += int(cfg["null_class"])
+        want["null_class"] = False
+    assert json.loads(meta["ditrt.config"]) == want, meta
+    assert set(tensors) == set(sd)
+    for k, v in sd.items():
+        assert np.array_equal(tensors[k], v.numpy()), k
 
 
-def test_convert_roundtrip_every_fixture_config():
-    for arch, spec in SPECS.items():
-        for name, (_, cfg) in spec.CONFIGS.items():
-            sd = random_state_dict(arch, cfg, seed=len(name))
-            torch.save({"ema": sd}, tmp(f"{name}.pt"))
-            rc, _, err = run_convert("--arch", arch, "--num-heads", str(cfg["num_heads"]), tmp(f"{name}.pt"),
-                                     tmp(f"{name}.safetensors"))
-            assert rc == 0, (name, err)
-            tensors, meta = read_with_package(tmp(f"{name}.safetensors"))
-            want = dict(cfg)
-            if arch == "uvit":
-                # Invisible in the shapes: an odd official depth (same network as depth - 1) and
-                # a null row in a table that is not ImageNet's 1001 rows.
-                want["depth"] -= cfg["depth"] % 2
-                want["num_classes"] += int(cfg["null_class"])
-                want["null_class"] = False
-            assert json.loads(meta["ditrt.config"]) == want, (name, meta)
-            assert set(tensors) == set(sd), name
-            for k, v in sd.items():
-                assert np.array_equal(tensors[k], v.numpy()), (name, k)
-
-
-def test_uvit_inference_errors():
+def test_uvit_inference_errors(tmp_path):
     cfg = SPECS["uvit"].CONFIGS["uvit_cond_conv"][1]
     shapes = uvit_arch.expected_shapes(cfg)
     infer = uvit_arch.infer_config
@@ -124,12 +98,11 @@ def test_uvit_inference_errors():
     cifar = uvit_arch.expected_shapes(uvit_arch.PRESETS["U-ViT-S/2-CIFAR10"])
     expect_convert_error(lambda: infer(cifar, preset="U-ViT-S/4-CelebA64"), "checkpoint has img_size 32, preset has 64")
     # convert.py reports a missing skip (found by the key check) with its official name.
-    sd = random_state_dict("uvit", cfg, seed=0)
+    sd = random_state_dict(UViT, cfg, seed=0)
     del sd["out_blocks.0.skip_linear.bias"]
-    torch.save(sd, tmp("noskip.pt"))
-    rc, _, err = run_convert("--arch", "uvit", "--num-heads", "2", tmp("noskip.pt"), tmp("noskip.safetensors"))
+    torch.save(sd, tmp_path / "noskip.pt")
+    rc, _, err = run_convert("--arch", "uvit", "--num-heads", "2", tmp_path / "noskip.pt", tmp_path / "noskip.safetensors")
     assert rc == 2 and "missing key 'out_blocks.0.skip_linear.bias'" in err, err
-    print("   ", err)
 
 
 def test_tldm_inference_errors():
@@ -141,34 +114,3 @@ def test_tldm_inference_errors():
     expect_convert_error(lambda: infer(shapes, num_heads=3), "--num-heads 3 does not divide")
     xl = tldm_arch.expected_shapes(tldm_arch.make_config(32, 2, 4, 1152, 28, 16))
     expect_convert_error(lambda: infer(xl, num_heads=8, preset="TLDM-XL/2"), "--num-heads 8 disagrees")
-
-
-# --- fixtures ----------------------------------------------------------------------------------
-
-def test_fixtures_current():
-    """Every committed fixture: config in the metadata, keys, inputs, and `out` recomputed from
-    the committed weights bit for bit (float64 reference); an f32 torch forward agrees to 1e-5."""
-    for arch, spec in SPECS.items():
-        for name, (_, cfg) in spec.CONFIGS.items():
-            path = os.path.join(FIXTURES, f"{name}.safetensors")
-            weights, meta = read_with_package(path)
-            assert json.loads(meta["ditrt.config"]) == cfg, name
-            assert set(weights) == set(spec.expected_shapes(cfg)), name
-            fx, _ = read_with_package(os.path.join(FIXTURES, f"{name}.fixture.safetensors"))
-            assert os.path.getsize(path) < 512 * 1024, name
-            conditional = arch == "tldm" or cfg["num_classes"] > 0
-            assert set(fx) == ({"x", "t", "y", "out"} if conditional else {"x", "t", "out"}), name
-            assert (fx["t"] != np.round(fx["t"])).any(), name
-            inputs = {k: fx[k] for k in fx if k != "out"}
-            out = spec.forward(spec.reference_model(cfg, weights), inputs)
-            assert np.array_equal(out.astype(np.float32), fx["out"]), name
-            m32 = spec.reference_model(cfg, weights).float()
-            with torch.no_grad():
-                o32 = m32(*(torch.from_numpy(inputs[k]) for k in ("x", "t", "y") if k in inputs)).numpy()
-            rel = np.abs(o32 - fx["out"]).max() / np.abs(fx["out"]).max()
-            assert rel < 1e-5, (name, rel)
-            print(f"    {name}: f32 torch forward vs fixture: max rel err {rel:.1e}")
-
-
-if __name__ == "__main__":
-    sys.exit(selftest.run(globals(), TMP))

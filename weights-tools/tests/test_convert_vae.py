@@ -1,43 +1,25 @@
-#!/usr/bin/env python3
-"""Self-test of the VAE decoder converter (diffusers and CompVis layouts), the reference and the
-fixtures: python3 weights-tools/test_convert_vae.py (plain Python, like test_convert.py, whose
-helpers it uses)."""
+"""The SD VAE decoder: keys and counts of the reference, convert.py on the diffusers and CompVis
+layouts (a CompVis-layout checkpoint decoded with a functional copy of CompVis's Decoder and
+compared), config inference and errors."""
 
 import json
 import math
-import os
-import sys
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from safetensors.numpy import save_file as np_save_file
+import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+torch = pytest.importorskip("torch")
+pytest.importorskip("safetensors")
+import torch.nn.functional as F  # noqa: E402
+from safetensors.numpy import save_file as np_save_file  # noqa: E402
 
-from archs import ConvertError  # noqa: E402
-from archs import vae as vae_arch  # noqa: E402
+from archs.vae import checkpoint as vae_arch  # noqa: E402
+from archs.vae.reference import VAEDecoder  # noqa: E402
 from ckpt_io import read_safetensors  # noqa: E402
-from fixture_specs import load_spec  # noqa: E402
-from reference.vae import VAEDecoder  # noqa: E402
-from test_convert import TMP, read_with_package, run_convert, tmp  # noqa: E402
-import selftest
+from helpers import expect_convert_error, random_state_dict, read_with_package, run_convert  # noqa: E402
 
-FIXTURES = os.path.join(HERE, "..", "tests", "fixtures")
-SPEC = load_spec("fixture_specs.vae")
 # Converter round trips need what infer_config assumes: 32 GroupNorm groups, latent 32.
 CFG = vae_arch.make_config(block_out_channels=[32, 64, 64], layers_per_block=1)
-
-
-def expect_convert_error(fn, *needles):
-    try:
-        fn()
-    except ConvertError as e:
-        for n in needles:
-            assert n in str(e), (n, str(e))
-        return str(e)
-    raise AssertionError(f"no error; wanted {needles}")
 
 
 # --- CompVis layout, written from ldm/modules/diffusionmodules/model.py Decoder ------------------
@@ -155,7 +137,7 @@ def test_compvis_shapes_map_onto_ours():
 
 # --- convert.py --------------------------------------------------------------------------------
 
-def test_full_sd_compvis_checkpoint():
+def test_full_sd_compvis_checkpoint(tmp_path):
     """A CompVis .ckpt of a whole SD model: the decoder computes what CompVis's computes."""
     vae = random_tensors(compvis_shapes(CFG), seed=1)
     extra = {"first_stage_model.encoder.conv_in.weight": torch.zeros(32, 3, 3, 3),
@@ -163,31 +145,25 @@ def test_full_sd_compvis_checkpoint():
              "model.diffusion_model.input_blocks.0.0.weight": torch.zeros(4),
              "cond_stage_model.transformer.text_model.final_layer_norm.weight": torch.zeros(4)}
     state = {f"first_stage_model.{k}": v.float() for k, v in vae.items()} | extra
-    torch.save({"state_dict": state, "global_step": 470000}, tmp("sd.ckpt"))
-    rc, out, err = run_convert("--arch", "vae", tmp("sd.ckpt"), tmp("sd.safetensors"))
+    torch.save({"state_dict": state, "global_step": 470000}, tmp_path / "sd.ckpt")
+    rc, out, err = run_convert("--arch", "vae", tmp_path / "sd.ckpt", tmp_path / "sd.safetensors")
     assert rc == 0, err
     assert "ignored 2 other key(s) of the full checkpoint" in out and "ignored 2 encoder / quant_conv" in out, out
     assert "mapped the CompVis layout" in out, out
-    assert list(read_safetensors(tmp("sd.safetensors"))[0]) == list(vae_arch.expected_shapes(CFG))
+    assert list(read_safetensors(tmp_path / "sd.safetensors")[0]) == list(vae_arch.expected_shapes(CFG))
     z = torch.randn(2, 4, 5, 4, dtype=torch.float64)
     want = compvis_decode({k: v.float().double() for k, v in vae.items()}, z, CFG)
-    got = reference_decode(tmp("sd.safetensors"), z)
+    got = reference_decode(tmp_path / "sd.safetensors", z)
     rel = ((got - want).norm() / want.norm()).item()
     assert rel < 1e-12, rel
-    print(f"    CompVis decoder vs ours after conversion: rel {rel:.1e}")
 
 
-def test_diffusers_layouts():
+def test_diffusers_layouts(tmp_path):
     """AutoencoderKL safetensors (encoder keys dropped) and the deprecated attention names."""
-    torch.manual_seed(2)
-    model = VAEDecoder.from_config(CFG)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn_like(p))
-    sd = {k: v.numpy() for k, v in model.state_dict().items()}
+    sd = {k: v.numpy() for k, v in random_state_dict(VAEDecoder, CFG, seed=2).items()}
     full = dict(sd, **{"encoder.conv_in.weight": np.zeros((32, 3, 3, 3), np.float32),
                        "quant_conv.bias": np.zeros(8, np.float32)})
-    np_save_file(full, tmp("diffusers.safetensors"))
+    np_save_file(full, tmp_path / "diffusers.safetensors")
     renames = {"to_q": "query", "to_k": "key", "to_v": "value", "to_out.0": "proj_attn"}
     old = {}
     for k, v in sd.items():
@@ -195,20 +171,20 @@ def test_diffusers_layouts():
             k = k.replace(f"attentions.0.{new}.", f"attentions.0.{dep}.")
         old[k] = torch.from_numpy(v)
     assert "decoder.mid_block.attentions.0.proj_attn.weight" in old
-    torch.save(old, tmp("diffusion_pytorch_model.bin"))
+    torch.save(old, tmp_path / "diffusion_pytorch_model.bin")
     for src in ("diffusers.safetensors", "diffusion_pytorch_model.bin"):
-        rc, out, err = run_convert("--arch", "vae", "--preset", "SD-VAE-KL-f8", tmp(src), tmp("d.safetensors"))
+        rc, out, err = run_convert("--arch", "vae", "--preset", "SD-VAE-KL-f8", tmp_path / src, tmp_path / "d.safetensors")
         assert rc == 2 and "--preset SD-VAE-KL-f8: checkpoint has block_out_channels [32, 64, 64]" in err, err
-        rc, out, err = run_convert("--arch", "vae", tmp(src), tmp("d.safetensors"))
+        rc, out, err = run_convert("--arch", "vae", tmp_path / src, tmp_path / "d.safetensors")
         assert rc == 0, (src, err)
-        tensors, meta = read_with_package(tmp("d.safetensors"))
+        tensors, meta = read_with_package(tmp_path / "d.safetensors")
         assert json.loads(meta["ditrt.config"]) == CFG, meta
         assert set(tensors) == set(sd), src
         for k, v in sd.items():
             assert np.array_equal(tensors[k], v), (src, k)
 
 
-def test_errors():
+def test_errors(tmp_path):
     shapes = vae_arch.expected_shapes(CFG)
     infer = vae_arch.infer_config
     expect_convert_error(lambda: infer(shapes, num_heads=8), "single head")
@@ -218,36 +194,6 @@ def test_errors():
     expect_convert_error(lambda: infer(odd), "channels [16] are not multiples of 32 GroupNorm groups")
     sd = {k: torch.zeros(s) for k, s in shapes.items()}
     del sd["decoder.up_blocks.2.resnets.0.conv_shortcut.bias"]
-    torch.save(sd, tmp("noshortcut.pt"))
-    rc, _, err = run_convert("--arch", "vae", tmp("noshortcut.pt"), tmp("never.safetensors"))
+    torch.save(sd, tmp_path / "noshortcut.pt")
+    rc, _, err = run_convert("--arch", "vae", tmp_path / "noshortcut.pt", tmp_path / "never.safetensors")
     assert rc == 2 and "missing key 'decoder.up_blocks.2.resnets.0.conv_shortcut.bias'" in err, err
-    print("   ", err)
-
-
-# --- fixtures ----------------------------------------------------------------------------------
-
-def test_fixtures_current():
-    """Every committed fixture: config, keys, size, and `out` recomputed from the committed weights
-    bit for bit (float64 reference); an f32 torch forward agrees to 1e-5."""
-    for name, (_, cfg) in SPEC.CONFIGS.items():
-        path = os.path.join(FIXTURES, f"{name}.safetensors")
-        weights, meta = read_with_package(path)
-        assert json.loads(meta["ditrt.config"]) == cfg, name
-        assert set(weights) == set(SPEC.expected_shapes(cfg)), name
-        assert os.path.getsize(path) < 512 * 1024, name
-        fx, _ = read_with_package(os.path.join(FIXTURES, f"{name}.fixture.safetensors"))
-        assert set(fx) == {"x", "out"}, name
-        s, up = cfg["latent_size"], 2 ** (len(cfg["block_out_channels"]) - 1)
-        assert fx["x"].shape[1:] == (cfg["latent_channels"], s, s) and fx["out"].shape[1:] == (3, s * up, s * up)
-        out = SPEC.forward(SPEC.reference_model(cfg, weights), {"x": fx["x"]})
-        assert np.array_equal(out.astype(np.float32), fx["out"]), name
-        m32 = SPEC.reference_model(cfg, weights).float()
-        with torch.no_grad():
-            o32 = m32(torch.from_numpy(fx["x"])).numpy()
-        rel = np.abs(o32 - fx["out"]).max() / np.abs(fx["out"]).max()
-        assert rel < 1e-5, (name, rel)
-        print(f"    {name}: f32 torch forward vs fixture: max rel err {rel:.1e}")
-
-
-if __name__ == "__main__":
-    sys.exit(selftest.run(globals(), TMP))

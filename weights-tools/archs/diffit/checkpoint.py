@@ -9,7 +9,7 @@ grid (window = input_size / patch_size). Torch-free.
 import numpy as np
 
 from archs import ConvertError
-from archs import dit
+from archs.dit import checkpoint as dit
 
 # The released model (diffit.py `Diffit`): DiT-XL/2's sizes.
 PRESETS = {"DiffiT-XL/2": {"depth": 28, "hidden_size": 1152, "num_heads": 16, "patch_size": 2}}
@@ -56,16 +56,7 @@ def expected_shapes(cfg):
     grid = cfg["input_size"] // p
     hidden = int(d * cfg["mlp_ratio"])
     out_channels = 2 * c if cfg["learn_sigma"] else c
-    shapes = {
-        "pos_embed": (1, grid * grid, d),
-        "x_embedder.proj.weight": (d, c, p, p),
-        "x_embedder.proj.bias": (d,),
-        "t_embedder.mlp.0.weight": (d, dit.FREQ_DIM),
-        "t_embedder.mlp.0.bias": (d,),
-        "t_embedder.mlp.2.weight": (d, d),
-        "t_embedder.mlp.2.bias": (d,),
-        "y_embedder.embedding_table.weight": (cfg["num_classes"] + 1, d),
-    }
+    shapes = dit.embedder_shapes(cfg)
     for i in range(cfg["depth"]):
         shapes.update(attention_shapes(f"blocks.{i}.attn", d, d, cfg["num_heads"], grid))
         shapes.update({

@@ -14,9 +14,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from archs.diffit import PRESETS, make_config, relative_position_index  # noqa: F401  (PRESETS re-exported)
+from archs.diffit.checkpoint import PRESETS, make_config, relative_position_index  # noqa: F401  (PRESETS re-exported)
+from archs.dit.reference import LabelEmbedder, TimestepEmbedder
 from reference.common import Mlp, PatchEmbed, layer_norm, sincos_2d, unpatchify
-from reference.dit import LabelEmbedder, TimestepEmbedder
 
 
 class TMSA(nn.Module):

@@ -9,8 +9,8 @@ level's channels. Decoder (bottom to top): nearest x2 + 3x3 conv to the level's 
 encoder's output at that level, then ResBlocks. Head: GN -> SiLU -> 3x3 conv.
 """
 
-from archs import dit
-from archs.diffit import attention_shapes
+from archs.diffit.checkpoint import attention_shapes
+from archs.dit import checkpoint as dit
 
 # CIFAR-10 32x32, unconditional, epsilon prediction (our sizes; see the README).
 PRESETS = {
@@ -63,7 +63,7 @@ def _resblock_shapes(prefix, ch, cfg, window):
 
 
 def expected_shapes(cfg):
-    """Key -> shape in module order (reference/diffit_unet.py)."""
+    """Key -> shape in module order (reference.py)."""
     chans, td, n = cfg["channels"], cfg["time_dim"], cfg["blocks_per_level"]
     windows = level_windows(cfg)
     out_channels = 2 * cfg["in_channels"] if cfg["learn_sigma"] else cfg["in_channels"]

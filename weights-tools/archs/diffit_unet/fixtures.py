@@ -2,14 +2,13 @@
 smaller than and equal to the level's grid, unconditional and class-conditional."""
 
 import numpy as np
-import torch
 
-from archs.diffit_unet import expected_shapes, make_config  # noqa: F401  (expected_shapes: spec interface)
-from fixture_specs import load_weights, per_key_parts, qkv_parts
-from reference.diffit_unet import DiffiTUNet
+from archs.diffit_unet.checkpoint import expected_shapes, make_config  # noqa: F401  (expected_shapes: spec interface)
+from archs.diffit_unet.reference import DiffiTUNet
+from reference.fixtures import load_weights, per_key_parts, qkv_parts
 
 BATCH = 2
-# Path-check floor (fixture_specs.MIN_PATH_EFFECT is 2%). In a conv + GroupNorm U-Net the q-side
+# Path-check floor (reference/fixtures.py MIN_PATH_EFFECT is 2%). In a conv + GroupNorm U-Net the q-side
 # terms (q bias, q time term) act only through softmax weights over spatially correlated window
 # tokens, and constant shifts are partly undone by the next GroupNorm, so those paths move the
 # output by well under 2%. 0.5% is still 500x the f32 tolerance, so f32 checks catch any of them.
@@ -53,11 +52,6 @@ def random_inputs(cfg, rng):
 
 def reference_model(cfg, weights):
     return load_weights(DiffiTUNet.from_config(cfg).double().eval(), weights)
-
-
-def forward(model, inputs):
-    with torch.no_grad():
-        return model(*(torch.from_numpy(inputs[k]) for k in ("x", "t", "y") if k in inputs)).numpy()
 
 
 def path_parts(cfg, weights):

@@ -1,14 +1,13 @@
-"""Image-space (U-shaped) DiffiT in PyTorch: the layout of archs/diffit_unet.py (our reading of
+"""Image-space (U-shaped) DiffiT in PyTorch: the layout of checkpoint.py beside it (our reading of
 arXiv 2312.02139 Sec. 3.2.1; no official code exists). Runs in the dtype of its parameters.
 """
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from archs.diffit_unet import PRESETS, level_windows, make_config  # noqa: F401  (PRESETS re-exported)
-from reference.diffit import DiffiTBlock
-from reference.dit import LabelEmbedder, TimestepEmbedder
+from archs.diffit.reference import DiffiTBlock
+from archs.diffit_unet.checkpoint import PRESETS, level_windows, make_config  # noqa: F401  (PRESETS re-exported)
+from archs.dit.reference import LabelEmbedder, TimestepEmbedder
 
 GN_EPS = 1e-6
 

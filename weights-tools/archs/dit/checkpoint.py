@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 
-from archs import ConvertError
+from archs import ConvertError, heads_for, shape_of
 
 # depth / width / heads of the paper's Table 1, times patch sizes 2, 4, 8 ("DiT-XL/2", ...).
 _SIZES = {"S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16)}
@@ -42,13 +42,12 @@ def make_config(input_size, patch_size, in_channels, hidden_size, depth, num_hea
     }
 
 
-def expected_shapes(cfg):
-    """Official key -> shape for a config, in the official module order."""
+def embedder_shapes(cfg):
+    """The leading keys: pos_embed and the patch, timestep and class embedders (TLDM's and the
+    latent DiffiT's too)."""
     d, c, p = cfg["hidden_size"], cfg["in_channels"], cfg["patch_size"]
     grid = cfg["input_size"] // p
-    hidden = int(d * cfg["mlp_ratio"])  # official Mlp: int(hidden_size * mlp_ratio)
-    out_channels = 2 * c if cfg["learn_sigma"] else c
-    shapes = {
+    return {
         "pos_embed": (1, grid * grid, d),
         "x_embedder.proj.weight": (d, c, p, p),
         "x_embedder.proj.bias": (d,),
@@ -58,6 +57,14 @@ def expected_shapes(cfg):
         "t_embedder.mlp.2.bias": (d,),
         "y_embedder.embedding_table.weight": (cfg["num_classes"] + 1, d),
     }
+
+
+def expected_shapes(cfg):
+    """Official key -> shape for a config, in the official module order."""
+    d, c, p = cfg["hidden_size"], cfg["in_channels"], cfg["patch_size"]
+    hidden = int(d * cfg["mlp_ratio"])  # official Mlp: int(hidden_size * mlp_ratio)
+    out_channels = 2 * c if cfg["learn_sigma"] else c
+    shapes = embedder_shapes(cfg)
     for i in range(cfg["depth"]):
         for name, shape in [("attn.qkv", (3 * d, d)), ("attn.proj", (d, d)),
                             ("mlp.fc1", (hidden, d)), ("mlp.fc2", (d, hidden)),
@@ -71,33 +78,25 @@ def expected_shapes(cfg):
     return shapes
 
 
-def _shape(shapes, key, ndim):
-    if key not in shapes:
-        raise ConvertError(f"missing key {key!r}, needed to infer the DiT config")
-    s = tuple(shapes[key])
-    if len(s) != ndim:
-        raise ConvertError(f"key {key!r}: expected a {ndim}-D tensor, found shape {list(s)}")
-    return s
-
-
 def infer_config(shapes, num_heads=None, preset=None):
     """Read every config value off the tensor shapes; heads come from the options."""
-    d, c, p, p2 = _shape(shapes, "x_embedder.proj.weight", 4)
+    shape = lambda key, ndim: shape_of(shapes, key, ndim, "DiT")  # noqa: E731
+    d, c, p, p2 = shape("x_embedder.proj.weight", 4)
     if p != p2:
         raise ConvertError(f"key 'x_embedder.proj.weight': expected a square p x p kernel, found {p}x{p2}")
 
-    n = _shape(shapes, "pos_embed", 3)[1]
+    n = shape("pos_embed", 3)[1]
     grid = math.isqrt(n)
     if grid * grid != n:
         raise ConvertError(f"key 'pos_embed': {n} tokens is not a square patch grid")
 
-    num_classes = _shape(shapes, "y_embedder.embedding_table.weight", 2)[0] - 1
-    fc1_rows = _shape(shapes, "blocks.0.mlp.fc1.weight", 2)[0]
+    num_classes = shape("y_embedder.embedding_table.weight", 2)[0] - 1
+    fc1_rows = shape("blocks.0.mlp.fc1.weight", 2)[0]
     mlp_ratio = fc1_rows / d
     if int(d * mlp_ratio) != fc1_rows:  # the MLP width must round-trip through the ratio
         raise ConvertError(f"key 'blocks.0.mlp.fc1.weight': {fc1_rows} rows is not int({d} * mlp_ratio)")
 
-    rows = _shape(shapes, "final_layer.linear.weight", 2)[0]
+    rows = shape("final_layer.linear.weight", 2)[0]
     if rows == p * p * 2 * c:
         learn_sigma = True
     elif rows == p * p * c:
@@ -121,12 +120,7 @@ def infer_config(shapes, num_heads=None, preset=None):
             raise ConvertError(f"--preset {preset}: --num-heads {num_heads} disagrees with the preset's "
                                f"{want['num_heads']}")
         num_heads = want["num_heads"]
-    if num_heads is None:
-        if d not in DEFAULT_HEADS:
-            raise ConvertError(f"hidden size {d} has no official head count; pass --num-heads or --preset")
-        num_heads = DEFAULT_HEADS[d]
-    if num_heads <= 0 or d % num_heads:
-        raise ConvertError(f"--num-heads {num_heads} does not divide the hidden size {d}")
+    num_heads = heads_for(num_heads, d, DEFAULT_HEADS, "hidden size")
 
     return make_config(grid * p, p, c, d, depth, num_heads, mlp_ratio, num_classes, learn_sigma)
 
@@ -242,7 +236,7 @@ def canonical_tensors(tensors, src=None, preset=None):
     if "pos_embed" not in out:
         if "x_embedder.proj.weight" not in out:
             raise ConvertError("missing key 'pos_embed.proj.weight', needed to infer the DiT config")
-        d, _, p, _ = _shape({"x_embedder.proj.weight": out["x_embedder.proj.weight"].shape}, "x_embedder.proj.weight", 4)
+        d, _, p, _ = shape_of({"x_embedder.proj.weight": out["x_embedder.proj.weight"].shape}, "x_embedder.proj.weight", 4, "DiT")
         size = _diffusers_input_size(src, preset)
         if size % p:
             raise ConvertError(f"input size {size} is not a multiple of the patch size {p}")

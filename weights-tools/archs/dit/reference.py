@@ -7,7 +7,7 @@ The forward pass runs in the dtype of the parameters (float64 for the fixtures).
 import torch
 import torch.nn as nn
 
-from archs.dit import FREQ_DIM, PRESETS, make_config  # noqa: F401  (PRESETS re-exported)
+from archs.dit.checkpoint import FREQ_DIM, PRESETS, make_config  # noqa: F401  (PRESETS re-exported)
 from reference.common import (Attention, Mlp, PatchEmbed, layer_norm, modulate, sincos_2d,
                               timestep_features, unpatchify)
 

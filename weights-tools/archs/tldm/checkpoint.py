@@ -8,7 +8,7 @@ LN) and `final_layer.linear` on the patch tokens; learned sigma.
 """
 
 from archs import ConvertError
-from archs import dit
+from archs.dit import checkpoint as dit
 
 PRESETS = {name.replace("DiT-", "TLDM-"): p for name, p in dit.PRESETS.items()}
 
@@ -23,19 +23,9 @@ def make_config(input_size, patch_size, in_channels, hidden_size, depth, num_hea
 def expected_shapes(cfg):
     """Key -> shape for a config, in module order."""
     d, c, p = cfg["hidden_size"], cfg["in_channels"], cfg["patch_size"]
-    grid = cfg["input_size"] // p
     hidden = int(d * cfg["mlp_ratio"])
     out_channels = 2 * c if cfg["learn_sigma"] else c
-    shapes = {
-        "pos_embed": (1, grid * grid, d),
-        "x_embedder.proj.weight": (d, c, p, p),
-        "x_embedder.proj.bias": (d,),
-        "t_embedder.mlp.0.weight": (d, dit.FREQ_DIM),
-        "t_embedder.mlp.0.bias": (d,),
-        "t_embedder.mlp.2.weight": (d, d),
-        "t_embedder.mlp.2.bias": (d,),
-        "y_embedder.embedding_table.weight": (cfg["num_classes"] + 1, d),
-    }
+    shapes = dit.embedder_shapes(cfg)
     for i in range(cfg["depth"]):
         b = f"blocks.{i}"
         for name, shape in [("norm1", (d,)), ("attn.qkv", (3 * d, d)), ("attn.proj", (d, d)), ("norm2", (d,)),

@@ -1,14 +1,12 @@
 """In-context transformer LDM fixtures (tests/fixtures/tldm_<...>): patch 2, 4 and 8, with and
 without learned sigma; every parameter random (LayerNorms, positions, output layer too)."""
 
-import numpy as np
-import torch
+from archs.dit import fixtures as dit
+from archs.dit.fixtures import path_parts, random_inputs  # noqa: F401  (spec interface: as DiT's)
+from archs.tldm.checkpoint import expected_shapes, make_config  # noqa: F401  (expected_shapes: spec interface)
+from archs.tldm.reference import TLDM
+from reference.fixtures import load_weights
 
-from archs.tldm import expected_shapes, make_config  # noqa: F401  (expected_shapes: spec interface)
-from fixture_specs import load_weights, per_key_parts, qkv_parts
-from reference.tldm import TLDM
-
-BATCH = 3
 CONFIGS = {  # name: (seed, config)
     "tldm_p2": (41, make_config(input_size=8, patch_size=2, in_channels=4, hidden_size=32, depth=2,
                                 num_heads=2, num_classes=10, learn_sigma=True)),
@@ -20,43 +18,11 @@ CONFIGS = {  # name: (seed, config)
 
 
 def init_std(name, shape):
-    """Weights ~ gain/sqrt(fan_in), so every linear keeps unit-ish scale; LayerNorm gains ~ N(0, 1)."""
-    if name == "pos_embed":
-        return 0.5
-    if name == "y_embedder.embedding_table.weight":
-        return 0.6
-    if name.endswith(".bias"):
-        return 0.3
-    if len(shape) == 1:  # LayerNorm weight
+    """DiT's, and LayerNorm gains ~ N(0, 1)."""
+    if len(shape) == 1 and not name.endswith(".bias"):
         return 1.0
-    gain = 1.5 if name == "t_embedder.mlp.0.weight" else 1.0  # cos/sin features have rms 0.7
-    return gain / np.sqrt(int(np.prod(shape[1:])))
-
-
-def random_inputs(cfg, rng):
-    s, k = cfg["input_size"], cfg["num_classes"]
-    x = rng.standard_normal((BATCH, cfg["in_channels"], s, s)).astype(np.float32)
-    t = rng.uniform(0.0, 999.0, BATCH).astype(np.float32)
-    y = rng.integers(0, k, BATCH).astype(np.int64)
-    y[-1] = k  # the null class
-    return {"x": x, "t": t, "y": y}
+    return dit.init_std(name, shape)
 
 
 def reference_model(cfg, weights):
     return load_weights(TLDM.from_config(cfg).double().eval(), weights)
-
-
-def forward(model, inputs):
-    with torch.no_grad():
-        return model(*(torch.from_numpy(inputs[k]) for k in ("x", "t", "y"))).numpy()
-
-
-def path_parts(cfg, weights):
-    """Every parameter; q, k, v of each qkv weight, q and v of each qkv bias (softmax ignores
-    the key bias)."""
-    d = cfg["hidden_size"]
-    split = [k for k in weights if k.endswith(("attn.qkv.weight", "attn.qkv.bias"))]
-    parts = per_key_parts(weights, skip=split)
-    for k in split:
-        parts += qkv_parts(k, d, with_k=k.endswith("weight"))
-    return parts

@@ -8,9 +8,9 @@ The forward pass runs in the dtype of the parameters.
 import torch
 import torch.nn as nn
 
-from archs.tldm import PRESETS, make_config  # noqa: F401  (PRESETS re-exported)
+from archs.dit.reference import LabelEmbedder, TimestepEmbedder
+from archs.tldm.checkpoint import PRESETS, make_config  # noqa: F401  (PRESETS re-exported)
 from reference.common import PatchEmbed, PreNormBlock, sincos_2d, unpatchify
-from reference.dit import LabelEmbedder, TimestepEmbedder
 
 LN_EPS = 1e-6  # DiT's
 

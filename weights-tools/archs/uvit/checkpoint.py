@@ -10,7 +10,7 @@ num_classes 1000 + null_class.
 import math
 import re
 
-from archs import ConvertError, shape_of
+from archs import ConvertError, heads_for, shape_of
 
 # (embed_dim, depth, heads) of U-ViT-S/M/L/H; depth as in the configs (depth/2 in-blocks, a
 # mid-block, depth/2 out-blocks: the paper's 13/17/21/29 layers).
@@ -151,12 +151,7 @@ def infer_config(shapes, num_heads=None, preset=None):
         null_class = want["null_class"] and conditional
     else:
         null_class = rows == 1001
-    if num_heads is None:
-        if d not in DEFAULT_HEADS:
-            raise ConvertError(f"embed dim {d} has no official head count; pass --num-heads or --preset")
-        num_heads = DEFAULT_HEADS[d]
-    if num_heads <= 0 or d % num_heads:
-        raise ConvertError(f"--num-heads {num_heads} does not divide the embed dim {d}")
+    num_heads = heads_for(num_heads, d, DEFAULT_HEADS, "embed dim")
 
     cfg = make_config(grid * p, p, c, d, 2 * skips, num_heads, mlp_ratio,
                       mlp_time_embed="time_embed.0.weight" in shapes,

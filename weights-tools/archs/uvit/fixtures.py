@@ -3,11 +3,10 @@ unconditional, with and without the output conv and the time MLP, 2 and 3 long s
 depth; every parameter random (LayerNorms too) so each path shows in the output."""
 
 import numpy as np
-import torch
 
-from archs.uvit import expected_shapes, make_config  # noqa: F401  (expected_shapes: spec interface)
-from fixture_specs import load_weights, per_key_parts, qkv_parts
-from reference.uvit import UViT
+from archs.uvit.checkpoint import expected_shapes, make_config  # noqa: F401  (expected_shapes: spec interface)
+from archs.uvit.reference import UViT
+from reference.fixtures import load_weights, per_key_parts, qkv_parts
 
 BATCH = 3
 CONFIGS = {  # name: (seed, config)
@@ -52,11 +51,6 @@ def random_inputs(cfg, rng):
 
 def reference_model(cfg, weights):
     return load_weights(UViT.from_config(cfg).double().eval(), weights)
-
-
-def forward(model, inputs):
-    with torch.no_grad():
-        return model(*(torch.from_numpy(inputs[k]) for k in ("x", "t", "y") if k in inputs)).numpy()
 
 
 def path_parts(cfg, weights):

@@ -9,7 +9,7 @@ unpatchify -> optional 3x3 conv. The forward pass runs in the dtype of the param
 import torch
 import torch.nn as nn
 
-from archs.uvit import PRESETS, make_config  # noqa: F401  (PRESETS re-exported)
+from archs.uvit.checkpoint import PRESETS, make_config  # noqa: F401  (PRESETS re-exported)
 from reference.common import PatchEmbed, PreNormBlock, timestep_features, unpatchify
 
 LN_EPS = 1e-5  # nn.LayerNorm's default, kept by the official blocks

@@ -2,11 +2,10 @@
 Up factors 4 and 8, channel changes (1x1 shortcuts), an odd latent side."""
 
 import numpy as np
-import torch
 
-from archs.vae import expected_shapes, make_config  # noqa: F401  (expected_shapes: spec interface)
-from fixture_specs import load_weights, per_key_parts
-from reference.vae import VAEDecoder
+from archs.vae.checkpoint import expected_shapes, make_config  # noqa: F401  (expected_shapes: spec interface)
+from archs.vae.reference import VAEDecoder
+from reference.fixtures import load_weights, per_key_parts
 
 BATCH = 2
 CONFIGS = {  # name: (seed, config)
@@ -31,11 +30,6 @@ def random_inputs(cfg, rng):
 
 def reference_model(cfg, weights):
     return load_weights(VAEDecoder.from_config(cfg).double().eval(), weights)
-
-
-def forward(model, inputs):
-    with torch.no_grad():
-        return model(torch.from_numpy(inputs["x"])).numpy()
 
 
 def path_parts(cfg, weights):

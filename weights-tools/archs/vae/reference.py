@@ -10,7 +10,7 @@ import math
 import torch.nn as nn
 import torch.nn.functional as F
 
-from archs.vae import PRESETS, make_config  # noqa: F401  (PRESETS re-exported)
+from archs.vae.checkpoint import PRESETS, make_config  # noqa: F401  (PRESETS re-exported)
 
 GN_EPS = 1e-6  # every GroupNorm of the decoder (diffusers resnet_eps, CompVis Normalize)
 
