@@ -1,6 +1,6 @@
 //! Image-space (U-shaped) DiffiT, arXiv 2312.02139 Sec. 3.2.1. No code was released: the layout
 //! is ours (README.md, "Image-space DiffiT: our choices"; the PyTorch twin is
-//! weights-tools/reference/diffit_unet.py). Levels l = 0..L-1 at image_size / 2^l with channels[l],
+//! weights-tools/archs/diffit_unet/reference.py). Levels l = 0..L-1 at image_size / 2^l with channels[l],
 //! each with `blocks_per_level` DiffiT ResBlocks (Eq. 9-10: x += DiffiT-Block(Conv3x3(SiLU(GN(x))), c))
 //! whose TMSA attends within windows of min(window_size, side)^2 pixels. Encoder: ResBlocks, then a
 //! 3x3 stride-2 conv; decoder (bottom up): nearest x2 + 3x3 conv, plus the encoder's output at
@@ -162,7 +162,7 @@ impl DiffitUnetConfig {
         v
     }
 
-    /// Keys and shapes in module order (reference/diffit_unet.py).
+    /// Keys and shapes in module order (weights-tools/archs/diffit_unet/reference.py).
     pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
         let (td, chans) = (self.time_dim, &self.channels);
         let last = chans.len() - 1;

@@ -4,7 +4,7 @@
 //! (ResBlock, single-head attention over all pixels, ResBlock) -> up stages, widest first, each
 //! layers_per_block + 1 ResBlocks and, but for the last, nearest x2 + 3x3 conv -> GN -> SiLU ->
 //! conv_out 3x3. No latent scaling (samplers divide by 0.18215 first). Keys: diffusers' layout
-//! (weights-tools/archs/vae.py maps the CompVis one onto it).
+//! (weights-tools/archs/vae/checkpoint.py maps the CompVis one onto it).
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Activation, Add, Op, Upsample2x, View};

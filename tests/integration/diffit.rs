@@ -38,7 +38,7 @@ fn diffit_xl2_counts() {
     let d = 1152.0;
     let dit = ModelConfig::Dit(DitConfig::preset("DiT-XL/2").unwrap()).macs_per_image();
     assert_eq!(cfg.macs_per_image(), dit - 28.0 * 3.0 * d * d - 2.0 * d * d);
-    // torch.utils.flop_counter on weights-tools/reference/diffit.py: 118,507,290,624 MACs.
+    // torch.utils.flop_counter on weights-tools/archs/diffit/reference.py: 118,507,290,624 MACs.
     assert_eq!(cfg.macs_per_image(), 118_507_290_624.0);
 }
 

@@ -24,7 +24,7 @@ fn sd_vae_decoder_counts() {
     let cfg = ModelConfig::Vae(VaeConfig::preset("SD-VAE-KL-f8").unwrap());
     // diffusers AutoencoderKL (SD): decoder 49,490,179 + post_quant_conv 4x4+4.
     assert_eq!(cfg.param_count(), 49_490_179 + 20);
-    // torch.utils.flop_counter on weights-tools/reference/vae.py, 32x32 latent: 311.09 GMAC.
+    // torch.utils.flop_counter on weights-tools/archs/vae/reference.py, 32x32 latent: 311.09 GMAC.
     assert_eq!(cfg.macs_per_image(), 311_093_641_216.0);
 }
 
