@@ -15,7 +15,7 @@ pub struct Args {
     /// TLDM-XL/2, DiffiT-XL/2, DiffiT-CIFAR10, SD-VAE-KL-f8.
     #[arg(long, default_value = "DiT-S/2")]
     preset: String,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::positive)]
     batch: usize,
     #[arg(long, default_value = "auto")]
     backend: String,
@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(long, default_value_t = 2)]
     warmup: usize,
     /// Timed forwards (the median is reported).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::positive)]
     iters: usize,
     /// Print one JSON object instead of text.
     #[arg(long)]

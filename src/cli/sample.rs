@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use ditrt::io::atomic::check_writable;
 use ditrt::io::image::{read_run_key, render_grid, write_npz, write_png};
 use ditrt::io::safetensors::SafetensorsFile;
 use ditrt::pipeline::bundled;
@@ -33,7 +34,7 @@ pub struct Args {
     #[arg(long)]
     num: Option<usize>,
     /// Images per sampler call (the model runs on twice as many when guided).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::positive)]
     batch: usize,
     /// Sampler steps (default: the model's recipe).
     #[arg(long)]
@@ -116,7 +117,9 @@ fn shard_range(spec: Option<&str>, count: usize) -> Result<(usize, usize)> {
     if i >= n {
         return Err(bad());
     }
-    Ok((count * i / n, count * (i + 1) / n))
+    // count * (i + 1) overflows usize for large runs; u128 holds any product of two usizes.
+    let bound = |k: usize| (count as u128 * k as u128 / n as u128) as usize;
+    Ok((bound(i), bound(i + 1)))
 }
 
 enum Output {
@@ -136,6 +139,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some("npz") => Output::Npz,
         _ => return Err(Error::invalid(format!("--out {}: expected a .png or .npz file", args.out.display()))),
     };
+    check_writable(&args.out)?;
     let file = match &args.weights {
         Some(path) => SafetensorsFile::open(path)?,
         None => bundled::open(&args.model)?,

@@ -4,7 +4,7 @@ use ditrt::pipeline::bundled;
 use ditrt::pipeline::generate::{RecipeOverrides, Run, SamplingModel};
 use ditrt::tensor::DType;
 use ditrt::tools::soak::soak;
-use ditrt::{backend, Result};
+use ditrt::{backend, Error, Result};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -12,13 +12,13 @@ pub struct Args {
     #[arg(long, default_value = "dit")]
     model: String,
     /// Model evaluations in all.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = super::positive)]
     steps: usize,
     /// Evaluations before the memory baseline is taken (default: a tenth of --steps).
     #[arg(long)]
     warmup: Option<usize>,
     /// Images per sampling run.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = super::positive)]
     batch: usize,
     #[arg(long, default_value = "auto")]
     backend: String,
@@ -41,6 +41,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let mut pipeline = model.build(backend::select(&args.backend)?, DType::F32, args.batch, None)?;
     let warmup = args.warmup.unwrap_or(args.steps / 10);
+    if warmup >= args.steps {
+        return Err(Error::invalid(format!("soak: --warmup {warmup} leaves none of the {} steps to measure", args.steps)));
+    }
     let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
     eprintln!(
         "soak: {} steps of bundled '{}' at batch {} on {} (warm-up {warmup} steps)",

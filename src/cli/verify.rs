@@ -19,9 +19,17 @@ pub struct Args {
     /// Storage dtype: f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
     dtype: String,
-    /// Largest rel_l2 that passes (default by dtype: f32 1e-5, f16 1e-2, bf16 4e-2).
-    #[arg(long)]
+    /// Largest rel_l2 that passes, a finite number >= 0 (default by dtype: f32 1e-5, f16 1e-2,
+    /// bf16 4e-2).
+    #[arg(long, value_parser = parse_tolerance, allow_hyphen_values = true)]
     tol: Option<f64>,
+}
+
+fn parse_tolerance(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(tol) if tol.is_finite() && tol >= 0.0 => Ok(tol),
+        _ => Err(format!("'{text}' is not a tolerance: expected a finite number >= 0")),
+    }
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {

@@ -30,7 +30,8 @@ impl Comparison {
             let d = (g as f64 - w as f64).abs();
             diff2 += d * d;
             ref2 += (w as f64) * (w as f64);
-            max_abs = max_abs.max(d);
+            // f64::max drops a NaN; here one NaN makes the largest difference NaN.
+            max_abs = if d.is_nan() || max_abs.is_nan() { f64::NAN } else { max_abs.max(d) };
         }
         Comparison { rel_l2: (diff2 / ref2.max(f64::MIN_POSITIVE)).sqrt(), max_abs, non_finite }
     }

@@ -5,6 +5,7 @@ mod diffit;
 mod digits;
 mod dit;
 mod fuzz_regressions;
+mod input_checks;
 mod layers;
 mod ops;
 mod reliability;
