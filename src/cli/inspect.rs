@@ -2,8 +2,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use ditrt::error::one_line;
 use ditrt::io::safetensors::SafetensorsFile;
 use ditrt::models::ModelConfig;
+use ditrt::sampling::recipe::Recipe;
 use ditrt::tools::weight_check::check_finite;
 use ditrt::Result;
 
@@ -22,7 +24,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let file = SafetensorsFile::open(&args.weights)?;
     let config = ModelConfig::from_file(&file)?;
     if args.check_weights {
-        check_finite(&file)?;
+        check_finite(&file, None)?;
     }
     let keys = file.keys();
     let infos: Vec<(String, String, Vec<usize>)> = keys
@@ -53,16 +55,24 @@ pub fn run(args: Args) -> Result<ExitCode> {
             _ => {}
         }
     }
-    for (key, _, _) in &infos {
+    for (key, dtype, _) in &infos {
         if !expected.contains_key(key) {
-            problems.push(format!("unexpected key {key}"));
+            problems.push(format!("unexpected key {}", one_line(key)));
+        } else if !["F32", "F16", "BF16"].contains(&dtype.as_str()) {
+            problems.push(format!("{}: dtype {dtype} is not a floating type (F32, F16, BF16)", one_line(key)));
+        }
+    }
+    // The sampling recipe `sample` would use, checked as `sample` checks it.
+    if let Ok(backbone) = config.sampling() {
+        if let Err(e) = Recipe::of_file(&file, &backbone).and_then(|r| r.sampler_config(&backbone, false)) {
+            problems.push(format!("sampling recipe: {e}"));
         }
     }
     println!();
     let width = infos.iter().map(|(k, _, _)| k.len()).max().unwrap_or(3).max(3);
     println!("{:<width$}  {:<6}  shape", "key", "dtype");
     for (key, dtype, shape) in &infos {
-        println!("{key:<width$}  {dtype:<6}  {shape:?}");
+        println!("{:<width$}  {dtype:<6}  {shape:?}", one_line(key));
     }
     println!();
     if problems.is_empty() {

@@ -144,14 +144,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(path) => SafetensorsFile::open(path)?,
         None => bundled::open(&args.model)?,
     };
+    let dtype = DType::parse(&args.dtype)?;
     if args.check_weights {
-        check_finite(&file)?;
+        check_finite(&file, Some(dtype))?;
     }
     let overrides =
         RecipeOverrides { sampler: args.sampler, steps: args.steps, cfg_scale: args.cfg, eta: args.eta, all_channels: args.cfg_all_channels };
     let model = SamplingModel::new(file, &overrides)?;
     let (config, sampler) = (&model.config, &model.sampler);
-    let dtype = DType::parse(&args.dtype)?;
 
     let classes = config.num_classes();
     let listed = classes.map(|k| listed_classes(&args.class, k)).unwrap_or(1);
@@ -197,6 +197,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
 
     let vae = args.vae.as_ref().map(SafetensorsFile::open).transpose()?;
+    if let (Some(vae), true) = (&vae, args.check_weights) {
+        check_finite(vae, Some(dtype))?;
+    }
     let mut pipeline = model.build(backend::select(&args.backend)?, dtype, batch, vae.as_ref())?;
     let (config, sampler) = (&pipeline.model().config, &pipeline.model().sampler);
     eprintln!(

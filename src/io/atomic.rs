@@ -1,24 +1,49 @@
 //! Atomic writes: a temporary file beside the target, renamed when complete.
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// The temporary name beside `path` that `write_atomically` writes first.
-fn temporary(path: &Path) -> Result<std::path::PathBuf> {
+/// The folder of `path` and the prefix of the temporary names beside it (`.NAME.tmp`; the
+/// writer's process id follows).
+fn temporary_prefix(path: &Path) -> Result<(&Path, String)> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().ok_or_else(|| Error::File { path: path.to_path_buf(), msg: "not a file path".into() })?.to_string_lossy();
-    Ok(dir.join(format!(".{name}.tmp{}", std::process::id())))
+    Ok((dir, format!(".{name}.tmp")))
 }
 
-/// Checks, before hours of work, that `write_atomically(path, ..)` can succeed: `path` is not a
-/// directory and its directory exists and takes a new file (one is created and removed).
+/// The temporary name beside `path` that `write_atomically` writes first.
+fn temporary(path: &Path) -> Result<PathBuf> {
+    let (dir, prefix) = temporary_prefix(path)?;
+    Ok(dir.join(format!("{prefix}{}", std::process::id())))
+}
+
+/// Removes temporary files of `path` left by writers that were killed (their process is gone).
+fn remove_stale_temporaries(path: &Path) -> Result<()> {
+    let (dir, prefix) = temporary_prefix(path)?;
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let writer = name.strip_prefix(&prefix).and_then(|pid| pid.parse::<u32>().ok());
+        if writer.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// Checks, before hours of work, that `write_atomically(path, ..)` can succeed: `path` is a
+/// regular file or absent, and its directory exists and takes a new file (one is created and
+/// removed). Temporary files of killed earlier writers of `path` are removed on the way.
 pub fn check_writable(path: &Path) -> Result<()> {
     let err = |msg: String| Error::File { path: path.to_path_buf(), msg };
-    if path.is_dir() {
-        return Err(err("is a directory; give a file name".into()));
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => return Err(err("is a directory; give a file name".into())),
+        Ok(m) if !m.is_file() => return Err(err("is not a regular file (a pipe, socket or device)".into())),
+        _ => {}
     }
+    remove_stale_temporaries(path)?;
     let tmp = temporary(path)?;
     File::create(&tmp).map_err(|e| err(format!("cannot write here: {e}")))?;
     let _ = std::fs::remove_file(&tmp);

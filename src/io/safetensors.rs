@@ -43,6 +43,12 @@ impl SafetensorsFile {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let file_err = |msg: String| Error::File { path: path.clone(), msg };
+        // Opening a FIFO would block and a directory cannot be mapped: say what it is instead.
+        let kind = std::fs::metadata(&path).map_err(|e| file_err(format!("cannot open: {e}")))?.file_type();
+        if !kind.is_file() {
+            let what = if kind.is_dir() { "a directory" } else { "not a regular file (a pipe, socket or device)" };
+            return Err(file_err(format!("is {what}; expected a safetensors file")));
+        }
         let file = File::open(&path).map_err(|e| file_err(format!("cannot open: {e}")))?;
         let len = file.metadata().map_err(|e| file_err(format!("cannot stat: {e}")))?.len();
         if len < 8 {

@@ -83,6 +83,16 @@ impl<'a> GuidedModel<'a> {
         if out.len() != rows * oc * hw {
             return Err(Error::invalid(format!("denoiser returned {} values for a batch of {rows} × {oc} × {hw}", out.len())));
         }
+        // A NaN here would only show as black images at the end: stop at the step it appeared.
+        let bad = out.iter().filter(|v| !v.is_finite()).count();
+        if bad > 0 {
+            return Err(Error::invalid(format!(
+                "model evaluation {} of {} (t = {t}) gave {bad} NaN/Inf values of {}; check the weights with --check-weights",
+                self.done + 1,
+                self.total,
+                out.len()
+            )));
+        }
         let guided_channels = self.guidance.guided_channels(c);
         let combine = self.guidance.combiner(t);
         let mut eps = Vec::with_capacity(b * c * hw);

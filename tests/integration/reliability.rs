@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ditrt::backend;
 use ditrt::io::safetensors::{write_safetensors, SafetensorsFile};
-use ditrt::tensor::DType;
+use ditrt::tensor::{DType, HostTensor};
 
 use crate::ditrt;
 
@@ -25,18 +25,31 @@ fn files_in(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
 }
 
-/// The bundled DiT with one NaN and one Inf in `key`, metadata kept.
-fn poisoned_copy(path: &Path, key: &str) {
+/// A copy of the bundled DiT at `path`, its tensors and metadata changed by `edit` first.
+fn edited_copy(path: &Path, edit: impl FnOnce(&mut Vec<(String, HostTensor)>, &mut BTreeMap<String, String>)) {
     let file = SafetensorsFile::open(BUNDLED_DIT).unwrap();
     let mut tensors: Vec<(String, _)> = file.keys().into_iter().map(|k| (k.clone(), file.tensor(&k).unwrap())).collect();
-    let (_, t) = tensors.iter_mut().find(|(k, _)| k == key).unwrap();
-    assert_eq!(t.dtype, DType::F32);
-    t.bytes[4..8].copy_from_slice(&f32::NAN.to_le_bytes());
-    t.bytes[40..44].copy_from_slice(&f32::INFINITY.to_le_bytes());
-    let meta: BTreeMap<String, String> =
+    let mut meta: BTreeMap<String, String> =
         ["ditrt.config", "ditrt.sampling"].iter().map(|k| (k.to_string(), file.metadata(k).unwrap().to_string())).collect();
+    edit(&mut tensors, &mut meta);
     let refs: Vec<(&str, _)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
     write_safetensors(path, &refs, &meta).unwrap();
+}
+
+/// The bundled DiT with `values` written at the given flat indices of f32 tensor `key`.
+fn poisoned_copy_with(path: &Path, key: &str, values: &[(usize, f32)]) {
+    edited_copy(path, |tensors, _| {
+        let (_, t) = tensors.iter_mut().find(|(k, _)| k == key).unwrap();
+        assert_eq!(t.dtype, DType::F32);
+        for &(i, v) in values {
+            t.bytes[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+        }
+    });
+}
+
+/// The bundled DiT with one NaN and one Inf in `key`, metadata kept.
+fn poisoned_copy(path: &Path, key: &str) {
+    poisoned_copy_with(path, key, &[(1, f32::NAN), (10, f32::INFINITY)]);
 }
 
 #[test]
@@ -156,4 +169,97 @@ fn memory_stays_flat_over_200_sampling_steps() {
 fn memory_stays_flat_over_10000_sampling_steps() {
     let growth = soak_growth_mib(10_000, 8);
     assert!(growth <= 2.0, "resident memory grew {growth:.2} MiB after the warm-up");
+}
+
+/// NaN weights without --check-weights: the run stops at the first evaluation that gives NaN,
+/// naming it, instead of writing black images with exit 0.
+#[test]
+fn non_finite_samples_stop_the_run_at_their_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("poisoned.safetensors");
+    poisoned_copy(&weights, "final_layer.linear.weight");
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let png = out.join("x.png");
+    let (code, _, stderr) =
+        ditrt(&["sample", "--weights", weights.to_str().unwrap(), "--num", "2", "--backend", "cpu", "--out", png.to_str().unwrap()]);
+    assert_one_line_error(code, &stderr, &["model evaluation 1 of", "NaN/Inf", "--check-weights"]);
+    assert!(files_in(&out).is_empty(), "a failed run left {:?}", files_in(&out));
+}
+
+/// A weight of 1e6 is finite in f32 but Inf in f16 storage: --check-weights checks the values
+/// as they will be stored.
+#[test]
+fn check_weights_checks_values_as_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("large.safetensors");
+    poisoned_copy_with(&weights, "blocks.0.attn.qkv.weight", &[(3, 1e6)]);
+    let w = weights.to_str().unwrap();
+    assert_eq!(ditrt(&["inspect", "--check-weights", w]).0, 0);
+    let png = dir.path().join("x.png");
+    let (code, _, stderr) =
+        ditrt(&["sample", "--weights", w, "--check-weights", "--dtype", "f16", "--backend", "cpu", "--out", png.to_str().unwrap()]);
+    assert_one_line_error(code, &stderr, &["blocks.0.attn.qkv.weight", "0 NaN and 1 Inf", "stored as f16", "first at flat index 3"]);
+}
+
+/// `inspect` shows keys with control characters escaped, and flags what `sample` would refuse:
+/// a non-floating weight dtype and an invalid sampling recipe.
+#[test]
+fn inspect_escapes_keys_and_flags_what_sample_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("odd.safetensors");
+    edited_copy(&weights, |tensors, meta| {
+        let (_, t) = tensors.iter_mut().find(|(k, _)| k == "x_embedder.proj.bias").unwrap();
+        *t = HostTensor::from_u32(t.shape.dims(), &vec![0; t.shape.dims().iter().product()]);
+        tensors.push(("evil\u{1b}[2Jkey\nline".into(), HostTensor::from_f32([1], &[0.0])));
+        meta.insert("ditrt.sampling".into(), r#"{"sampler": "ddpm", "steps": 0, "cfg_scale": 1.0}"#.into());
+    });
+    let (code, stdout, _) = ditrt(&["inspect", weights.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(!stdout.contains('\u{1b}') && stdout.contains("evil\\u{1b}[2Jkey\\nline"), "{stdout}");
+    assert!(stdout.contains("check: x_embedder.proj.bias: dtype U32 is not a floating type"), "{stdout}");
+    assert!(stdout.contains("check: sampling recipe: "), "{stdout}");
+}
+
+/// A directory or a FIFO as --weights is refused at once, saying what it is (a FIFO used to
+/// block forever in open); a FIFO as --out likewise.
+#[test]
+fn weights_and_outputs_that_are_not_regular_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = ditrt(&["inspect", dir.path().to_str().unwrap()]);
+    assert_one_line_error(code, &stderr, &["is a directory; expected a safetensors file"]);
+    let fifo = dir.path().join("pipe");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let mut child =
+        Command::new(env!("CARGO_BIN_EXE_ditrt")).args(["inspect", fifo.to_str().unwrap()]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("ditrt inspect on a FIFO did not return within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_one_line_error(out.status.code().unwrap(), &String::from_utf8_lossy(&out.stderr), &["not a regular file"]);
+    let fifo_png = dir.path().join("pipe.png");
+    assert!(Command::new("mkfifo").arg(&fifo_png).status().unwrap().success());
+    let (code, _, stderr) = ditrt(&["sample", "--backend", "cpu", "--shard", "0/2", "--out", fifo_png.to_str().unwrap()]);
+    assert_one_line_error(code, &stderr, &["pipe.png", "not a regular file"]);
+}
+
+/// The temporary file of a writer killed during its final write is removed by the next run
+/// that writes the same output; a live writer's is left alone.
+#[test]
+fn temporaries_of_killed_writers_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("x.png");
+    // pid_max is at most 2^22 on Linux: no process has this id.
+    let stale = dir.path().join(".x.png.tmp4294967");
+    let live = dir.path().join(format!(".x.png.tmp{}", std::process::id()));
+    std::fs::write(&stale, b"partial").unwrap();
+    std::fs::write(&live, b"partial").unwrap();
+    let (code, _, stderr) = ditrt(&["sample", "--backend", "cpu", "--num", "1", "--steps", "2", "--out", png.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stale.exists() && live.exists() && png.exists(), "{:?}", files_in(dir.path()));
 }
