@@ -16,6 +16,26 @@ pub fn positive(text: &str) -> Result<usize, String> {
     }
 }
 
+/// Storage dtypes the commands take.
+pub const DTYPES: &[&str] = &["f32", "f16", "bf16"];
+
+/// Parses `--seed`: a number, or -1 for a random seed (None; the command picks and prints it).
+pub fn seed(text: &str) -> Result<Option<u64>, String> {
+    match text {
+        "-1" => Ok(None),
+        _ => text.parse::<u64>().map(Some).map_err(|e| format!("'{text}': {e} (a seed is 0..2^64-1, or -1 for a random one)")),
+    }
+}
+
+/// Sizes the thread pool the CPU backend runs on (rayon's, and matrixmultiply's own threads)
+/// before any work starts; None keeps all cores.
+pub fn set_threads(threads: Option<usize>) -> ditrt::Result<()> {
+    let Some(n) = threads else { return Ok(()) };
+    // SAFETY: called first thing in the command, before any other thread exists.
+    unsafe { std::env::set_var("MATMUL_NUM_THREADS", n.to_string()) };
+    rayon::ThreadPoolBuilder::new().num_threads(n).build_global().map_err(|e| ditrt::Error::invalid(format!("--threads {n}: {e}")))
+}
+
 /// "675.1M"-style rendering of a count.
 pub fn human(n: f64) -> String {
     let units = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")];

@@ -4,12 +4,14 @@ use std::process::ExitCode;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use ditrt::io::atomic::check_writable;
 use ditrt::io::image::{read_run_key, render_grid, write_npz, write_png};
 use ditrt::io::safetensors::SafetensorsFile;
 use ditrt::pipeline::bundled;
 use ditrt::pipeline::generate::{RecipeOverrides, Run, SamplingModel};
 use ditrt::sampling::recipe::SamplerName;
+use ditrt::sampling::Method;
 use ditrt::tensor::DType;
 use ditrt::tools::weight_check::check_finite;
 use ditrt::{backend, Error, Result};
@@ -22,9 +24,9 @@ pub struct Args {
     #[arg(long)]
     weights: Option<PathBuf>,
     /// Bundled model to use when --weights is not given (`--list` names them).
-    #[arg(long, default_value = "dit")]
+    #[arg(long, default_value = "dit", value_parser = PossibleValuesParser::new(bundled::BUNDLED.iter().map(|m| m.name)))]
     model: String,
-    /// List the bundled models (backbone, size, default sampler) and exit.
+    /// List the models built into the binary (backbone, size, default sampler) and exit.
     #[arg(long)]
     list: bool,
     /// Classes: a comma list (images cycle through it), `all`, or `random`.
@@ -39,26 +41,31 @@ pub struct Args {
     /// Sampler steps (default: the model's recipe).
     #[arg(long)]
     steps: Option<usize>,
-    /// ddpm, ddim or dpm-solver (default: the model's recipe).
-    #[arg(long)]
+    /// Sampler (default: the model's recipe).
+    #[arg(long, value_parser = PossibleValuesParser::new(["ddpm", "ddim", "dpm-solver"]).try_map(|s| s.parse::<SamplerName>()))]
     sampler: Option<SamplerName>,
-    /// DDIM eta.
+    /// DDIM eta (only DDIM uses it).
     #[arg(long)]
     eta: Option<f64>,
-    /// Guidance scale in the backbone's convention (DiT: 1 = off).
+    /// Guidance scale for every backbone in diffusers' and DiT's convention, u + s(c − u):
+    /// 1 = off. U-ViT's own scale s' (c + s'(c − u)) is s − 1; the header shows both.
     #[arg(long)]
     cfg: Option<f64>,
     /// Guide every latent channel instead of DiT's first 3.
     #[arg(long)]
     cfg_all_channels: bool,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    #[arg(long, default_value = "auto")]
+    /// Seed of the noise (and of `--class random`); -1 picks one at random and prints it.
+    #[arg(long, default_value = "0", value_parser = super::seed, allow_hyphen_values = true)]
+    seed: Option<u64>,
+    #[arg(long, default_value = "auto", value_parser = PossibleValuesParser::new(backend::BACKEND_NAMES))]
     backend: String,
-    #[arg(long, default_value = "f32")]
+    #[arg(long, default_value = "f32", value_parser = PossibleValuesParser::new(super::DTYPES))]
     dtype: String,
+    /// CPU threads (default: all cores).
+    #[arg(long, value_parser = super::positive)]
+    threads: Option<usize>,
     /// Output: .png (labelled grid) or .npz (uint8 N×H×W×3 under arr_0).
-    #[arg(long, default_value = "samples.png")]
+    #[arg(short = 'o', long, default_value = "samples.png")]
     out: PathBuf,
     /// VAE decoder for latent models (ditrt safetensors, `convert.py --arch vae`): samples are
     /// divided by 0.18215 and decoded to images.
@@ -134,7 +141,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let output = match args.out.extension().and_then(|e| e.to_str()) {
+    super::set_threads(args.threads)?;
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let output = match args.out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("png") => Output::Png,
         Some("npz") => Output::Npz,
         _ => return Err(Error::invalid(format!("--out {}: expected a .png or .npz file", args.out.display()))),
@@ -148,26 +157,28 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.check_weights {
         check_finite(&file, Some(dtype))?;
     }
+    if args.weights.is_some() && args.model != "dit" {
+        eprintln!("warning: --model {} is ignored: --weights gives the model", args.model);
+    }
     let overrides =
         RecipeOverrides { sampler: args.sampler, steps: args.steps, cfg_scale: args.cfg, eta: args.eta, all_channels: args.cfg_all_channels };
     let model = SamplingModel::new(file, &overrides)?;
     let (config, sampler) = (&model.config, &model.sampler);
+    if args.eta.is_some() && !matches!(sampler.method, Method::Ddim { .. }) {
+        eprintln!("warning: --eta is ignored: only DDIM uses it, this run samples with {}", sampler.method);
+    }
 
     let classes = config.num_classes();
     let listed = classes.map(|k| listed_classes(&args.class, k)).unwrap_or(1);
     let num = args.num.unwrap_or((4 * listed).min(64));
     let labels = match classes {
-        Some(k) => run_labels(&args.class, k, num, args.seed)?,
+        Some(k) => run_labels(&args.class, k, num, seed)?,
         None if args.class == "all" => Vec::new(),
         None => return Err(Error::invalid("--class given for an unconditional model")),
     };
     let (start, end) = shard_range(args.shard.as_deref(), num)?;
-    let run = Run {
-        seed: args.seed,
-        first_image: start as u64,
-        labels: if labels.is_empty() { labels } else { labels[start..end].to_vec() },
-        count: end - start,
-    };
+    let run =
+        Run { seed, first_image: start as u64, labels: if labels.is_empty() { labels } else { labels[start..end].to_vec() }, count: end - start };
     let batch = args.batch.min(end - start).max(1);
 
     // What makes this output: a finished file carrying the same key is this very shard.
@@ -178,7 +189,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         },
         "sampler": format!("{sampler:?}"),
         "dtype": dtype.to_string(),
-        "seed": args.seed,
+        "seed": seed,
         "class": args.class,
         "num": num,
         "shard": args.shard,
@@ -203,18 +214,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut pipeline = model.build(backend::select(&args.backend)?, dtype, batch, vae.as_ref())?;
     let (config, sampler) = (&pipeline.model().config, &pipeline.model().sampler);
     eprintln!(
-        "sampling {} image(s) [{start}, {end}) of {num} from {} ({}) on {}, {dtype}: {:?} {} steps, guidance {:?}, seed {}",
+        "sampling {} image(s) [{start}, {end}) of {num} from {} ({}) on {}, {dtype}\n  {sampler}, seed {}{}",
         run.count,
         pipeline.model().file.path().display(),
         config.describe(),
         pipeline.backend_name(),
-        sampler.method,
-        sampler.steps,
-        sampler.guidance,
-        args.seed
+        seed,
+        if args.seed.is_none() { " (random: pass --seed to repeat)" } else { "" }
     );
-    let mut progress = Progress::new("steps", pipeline.evaluations(run.count));
-    let images = pipeline.generate(&run, &mut || progress.tick())?;
+    let mut progress = Progress::new();
+    let images = pipeline.generate(&run, &mut |p| progress.update(p))?;
     progress.finish();
 
     match output {

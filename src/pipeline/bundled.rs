@@ -35,13 +35,11 @@ impl BundledModel {
     pub fn summary(&self) -> Result<String> {
         let SamplingModel { config, sampler, .. } = SamplingModel::new(self.open()?, &RecipeOverrides::default())?;
         Ok(format!(
-            "{:<7} {:<7} {:>6.0}k params  {:?} {} steps, guidance {:?}  ({}; {})",
+            "{:<7} {:<7} {:>6.0}k params  {}  ({}; built in from {})",
             self.name,
             config.arch(),
             config.param_count() as f64 / 1e3,
-            sampler.method,
-            sampler.steps,
-            sampler.guidance,
+            sampler,
             config.describe(),
             self.path
         ))

@@ -24,7 +24,8 @@ use crate::tensor::DType;
 pub struct RecipeOverrides {
     pub sampler: Option<SamplerName>,
     pub steps: Option<usize>,
-    /// Guidance scale in the backbone's convention.
+    /// Guidance scale in diffusers' and DiT's convention (u + s(c − u), 1 = off) for every
+    /// backbone; recipes in files keep the backbone's own.
     pub cfg_scale: Option<f64>,
     pub eta: Option<f64>,
     /// DiT-style guidance on every ε channel instead of the first 3.
@@ -46,7 +47,7 @@ impl SamplingModel {
         let recipe = Recipe {
             sampler: overrides.sampler.unwrap_or(file_recipe.sampler),
             steps: overrides.steps.unwrap_or(file_recipe.steps),
-            cfg_scale: overrides.cfg_scale.unwrap_or(file_recipe.cfg_scale),
+            cfg_scale: overrides.cfg_scale.map(|s| backbone.guidance.native_scale(s)).unwrap_or(file_recipe.cfg_scale),
             eta: overrides.eta.unwrap_or(file_recipe.eta),
             schedule: file_recipe.schedule,
         };
@@ -91,6 +92,20 @@ pub struct Run {
     pub count: usize,
 }
 
+/// Where a run stands after a model evaluation.
+#[derive(Clone, Copy, Debug)]
+pub struct RunProgress {
+    /// Images finished, and in the run.
+    pub images_done: usize,
+    pub images: usize,
+    /// Sampler step within the batch being sampled (model evaluations, 1-based), of `steps`.
+    pub step: usize,
+    pub steps: usize,
+    /// Model evaluations done in the run, and in all.
+    pub evaluations_done: usize,
+    pub evaluations: usize,
+}
+
 /// A model's graphs bound to a backend, ready to sample.
 pub struct Pipeline {
     model: SamplingModel,
@@ -115,17 +130,22 @@ impl Pipeline {
 
     /// Sample the run's images in batches, decoding latents where the pipeline has a decoder;
     /// `progress` is called after every model evaluation.
-    pub fn generate(&mut self, run: &Run, progress: &mut dyn FnMut()) -> Result<Images> {
+    pub fn generate(&mut self, run: &Run, progress: &mut dyn FnMut(RunProgress)) -> Result<Images> {
         if !run.labels.is_empty() && run.labels.len() != run.count {
             return Err(Error::invalid(format!("{} labels for {} images", run.labels.len(), run.count)));
         }
         let g = self.denoiser.geometry();
+        let (evaluations, per_batch) = (self.evaluations(run.count), self.model.sampler.evaluations());
         let mut parts = Vec::new();
-        for start in (0..run.count).step_by(self.batch) {
+        for (index, start) in (0..run.count).step_by(self.batch).enumerate() {
             let n = self.batch.min(run.count - start);
             let labels = if run.labels.is_empty() { &[][..] } else { &run.labels[start..start + n] };
             let mut noise = SeededNoise::new(run.seed, run.first_image + start as u64, n);
-            let x = sample(&mut self.denoiser, &self.model.sampler, labels, &mut noise, &mut |_, _| progress())?;
+            let mut report = |step, steps| {
+                let evaluations_done = index * per_batch + step;
+                progress(RunProgress { images_done: start, images: run.count, step, steps, evaluations_done, evaluations })
+            };
+            let x = sample(&mut self.denoiser, &self.model.sampler, labels, &mut noise, &mut report)?;
             parts.push(match &self.decoder {
                 None => Images::from_samples(&x, n, g.channels, g.height, g.width),
                 Some(d) => {

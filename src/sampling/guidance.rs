@@ -22,6 +22,20 @@ pub enum Guidance {
     DiffitRamp { scale: f64, power: f64 },
 }
 
+/// In words, with the scale in the convention `--cfg` takes (diffusers' and DiT's: 1 = off);
+/// U-ViT's own scale s is 1 + s there, as c + s(c − u) = u + (1 + s)(c − u).
+impl std::fmt::Display for Guidance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Guidance::None => write!(f, "unguided"),
+            Guidance::Dit { scale, all_channels: false } => write!(f, "cfg {scale} (DiT's form: the first 3 channels)"),
+            Guidance::Dit { scale, all_channels: true } => write!(f, "cfg {scale} (every channel)"),
+            Guidance::Uvit { scale } => write!(f, "cfg {} (U-ViT's form, its scale {scale})", 1.0 + scale),
+            Guidance::DiffitRamp { scale, power } => write!(f, "cfg {scale} (DiffiT's power-cosine ramp, power {power})"),
+        }
+    }
+}
+
 impl Guidance {
     pub fn is_guided(&self) -> bool {
         !matches!(self, Guidance::None)

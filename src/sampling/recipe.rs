@@ -66,6 +66,17 @@ pub enum GuidanceForm {
     DiffitRamp { power: f64 },
 }
 
+impl GuidanceForm {
+    /// The backbone's own scale for a scale in `--cfg`'s convention (diffusers' and DiT's:
+    /// u + s(c − u), 1 = off): U-ViT's c + s'(c − u) is that with s' = s − 1.
+    pub fn native_scale(self, uniform: f64) -> f64 {
+        match self {
+            GuidanceForm::Uvit => uniform - 1.0,
+            GuidanceForm::Unguided | GuidanceForm::Dit | GuidanceForm::DiffitRamp { .. } => uniform,
+        }
+    }
+}
+
 /// What sampling needs to know of a backbone; the model layer says it (`models::Backbone`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BackboneSampling {

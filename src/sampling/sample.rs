@@ -23,6 +23,24 @@ pub enum Method {
     DpmSolver,
 }
 
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Method::Ddpm => write!(f, "DDPM"),
+            Method::Ddim { eta } => write!(f, "DDIM (eta {eta})"),
+            Method::DpmSolverPp => write!(f, "DPM-Solver++"),
+            Method::DpmSolver => write!(f, "DPM-Solver"),
+        }
+    }
+}
+
+impl std::fmt::Display for SamplerConfig {
+    /// e.g. "DDPM, 250 steps, cfg 4 (DiT's form: the first 3 channels)".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}, {} steps, {}", self.method, self.steps, self.guidance)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SamplerConfig {
     pub method: Method,

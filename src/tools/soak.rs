@@ -39,7 +39,7 @@ pub fn soak(pipeline: &mut Pipeline, run: &Run, steps: usize, warmup_steps: usiz
             break;
         }
         let mut evaluations = 0;
-        pipeline.generate(&Run { seed, ..run.clone() }, &mut || evaluations += 1)?;
+        pipeline.generate(&Run { seed, ..run.clone() }, &mut |_| evaluations += 1)?;
         done += evaluations;
         let rss = resident_bytes();
         samples.push((done, rss));

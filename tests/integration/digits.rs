@@ -37,7 +37,7 @@ fn sample_digits(model: &str, backend: Arc<dyn Backend>, per_digit: usize) -> (V
     let labels: Vec<u32> = (0..10 * per_digit).map(|i| (i / per_digit) as u32).collect();
     let run = Run { seed: 2024, first_image: 0, labels: labels.clone(), count: labels.len() };
     let mut pipeline = model.build(backend, DType::F32, labels.len(), None).unwrap();
-    (labels, pipeline.generate(&run, &mut || {}).unwrap())
+    (labels, pipeline.generate(&run, &mut |_| {}).unwrap())
 }
 
 /// Share of images classified as their label; panics below 90%.
