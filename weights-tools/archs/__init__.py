@@ -11,11 +11,15 @@ A checkpoint module provides:
 and optionally
   canonical_tensors(tensors) -> (tensors, note or None): the checkpoint in the stored layout
     (keys of another layout renamed, buffers or other models' keys dropped), before inference;
-    it may also take keyword arguments src (the input path) and preset, which convert.py then passes
+  DIFFUSERS_CLASSES: the diffusers `_class_name`s whose config.json (beside the weights) the arch
+    reads; convert.py then passes it to the hooks as `config_json` (a ConfigJson).
+Each hook gets those of the options num_heads, preset, groups, config_json that it names as
+parameters; a flag given that no hook names is an error.
 A new arch is a package like the others, named in ALL (and in ARCHS if convert.py takes it).
 """
 
 import importlib
+import json
 
 # Every arch package, in the order make_fixtures.py writes their fixtures.
 ALL = ("dit", "diffit", "diffit_unet", "vae", "uvit", "tldm")
@@ -41,6 +45,97 @@ def shape_of(shapes, key, ndim, arch):
     if len(s) != ndim:
         raise ConvertError(f"key {key!r}: expected a {ndim}-D tensor, found shape {list(s)}")
     return s
+
+
+class ConfigJson:
+    """diffusers' config.json beside the weights. A value the shapes also give goes through
+    agree() (config.json must say the same), one they do not give through pick() (a flag on the
+    command line beats config.json, which beats the default); convert.py then prints report(),
+    one line on what config.json set, and the notes. ConfigJson() stands for no config.json."""
+
+    def __init__(self, values=None, path="config.json"):
+        self.values, self.path = values or {}, path
+        self.set, self.agreed, self.notes = [], [], []
+        self._taken = set()
+
+    @classmethod
+    def read(cls, path, classes):
+        """The file at `path`, which must be a config of one of the diffusers `classes` when it
+        names its class."""
+        with open(path) as f:
+            try:
+                values = json.load(f)
+            except ValueError as e:
+                raise ConvertError(f"{path}: not valid JSON ({e})") from None
+        if not isinstance(values, dict):
+            raise ConvertError(f"{path}: expected a JSON object, found {type(values).__name__}")
+        name = values.get("_class_name")
+        if name is not None and name not in classes:
+            raise ConvertError(f"{path}: a config for {name}, not {' or '.join(classes)}")
+        return cls(values, path)
+
+    def get(self, key):
+        """config.json's value of `key`; None when absent or null."""
+        return self.values.get(key)
+
+    def side(self, key):
+        """A size: a positive integer or a square [h, w] pair -> int, or None when absent."""
+        value = self.get(key)
+        if isinstance(value, list):
+            if len(value) != 2 or value[0] != value[1]:
+                raise ConvertError(f"{self.path}: {key} {value} is not square")
+            value = value[0]
+        if value is not None and (type(value) is not int or value <= 0):
+            raise ConvertError(f"{self.path}: {key} {value!r} is not a positive integer")
+        return value
+
+    def agree(self, key, in_weights, where, value=None, says=None):
+        """config.json's `key` (or `value`, derived from it and worded `says`) must equal the
+        weights' value, read from the keys `where`."""
+        value = self.get(key) if value is None else value
+        if value is None:
+            return
+        if value != in_weights:
+            raise ConvertError(f"config.json says {says or f'{key} {value!r}'}, the weights have {in_weights} ({where})")
+        if key not in self._taken and key not in self.agreed:
+            self.agreed.append(key)
+
+    def pick(self, name, key, value, flag, default):
+        """Config field `name`, which the shapes do not give: `flag` ((words, value) from the
+        command line, or None), else config.json's `key` (or `value`, derived from it), else
+        `default`. -> (the value, where it came from)."""
+        raw = self.get(key)
+        value = raw if value is None else value
+        if value is not None:
+            self._taken.add(key)
+        if flag is not None:
+            words, given = flag
+            if value is not None and value != given:
+                self.notes.append(f"{words} sets {name} {given} over config.json's {key} {raw!r}")
+            return given, words
+        if value is None:
+            return default, "the default"
+        self.set.append(f"{name} {value}" + ("" if (name, value) == (key, raw) else f" (from {key} {raw!r})"))
+        return value, f"config.json {key}"
+
+    def report(self):
+        """One line: what config.json set and what it agreed on with the weights."""
+        said = [f"set {', '.join(self.set)}"] if self.set else []
+        said += [f"the weights agree on {', '.join(self.agreed)}"] if self.agreed else []
+        return f"read {self.path}: {'; '.join(said) or 'nothing ditrt uses'}"
+
+
+def from_command_line(name, flag, value, preset, presets):
+    """What the command line sets for config field `name`: `flag`'s value (None: not given) or the
+    known --preset's, which must agree -> (words, value), or None when neither says."""
+    in_preset = presets[preset][name] if preset is not None else None
+    if value is not None and in_preset is not None and value != in_preset:
+        raise ConvertError(f"--preset {preset}: {flag} {value} disagrees with the preset's {in_preset}")
+    if value is not None:
+        return flag, value
+    if in_preset is not None:
+        return f"--preset {preset}", in_preset
+    return None
 
 
 def heads_for(num_heads, width, defaults, what):

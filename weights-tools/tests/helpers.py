@@ -2,6 +2,7 @@
 `safetensors` package (the independent reader of what ckpt_io.py writes), expecting a
 ConvertError."""
 
+import glob
 import os
 import subprocess
 import sys
@@ -18,6 +19,22 @@ def run_convert(*args):
     r = subprocess.run([sys.executable, os.path.join(TOOLS, "convert.py"), *map(str, args)],
                        capture_output=True, text=True)
     return r.returncode, r.stdout.strip(), r.stderr.strip()
+
+
+def expect_refused(args, out, *needles):
+    """convert.py ARGS OUT fails: exit 2, one line on stderr naming every needle, OUT (an existing
+    file) untouched and no temp file left beside it. -> the line."""
+    with open(out, "w") as f:
+        f.write("sentinel")
+    rc, _, err = run_convert(*args, out)
+    assert rc == 2, (rc, err)
+    assert len(err.splitlines()) == 1, err
+    for n in needles:
+        assert n in err, (n, err)
+    assert open(out).read() == "sentinel", "output was touched"
+    assert not glob.glob(os.path.join(os.path.dirname(str(out)), f".{os.path.basename(str(out))}.*")), \
+        "temp file left behind"
+    return err
 
 
 def read_with_package(path, framework="numpy"):

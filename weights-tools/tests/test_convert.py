@@ -2,7 +2,6 @@
 inference and presets, and the shared reference pieces."""
 
 import argparse
-import glob
 import json
 import math
 import os
@@ -19,7 +18,7 @@ from safetensors.numpy import save_file as np_save_file  # noqa: E402
 from archs import ARCHS  # noqa: E402
 from archs.dit.checkpoint import PRESETS, expected_shapes, infer_config, make_config, sincos_2d_np  # noqa: E402
 from archs.dit.reference import DiT  # noqa: E402
-from helpers import TOOLS, expect_convert_error, random_state_dict, read_with_package, run_convert  # noqa: E402
+from helpers import TOOLS, expect_convert_error, expect_refused, random_state_dict, read_with_package, run_convert  # noqa: E402
 from reference.common import sincos_2d, timestep_features, unpatchify  # noqa: E402
 
 CFG = make_config(input_size=8, patch_size=2, in_channels=4, hidden_size=64, depth=2, num_heads=4,
@@ -115,18 +114,9 @@ def test_bf16_rounding_matches_torch():
 # --- errors ------------------------------------------------------------------------------------
 
 def expect_error(tmp_path, name, *needles, extra=()):
-    """convert.py on tmp_path/name fails: exit 2, one line naming every needle, OUT untouched."""
-    out = tmp_path / "never.safetensors"
-    with open(out, "w") as f:
-        f.write("sentinel")
-    rc, _, err = run_convert("--arch", "dit", "--num-heads", "4", *extra, tmp_path / name, out)
-    assert rc == 2, (rc, err)
-    assert len(err.splitlines()) == 1, err
-    for n in needles:
-        assert n in err, (n, err)
-    assert open(out).read() == "sentinel", "output was touched"
-    assert not glob.glob(str(tmp_path / ".never.safetensors.*")), "temp file left behind"
-    return err
+    """convert.py --arch dit on tmp_path/name is refused in one line naming every needle."""
+    return expect_refused(["--arch", "dit", "--num-heads", "4", *extra, tmp_path / name],
+                          tmp_path / "never.safetensors", *needles)
 
 
 def test_missing_unexpected_wrong_shape(tmp_path):
@@ -177,6 +167,7 @@ def test_unreadable_inputs(tmp_path):
     expect_error(tmp_path, "full.pt", "unknown --arch 'nope'", "(known: ", " dit,", extra=("--arch", "nope"))
     expect_error(tmp_path, "full.pt", "--num-heads 5", extra=("--num-heads", "5"))
     expect_error(tmp_path, "full.pt", "unknown --preset 'DiT-M/2'", extra=("--preset", "DiT-M/2"))
+    expect_error(tmp_path, "full.pt", "--groups does not apply to --arch dit", extra=("--groups", "8"))
     expect_error(tmp_path, "full.pt", "--preset DiT-S/2: checkpoint has depth 2, preset has 12",
                  extra=("--preset", "DiT-S/2"))
 

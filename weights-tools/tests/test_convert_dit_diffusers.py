@@ -1,4 +1,5 @@
-"""convert.py --arch dit on a diffusers DiTTransformer2DModel checkpoint (needs torch + diffusers)."""
+"""convert.py --arch dit on a diffusers DiTTransformer2DModel checkpoint and its config.json
+(needs torch + diffusers)."""
 
 import json
 import os
@@ -12,7 +13,7 @@ pytest.importorskip("safetensors")
 from safetensors.torch import save_file  # noqa: E402
 
 from archs.dit.reference import DiT  # noqa: E402
-from helpers import read_with_package, run_convert  # noqa: E402
+from helpers import expect_refused, read_with_package, run_convert  # noqa: E402
 from reference.common import timestep_features  # noqa: E402
 
 DIFF_CFG = dict(sample_size=8, patch_size=2, in_channels=4, out_channels=8, num_layers=2,
@@ -102,3 +103,35 @@ def test_embedder_copy_differs(tmp_path):
     assert rc == 2 and "block 1" in se and "differs from block 0" in se and not os.path.exists(out), se
     assert len(se.splitlines()) == 1, se
 
+
+
+def test_config_json_sets_heads(tmp_path):
+    """The folder as IN: heads from config.json, --num-heads over it with a note."""
+    folder = tmp_path / "dit"
+    save_diffusers(diffusers_model(), folder)
+    out = tmp_path / "dit.safetensors"
+    rc, _, se = run_convert("--arch", "dit", folder, out)
+    assert rc == 0, se
+    assert se == (f"read {folder}/config.json: set input_size 8 (from sample_size 8), num_heads 2 (from "
+                  "num_attention_heads 2); the weights agree on attention_head_dim, patch_size, in_channels, "
+                  "out_channels, num_embeds_ada_norm, num_layers"), se
+    assert json.loads(read_with_package(out)[1]["ditrt.config"])["num_heads"] == 2
+    rc, _, se = run_convert("--arch", "dit", "--num-heads", "4", folder, out)
+    assert rc == 0 and "note: --num-heads sets num_heads 4 over config.json's num_attention_heads 2" in se, se
+    assert json.loads(read_with_package(out)[1]["ditrt.config"])["num_heads"] == 4
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"attention_head_dim": 48},
+     "config.json says num_attention_heads 2 x attention_head_dim 48 = 96, the weights have 64 (x_embedder.proj.weight)"),
+    ({"num_layers": 3}, "config.json says num_layers 3, the weights have 2 (blocks.*)"),
+    ({"out_channels": 4}, "config.json says out_channels 4, the weights have 8 (final_layer.linear.weight)"),
+    ({"num_embeds_ada_norm": 1000}, "config.json says num_embeds_ada_norm 1000, the weights have 10"),
+    ({"patch_size": 4}, "config.json says patch_size 4, the weights have 2"),
+])
+def test_config_json_disagrees(tmp_path, change, needle):
+    folder = tmp_path / "dit"
+    save_diffusers(diffusers_model(), folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(dict(config, **change)))
+    expect_refused(["--arch", "dit", folder], tmp_path / "never.safetensors", needle)

@@ -1,5 +1,6 @@
 """The SD VAE decoder: keys and counts of the reference, convert.py on the diffusers and CompVis
 layouts (a CompVis-layout checkpoint decoded with a functional copy of CompVis's Decoder and
+compared), diffusers folders and their config.json (one decoded with diffusers' AutoencoderKL and
 compared), config inference and errors."""
 
 import json
@@ -16,7 +17,7 @@ from safetensors.numpy import save_file as np_save_file  # noqa: E402
 from archs.vae import checkpoint as vae_arch  # noqa: E402
 from archs.vae.reference import VAEDecoder  # noqa: E402
 from ckpt_io import read_safetensors  # noqa: E402
-from helpers import expect_convert_error, random_state_dict, read_with_package, run_convert  # noqa: E402
+from helpers import expect_convert_error, expect_refused, random_state_dict, read_with_package, run_convert  # noqa: E402
 
 # Converter round trips need what infer_config assumes: 32 GroupNorm groups, latent 32.
 CFG = vae_arch.make_config(block_out_channels=[32, 64, 64], layers_per_block=1)
@@ -197,3 +198,82 @@ def test_errors(tmp_path):
     torch.save(sd, tmp_path / "noshortcut.pt")
     rc, _, err = run_convert("--arch", "vae", tmp_path / "noshortcut.pt", tmp_path / "never.safetensors")
     assert rc == 2 and "missing key 'decoder.up_blocks.2.resnets.0.conv_shortcut.bias'" in err, err
+
+
+# --- diffusers folders: config.json ------------------------------------------------------------
+
+def diffusers_folder(folder, config, weights="safetensors", seed=3):
+    """A diffusers AutoencoderKL folder holding CFG's decoder and `config` as config.json."""
+    folder.mkdir(exist_ok=True)
+    sd = random_state_dict(VAEDecoder, CFG, seed)
+    if weights == "safetensors":
+        np_save_file({k: v.numpy() for k, v in sd.items()}, folder / "diffusion_pytorch_model.safetensors")
+    else:
+        torch.save(sd, folder / "diffusion_pytorch_model.bin")
+    (folder / "config.json").write_text(json.dumps(dict({"_class_name": "AutoencoderKL"}, **config)))
+    return folder
+
+
+def test_config_json_matches_diffusers_decode(tmp_path):
+    """A folder saved by diffusers with 8 GroupNorm groups (not in the weights; 32 would pass the
+    shape checks and decode wrong) converts with 8 and decodes as diffusers' AutoencoderKL does."""
+    AutoencoderKL = pytest.importorskip("diffusers").AutoencoderKL
+    blocks = CFG["block_out_channels"]
+    vae = AutoencoderKL(block_out_channels=blocks, layers_per_block=CFG["layers_per_block"], norm_num_groups=8,
+                        sample_size=16, scaling_factor=0.13025, down_block_types=("DownEncoderBlock2D",) * len(blocks),
+                        up_block_types=("UpDecoderBlock2D",) * len(blocks))
+    torch.manual_seed(4)
+    with torch.no_grad():
+        for p in vae.parameters():
+            p.copy_(torch.randn_like(p) / math.sqrt(max(1, p[0].numel())))
+    vae.save_pretrained(tmp_path / "vae")
+    rc, _, err = run_convert("--arch", "vae", tmp_path / "vae", tmp_path / "vae.safetensors")
+    assert rc == 0, err
+    assert "set norm_num_groups 8, latent_size 4 (from sample_size 16); the weights agree on block_out_channels, " \
+           "layers_per_block, latent_channels, out_channels" in err, err
+    assert "note: config.json has scaling_factor 0.13025; ditrt decodes latents / 0.18215" in err, err
+    meta = read_with_package(tmp_path / "vae.safetensors")[1]
+    assert json.loads(meta["ditrt.config"]) == dict(CFG, norm_num_groups=8, latent_size=4), meta
+    z = torch.randn(2, 4, 4, 4, dtype=torch.float64)
+    with torch.no_grad():
+        want = vae.double().decode(z).sample
+    got = reference_decode(tmp_path / "vae.safetensors", z)
+    rel = ((got - want).norm() / want.norm()).item()
+    assert rel < 1e-6, rel  # the stored f32 weights against diffusers' own f32 ones, run in f64
+
+
+@pytest.mark.parametrize("config, needle", [
+    ({"layers_per_block": 2}, "config.json says layers_per_block 2, the weights have 1 (decoder.up_blocks.0.resnets.*)"),
+    ({"block_out_channels": [32, 64, 128]},
+     "config.json says block_out_channels [32, 64, 128], the weights have [32, 64, 64] (decoder.up_blocks.*"),
+    ({"latent_channels": 16}, "config.json says latent_channels 16, the weights have 4 (decoder.conv_in.weight)"),
+    ({"out_channels": 1}, "config.json says out_channels 1, the weights have 3 (decoder.conv_out.weight)"),
+    ({"norm_num_groups": 24}, "channels [32, 64, 64] are not multiples of 24 GroupNorm groups (config.json norm_num_groups)"),
+    ({"sample_size": 18}, "config.json sample_size 18 is not a multiple of 4"),
+    ({"_class_name": "UNet2DModel"}, "config.json: a config for UNet2DModel, not AutoencoderKL"),
+])
+def test_config_json_disagrees(tmp_path, config, needle):
+    folder = diffusers_folder(tmp_path / "vae", config)
+    expect_refused(["--arch", "vae", folder], tmp_path / "never.safetensors", needle)
+    # the weights file named instead of its folder: the same config.json
+    expect_refused(["--arch", "vae", folder / "diffusion_pytorch_model.safetensors"], tmp_path / "never.safetensors", needle)
+
+
+def test_folder_inputs_and_flags(tmp_path):
+    folder = tmp_path / "vae"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"norm_num_groups": 8, "sample_size": 64}))
+    expect_refused(["--arch", "vae", folder], tmp_path / "never.safetensors",
+                   "vae: a folder without diffusion_pytorch_model.safetensors or diffusion_pytorch_model.bin")
+    diffusers_folder(folder, {"norm_num_groups": 8, "sample_size": 64}, weights="bin")
+    rc, _, err = run_convert("--arch", "vae", folder, tmp_path / "out.safetensors")
+    assert rc == 0 and "set norm_num_groups 8, latent_size 16 (from sample_size 64)" in err, err
+    assert json.loads(read_with_package(tmp_path / "out.safetensors")[1]["ditrt.config"]) == \
+        dict(CFG, norm_num_groups=8, latent_size=16)
+    # a flag beats config.json, with a note
+    rc, _, err = run_convert("--arch", "vae", "--groups", "16", folder, tmp_path / "out.safetensors")
+    assert rc == 0 and "note: --groups sets norm_num_groups 16 over config.json's norm_num_groups 8" in err, err
+    assert json.loads(read_with_package(tmp_path / "out.safetensors")[1]["ditrt.config"]) == \
+        dict(CFG, norm_num_groups=16, latent_size=16)
+    expect_refused(["--arch", "vae", "--groups", "12", folder], tmp_path / "never.safetensors",
+                   "channels [32, 64, 64] are not multiples of 12 GroupNorm groups (--groups)")

@@ -1,16 +1,15 @@
-"""DiT (arXiv 2212.09748): presets, config inference from official checkpoint shapes, key list.
+"""DiT (arXiv 2212.09748): presets, config inference from official checkpoint shapes, key list,
+diffusers' DiTTransformer2DModel layout and its config.json.
 
 Torch-free, so convert.py can handle safetensors inputs without PyTorch.
 """
 
-import json
 import math
-import os
 import re
 
 import numpy as np
 
-from archs import ConvertError, heads_for, shape_of
+from archs import ConfigJson, ConvertError, from_command_line, heads_for, shape_of
 
 # depth / width / heads of the paper's Table 1, times patch sizes 2, 4, 8 ("DiT-XL/2", ...).
 _SIZES = {"S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16)}
@@ -23,6 +22,8 @@ PRESETS = {
 DEFAULT_HEADS = {w: h for (_, w, h) in _SIZES.values()}
 
 FREQ_DIM = 256  # timestep feature width of the official TimestepEmbedder
+# diffusers' classes of a DiT (Transformer2DModel: before diffusers 0.28, with norm_type ada_norm_zero)
+DIFFUSERS_CLASSES = ("DiTTransformer2DModel", "Transformer2DModel")
 
 
 def make_config(input_size, patch_size, in_channels, hidden_size, depth, num_heads,
@@ -78,8 +79,10 @@ def expected_shapes(cfg):
     return shapes
 
 
-def infer_config(shapes, num_heads=None, preset=None):
-    """Read every config value off the tensor shapes; heads come from the options."""
+def infer_config(shapes, num_heads=None, preset=None, config_json=None):
+    """Read every config value off the tensor shapes (diffusers' config.json must agree); heads
+    from --num-heads / the preset, else config.json (num_attention_heads), else by width."""
+    cj = config_json or ConfigJson()
     shape = lambda key, ndim: shape_of(shapes, key, ndim, "DiT")  # noqa: E731
     d, c, p, p2 = shape("x_embedder.proj.weight", 4)
     if p != p2:
@@ -108,6 +111,18 @@ def infer_config(shapes, num_heads=None, preset=None):
     blocks = {int(m.group(1)) for k in shapes if (m := re.match(r"blocks\.(\d+)\.", k))}
     depth = max(blocks) + 1  # a gap in the numbering is then reported as a missing key
 
+    h, hd = cj.get("num_attention_heads"), cj.get("attention_head_dim")
+    if h is not None and hd is not None:
+        cj.agree("attention_head_dim", d, "x_embedder.proj.weight", value=h * hd,
+                 says=f"num_attention_heads {h!r} x attention_head_dim {hd!r} = {h * hd}")
+    cj.agree("patch_size", p, "x_embedder.proj.weight")
+    cj.agree("in_channels", c, "x_embedder.proj.weight")
+    cj.agree("out_channels", 2 * c if learn_sigma else c, "final_layer.linear.weight",
+             value=cj.get("out_channels") or cj.get("in_channels"))  # diffusers: None means in_channels
+    cj.agree("num_embeds_ada_norm", num_classes, "y_embedder.embedding_table.weight")
+    cj.agree("num_layers", depth, "blocks.*")
+    cj.agree("sample_size", grid * p, "pos_embed", value=cj.side("sample_size"))
+
     if preset is not None:
         if preset not in PRESETS:
             raise ConvertError(f"unknown --preset {preset!r} (known: {', '.join(PRESETS)})")
@@ -116,10 +131,8 @@ def infer_config(shapes, num_heads=None, preset=None):
         for name, value in found.items():
             if value != want[name]:
                 raise ConvertError(f"--preset {preset}: checkpoint has {name} {value}, preset has {want[name]}")
-        if num_heads is not None and num_heads != want["num_heads"]:
-            raise ConvertError(f"--preset {preset}: --num-heads {num_heads} disagrees with the preset's "
-                               f"{want['num_heads']}")
-        num_heads = want["num_heads"]
+    num_heads, _ = cj.pick("num_heads", "num_attention_heads", None,
+                           from_command_line("num_heads", "--num-heads", num_heads, preset, PRESETS), None)
     num_heads = heads_for(num_heads, d, DEFAULT_HEADS, "hidden size")
 
     return make_config(grid * p, p, c, d, depth, num_heads, mlp_ratio, num_classes, learn_sigma)
@@ -159,31 +172,9 @@ def sincos_2d_np(dim, grid):
     return np.concatenate([one(w), one(h)], axis=1)
 
 
-def _diffusers_input_size(src, preset):
-    """The latent size (not in the weights): from --preset if it carries one, else config.json next to IN."""
-    if preset is not None and "input_size" in PRESETS.get(preset, {}):
-        return int(PRESETS[preset]["input_size"])
-    if src is not None:
-        path = os.path.join(os.path.dirname(os.path.abspath(src)), "config.json")
-        if os.path.isfile(path):
-            with open(path) as f:
-                try:
-                    size = json.load(f).get("sample_size")
-                except ValueError as e:
-                    raise ConvertError(f"{path}: not valid JSON ({e})") from None
-            if isinstance(size, (list, tuple)):
-                if len(size) != 2 or size[0] != size[1]:
-                    raise ConvertError(f"{path}: sample_size {size} is not square")
-                size = size[0]
-            if isinstance(size, int) and size > 0:
-                return size
-            raise ConvertError(f"{path}: no positive integer 'sample_size'")
-    raise ConvertError("diffusers DiT weights do not store the input size: put diffusers' config.json "
-                       "(sample_size) next to IN or pass a --preset that carries it")
-
-
-def canonical_tensors(tensors, src=None, preset=None):
-    """convert.py hook: diffusers' DiTTransformer2DModel -> official keys (official ones pass through)."""
+def canonical_tensors(tensors, config_json=None):
+    """convert.py hook: diffusers' DiTTransformer2DModel -> official keys (official ones pass through).
+    The position table diffusers does not store is built for config.json's sample_size."""
     if not any(k.startswith("transformer_blocks.") for k in tensors):
         return tensors, None
     emb0 = _DIFFUSERS_EMB.format(i=0)
@@ -237,7 +228,11 @@ def canonical_tensors(tensors, src=None, preset=None):
         if "x_embedder.proj.weight" not in out:
             raise ConvertError("missing key 'pos_embed.proj.weight', needed to infer the DiT config")
         d, _, p, _ = shape_of({"x_embedder.proj.weight": out["x_embedder.proj.weight"].shape}, "x_embedder.proj.weight", 4, "DiT")
-        size = _diffusers_input_size(src, preset)
+        cj = config_json or ConfigJson()
+        size, _ = cj.pick("input_size", "sample_size", cj.side("sample_size"), None, None)
+        if size is None:
+            raise ConvertError("diffusers DiT weights do not store the input size: put diffusers' config.json "
+                               "(sample_size) next to IN, or pass the folder that holds both")
         if size % p:
             raise ConvertError(f"input size {size} is not a multiple of the patch size {p}")
         out["pos_embed"] = sincos_2d_np(d, size // p)[None].astype(np.float32)

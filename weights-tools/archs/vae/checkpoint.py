@@ -12,13 +12,15 @@ alone. Also accepted and mapped:
     `first_stage_model.`;
   - diffusers' deprecated attention names `query`/`key`/`value`/`proj_attn`.
 Encoder, quant_conv and training-loss keys are dropped with a note; nothing else is.
+diffusers' config.json beside the weights gives what the shapes do not (GroupNorm groups, the
+latent size from sample_size) and must agree with them on the rest (infer_config).
 """
 
 import re
 
 import numpy as np
 
-from archs import ConvertError, shape_of
+from archs import ConfigJson, ConvertError, from_command_line, shape_of
 
 # SD's first-stage ddconfig: ch 128, ch_mult (1, 2, 4, 4), num_res_blocks 2, z_channels 4.
 _SD = {"block_out_channels": [128, 256, 512, 512], "layers_per_block": 2, "latent_channels": 4,
@@ -26,6 +28,8 @@ _SD = {"block_out_channels": [128, 256, 512, 512], "layers_per_block": 2, "laten
 PRESETS = {"SD-VAE-KL-f8": dict(_SD, latent_size=32), "SD-VAE-KL-f8-512": dict(_SD, latent_size=64)}
 
 SD_PREFIX = "first_stage_model."
+DIFFUSERS_CLASSES = ("AutoencoderKL",)
+SD_LATENT_SCALE = 0.18215  # what ditrt's samplers divide latents by (src/pipeline/vae_decode.rs)
 
 
 def make_config(block_out_channels, layers_per_block=2, latent_channels=4, out_channels=3,
@@ -140,11 +144,15 @@ def canonical_tensors(tensors):
     return tensors, "; ".join(notes) or None
 
 
-def infer_config(shapes, num_heads=None, preset=None):
-    """Channels and depth from the shapes; GN groups (32) and the latent size (32, i.e. 256 px)
-    are not in the weights and come from the preset when one is given."""
+def infer_config(shapes, num_heads=None, preset=None, groups=None, config_json=None):
+    """Channels and depth from the shapes (config.json must agree); GN groups and the latent size
+    are not in the weights: --groups / the preset, else config.json (norm_num_groups; sample_size,
+    the image side), else 32 groups and latent 32 (256 px)."""
+    cj = config_json or ConfigJson()
     if num_heads not in (None, 1):
         raise ConvertError(f"--num-heads {num_heads}: the VAE's mid attention has a single head")
+    if preset is not None and preset not in PRESETS:
+        raise ConvertError(f"unknown --preset {preset!r} (known: {', '.join(PRESETS)})")
     levels = sorted({int(m.group(1)) for k in shapes if (m := re.match(r"^decoder\.up_blocks\.(\d+)\.", k))})
     if not levels:
         raise ConvertError("no 'decoder.up_blocks.*' keys: not a KL VAE decoder")
@@ -152,17 +160,33 @@ def infer_config(shapes, num_heads=None, preset=None):
     layers = max(int(m.group(1)) for k in shapes if (m := re.match(r"^decoder\.up_blocks\.0\.resnets\.(\d+)\.", k)))
     latent = shape_of(shapes, "decoder.conv_in.weight", 4, "VAE")[1]
     out = shape_of(shapes, "decoder.conv_out.weight", 4, "VAE")[0]
-    extra = {"norm_num_groups": 32, "latent_size": 32}
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ConvertError(f"unknown --preset {preset!r} (known: {', '.join(PRESETS)})")
-        extra = {k: PRESETS[preset][k] for k in extra}
-    cfg = make_config(list(reversed(widest_first)), layers, latent, out, **extra)
+    blocks = list(reversed(widest_first))
+    cj.agree("block_out_channels", blocks, "decoder.up_blocks.*.resnets.0.conv1.weight")
+    cj.agree("layers_per_block", layers, "decoder.up_blocks.0.resnets.*")
+    cj.agree("latent_channels", latent, "decoder.conv_in.weight")
+    cj.agree("out_channels", out, "decoder.conv_out.weight")
+
+    norm_num_groups, source = cj.pick("norm_num_groups", "norm_num_groups", None,
+                                      from_command_line("norm_num_groups", "--groups", groups, preset, PRESETS), 32)
+    image = cj.side("sample_size")
+    if image is not None and image % (1 << (len(blocks) - 1)):
+        raise ConvertError(f"config.json sample_size {image} is not a multiple of {1 << (len(blocks) - 1)} "
+                           f"(the upsampling of {len(blocks)} levels)")
+    latent_size, _ = cj.pick("latent_size", "sample_size", None if image is None else image >> (len(blocks) - 1),
+                             from_command_line("latent_size", None, None, preset, PRESETS), 32)
+    shifted = [f"{k} {cj.get(k)}" for k, plain in (("scaling_factor", SD_LATENT_SCALE), ("shift_factor", 0))
+               if cj.get(k) not in (None, plain)]
+    if shifted:
+        cj.notes.append(f"config.json has {' and '.join(shifted)}; ditrt decodes latents / {SD_LATENT_SCALE}, "
+                        "unshifted (its config has no field for this), so latents scaled for this VAE decode off-scale")
+    cfg = make_config(blocks, layers, latent, out, norm_num_groups, latent_size)
     if preset is not None:
         for name in ("block_out_channels", "layers_per_block", "latent_channels", "out_channels"):
             if cfg[name] != PRESETS[preset][name]:
                 raise ConvertError(f"--preset {preset}: checkpoint has {name} {cfg[name]}, preset has {PRESETS[preset][name]}")
-    bad = [c for c in cfg["block_out_channels"] if c % cfg["norm_num_groups"]]
+    if type(norm_num_groups) is not int or norm_num_groups <= 0:
+        raise ConvertError(f"GroupNorm groups {norm_num_groups!r} ({source}) is not a positive integer")
+    bad = [c for c in blocks if c % norm_num_groups]
     if bad:
-        raise ConvertError(f"channels {bad} are not multiples of {cfg['norm_num_groups']} GroupNorm groups")
+        raise ConvertError(f"channels {bad} are not multiples of {norm_num_groups} GroupNorm groups ({source})")
     return cfg
