@@ -2,10 +2,12 @@
 //! methods. Models speak only this trait and the op structs of `ops`; each backend keeps its op
 //! switch (`match op`) private.
 //!
-//! An op's arguments are checked once, by `op_rules::check`, the first thing every backend's
-//! `launch` and `compile` do; below those two entry points nothing re-checks a rule. (Checking
-//! when a graph is built would not be enough: `launch` and `compile` are public and take ops
-//! from anywhere, and the rules guard the GPU kernels' memory accesses.)
+//! An op's arguments are checked once, by `op_rules::check`, at the two entry points: the first
+//! thing every backend's `launch` does, and what a `compile` that records (wgpu, CUDA) does to
+//! every op before recording (the default `compile` replays `launch`). Below them nothing
+//! re-checks a rule. (Checking when a graph is built would not be enough: `launch` and
+//! `compile` are public and take ops from anywhere, and the rules guard the GPU kernels' memory
+//! accesses; a trait method cannot be made final, so each backend makes the one call itself.)
 //!
 //! `view_checks` holds the checks the rules are made of, `table` the buffer table every backend
 //! keeps.

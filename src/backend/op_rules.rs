@@ -1,8 +1,9 @@
-//! The argument rules of every op (dtypes, sizes against views, overlaps): `check` is the one
-//! entry, called by every backend's `launch` and `compile` before it touches memory, so each
-//! launch is checked once and no backend repeats a rule. Rules that depend on data (embedding
-//! ids, `embedding_ids`) stay with the backends. The helpers the rules are made of, shared with
-//! the backends' buffer tables, are in `view_checks`.
+//! The argument rules of every op (dtypes, sizes against views, overlaps). `check` is their one
+//! entry, called at each backend's entry points (`launch`, and a `compile` that records) before
+//! it touches memory, so each launch is checked once and no backend repeats a rule. The rule
+//! that depends on data (embedding ids, `embedding_ids`) is applied by the backends where they
+//! can see the ids. The checks the rules are made of, shared with the backends' buffer tables,
+//! are in `view_checks`.
 use super::view_checks::{self, Checked};
 use super::*;
 use crate::tensor::DType;
