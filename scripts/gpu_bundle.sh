@@ -2,7 +2,7 @@
 # Builds, HERE, what a GPU machine needs to test and time the CUDA backend without Rust, into
 # gpu-bundle/ (git-ignored; the device tool carries it with `carry: ["gpu-bundle"]`):
 #   bin/integration        the integration test binary (release, features: cuda only)
-#   bin/cuda_ops           the per-op CUDA benchmark (benches/cuda_ops.rs)
+#   bin/ops                the per-op benchmark (benches/ops.rs; gpu_run.sh runs its CUDA rows)
 #   target/release/ditrt   the CLI (model benchmarks; the CLI tests run it from this path)
 #   tests/fixtures/, models/   what the tests read
 #   manifest_dir           the repository path compiled into the binaries (fixtures and the
@@ -26,13 +26,13 @@ executable() {
 echo "== building (release, --features cuda)"
 cargo build "${build[@]}" --bin ditrt
 tests="$(cargo test "${build[@]}" --no-run --test integration --message-format=json | executable integration)"
-bench="$(cargo bench --no-default-features --features cuda --no-run --bench cuda_ops --message-format=json | executable cuda_ops)"
+bench="$(cargo bench --no-default-features --features cuda --no-run --bench ops --message-format=json | executable ops)"
 [[ -x "$tests" && -x "$bench" ]] || { echo "gpu_bundle: cargo reported no test or bench executable" >&2; exit 1; }
 
 rm -rf gpu-bundle
 mkdir -p gpu-bundle/bin gpu-bundle/target/release gpu-bundle/tests
 cp "$tests" gpu-bundle/bin/integration
-cp "$bench" gpu-bundle/bin/cuda_ops
+cp "$bench" gpu-bundle/bin/ops
 cp target/release/ditrt gpu-bundle/target/release/ditrt
 strip gpu-bundle/bin/* gpu-bundle/target/release/ditrt
 cp -r tests/fixtures gpu-bundle/tests/

@@ -9,7 +9,7 @@
 #   2. every test of the integration binary with the CUDA backend alone (DITRT_BACKENDS=cuda):
 #      ops against f64 references, models against the PyTorch fixtures, misuse errors
 #   3. compute-sanitizer memcheck over the op tests, racecheck over those with shared memory
-#   4. benchmarks: benches/cuda_ops.rs (per op) and `ditrt bench` (DiT forwards, CUDA graphs)
+#   4. benchmarks: benches/ops.rs (per op, CUDA rows) and `ditrt bench` (DiT forwards, CUDA graphs)
 #   5. a summary table, printed last
 # Logs go to $OUT (the device tool brings back at most 8 files): env.txt, tests.log,
 # memcheck.log, racecheck.log, cuda_ops.txt, model_bench.txt, summary.txt.
@@ -84,7 +84,7 @@ fi
 
 # 4. Benchmarks.
 start=$SECONDS
-timeout 60 "$bundle/bin/cuda_ops" >"$OUT/cuda_ops.txt" 2>&1
+timeout 60 "$bundle/bin/ops" --bench --quick --backend cuda >"$OUT/cuda_ops.txt" 2>&1
 record "bench cuda_ops" $? $((SECONDS - start)) "$(wc -l <"$OUT/cuda_ops.txt") lines"
 cat "$OUT/cuda_ops.txt"
 start=$SECONDS

@@ -1,11 +1,23 @@
-//! The op set as a trait: one method per op, plus memory. Models speak only this trait.
-pub mod check;
+//! The backend interface, as in ggml: memory, `launch(&Op)` and `compile(&[Op])`, no per-op
+//! methods. Models speak only this trait and the op structs of `ops`; each backend keeps its op
+//! switch (`match op`) private.
+//!
+//! An op's arguments are checked once, by `op_rules::check`, at the two entry points: the first
+//! thing every backend's `launch` does, and what a `compile` that records (wgpu, CUDA) does to
+//! every op before recording (the default `compile` replays `launch`). Below them nothing
+//! re-checks a rule. (Checking when a graph is built would not be enough: `launch` and
+//! `compile` are public and take ops from anywhere, and the rules guard the GPU kernels' memory
+//! accesses; a trait method cannot be made final, so each backend makes the one call itself.)
+//!
+//! `view_checks` holds the checks the rules are made of, `table` the buffer table every backend
+//! keeps.
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
+pub mod op_rules;
 mod ops;
 pub mod table;
-pub mod validate;
+pub mod view_checks;
 #[cfg(feature = "wgpu")]
 pub mod wgpu;
 
@@ -36,50 +48,14 @@ pub trait Backend: Send + Sync {
     /// Wait until every launched op has finished.
     fn synchronize(&self) -> Result<()>;
 
-    fn gemm(&self, op: &Gemm) -> Result<()>;
-    fn layernorm_modulate(&self, op: &LayerNormModulate) -> Result<()>;
-    fn gate_residual(&self, op: &GateResidual) -> Result<()>;
-    fn layernorm(&self, op: &LayerNorm) -> Result<()>;
-    fn attention(&self, op: &Attention) -> Result<()>;
-    fn tmsa_qkv(&self, op: &TmsaQkv) -> Result<()>;
-    fn patchify(&self, op: &Patchify) -> Result<()>;
-    fn unpatchify(&self, op: &Unpatchify) -> Result<()>;
-    fn timestep_embedding(&self, op: &TimestepEmbedding) -> Result<()>;
-    fn embedding(&self, op: &Embedding) -> Result<()>;
-    fn add(&self, op: &Add) -> Result<()>;
-    fn unary(&self, op: &Unary) -> Result<()>;
-    fn copy3d(&self, op: &Copy3d) -> Result<()>;
-    fn skip_concat_linear(&self, op: &SkipConcatLinear) -> Result<()>;
-    fn conv2d(&self, op: &Conv2d) -> Result<()>;
-    fn group_norm(&self, op: &GroupNorm) -> Result<()>;
-    fn upsample2x(&self, op: &Upsample2x) -> Result<()>;
-
-    /// Launch one op.
-    fn launch(&self, op: &Op) -> Result<()> {
-        match op {
-            Op::Gemm(o) => self.gemm(o),
-            Op::LayerNormModulate(o) => self.layernorm_modulate(o),
-            Op::GateResidual(o) => self.gate_residual(o),
-            Op::LayerNorm(o) => self.layernorm(o),
-            Op::Attention(o) => self.attention(o),
-            Op::TmsaQkv(o) => self.tmsa_qkv(o),
-            Op::Patchify(o) => self.patchify(o),
-            Op::Unpatchify(o) => self.unpatchify(o),
-            Op::TimestepEmbedding(o) => self.timestep_embedding(o),
-            Op::Embedding(o) => self.embedding(o),
-            Op::Add(o) => self.add(o),
-            Op::Unary(o) => self.unary(o),
-            Op::Copy3d(o) => self.copy3d(o),
-            Op::SkipConcatLinear(o) => self.skip_concat_linear(o),
-            Op::Conv2d(o) => self.conv2d(o),
-            Op::GroupNorm(o) => self.group_norm(o),
-            Op::Upsample2x(o) => self.upsample2x(o),
-        }
-    }
+    /// Launch one op (asynchronously where the backend is). First checks `op_rules::check`;
+    /// every misuse is an `Error::Backend` naming the op and the field.
+    fn launch(&self, op: &Op) -> Result<()>;
 
     /// Prepare a bound graph's launches (views in this backend's buffers) once, for replay
     /// per step. The default replays `launch` op by op; backends that can record a whole
-    /// sequence (one wgpu command buffer, a CUDA graph) override it, and report misuse here.
+    /// sequence (one wgpu command buffer, a CUDA graph) override it, check every op with
+    /// `op_rules::check` first, and report misuse here.
     fn compile(&self, ops: &[Op]) -> Result<Box<dyn CompiledOps>> {
         Ok(Box::new(Replay(ops.to_vec())))
     }

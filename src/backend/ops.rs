@@ -1,8 +1,32 @@
-//! The op set: one struct per op, carrying every view and size the op needs. A backend
-//! implements one `Backend` method per struct; the static graph stores them as `Op`s.
+//! The op set: one struct per op, carrying every view and size the op needs, and `Op`, the one
+//! type `Backend::launch` and `compile` take and the static graph stores.
 //!
 //! Views address elements: a row stride is counted in elements of the view's dtype. Unless a
 //! field says otherwise, tensors are dense and row-major.
+//!
+//! # Adding an op
+//!
+//! Every place a new op goes (`grep -rn Upsample2x` shows them for an existing one):
+//!
+//! 1. Here: the struct, its doc the exact math every backend and the tests follow; the `Op`
+//!    variant; its arms in `Op::name` and `Op::visit_mut` (every view with its `Access`: the
+//!    graph planner derives buffer lifetimes from it).
+//! 2. `op_rules.rs`: the arm in `check` and the rule function (float dtypes, lengths against
+//!    sizes with overflow-checked products, forbidden overlaps), from the `view_checks`
+//!    helpers; one-line messages naming the op and the field.
+//! 3. CPU: the function in `cpu/<family>.rs` and its arm in `CpuBackend::launch` (`cpu/mod.rs`).
+//! 4. wgpu: `shaders/<op>.wgsl`, its `shader!` line in `wgpu/shaders.rs`, the lowering in
+//!    `wgpu/lower/<family>.rs` (parameters in the order of the shader's `Params`) and its arm
+//!    in `lower::lower` (`wgpu/lower/mod.rs`).
+//! 5. CUDA: `kernels/<op>.cu`, instantiated per float type with `FOR_EACH_FLOAT` (build.rs
+//!    compiles every kernels/*.cu; run scripts/check_kernels.sh), the encoder in
+//!    `cuda/encode/<family>.rs` and its arm in `encode::encode` (`cuda/encode/mod.rs`).
+//! 6. `tests/integration/ops.rs`: a test against an f64 reference written from the struct's
+//!    doc (it runs on every backend and float dtype), and the new rules' misuse cases in
+//!    `misuse_is_an_error`.
+//! 7. `benches/ops.rs`: a case (it runs on every backend).
+//! 8. The models that use it push `Op::<Name>(..)` onto their `GraphBuilder` (src/models/).
+//!    A CUDA kernel with shared memory also joins the racecheck list in scripts/gpu_run.sh.
 use crate::tensor::DType;
 
 /// Handle of a buffer owned by a backend.

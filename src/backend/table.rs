@@ -2,7 +2,7 @@
 //! reused) with their sizes, and the lookup of a view's buffer with its bounds checked.
 use std::collections::HashMap;
 
-use super::check::{self, Checked};
+use super::view_checks::{self, Checked};
 use super::{BufId, View};
 
 pub struct BufferTable<B> {
@@ -33,8 +33,8 @@ impl<B> BufferTable<B> {
     /// The buffer of `view`, after checking that it exists, that the view's offset is aligned
     /// for its dtype, and that all its bytes lie inside the buffer.
     pub fn get(&self, op: &str, field: &str, view: &View) -> Checked<&B> {
-        let (buffer, bytes) = self.buffers.get(&view.buf.0).ok_or_else(|| check::unknown_buffer(op, field, view))?;
-        check::in_buffer(op, field, view, *bytes)?;
+        let (buffer, bytes) = self.buffers.get(&view.buf.0).ok_or_else(|| view_checks::unknown_buffer(op, field, view))?;
+        view_checks::in_buffer(op, field, view, *bytes)?;
         Ok(buffer)
     }
 }

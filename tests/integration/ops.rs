@@ -89,7 +89,7 @@ fn gemm_case(case: &mut Case, (m, k, n): (usize, usize, usize), act: Activation,
         case.poison(out);
     }
     let op = Gemm { m, n, k, x: case.input(&x), x_stride, w: case.input(&w), w_stride, bias: bias.then(|| case.input(&b)), out, act, accumulate };
-    case.backend.gemm(&op).expect("gemm");
+    case.backend.launch(&Op::Gemm(op)).expect("gemm");
     let product = matmul_nt(m, n, k, &x, x_stride, &w, w_stride);
     let want: Vec<f64> = product
         .iter()
@@ -124,7 +124,7 @@ fn tmsa_qkv() {
                     time: case.input(&time),
                     out,
                 };
-                case.backend.tmsa_qkv(&op).expect("tmsa_qkv");
+                case.backend.launch(&Op::TmsaQkv(op)).expect("tmsa_qkv");
                 let product = matmul_nt(batch * tokens, n, k, &x, k, &w, k);
                 let want: Vec<f64> = product
                     .iter()
@@ -161,7 +161,7 @@ fn skip_concat_linear() {
                     bias: bias.then(|| case.input(&b)),
                     out,
                 };
-                case.backend.skip_concat_linear(&op).expect("skip_concat_linear");
+                case.backend.launch(&Op::SkipConcatLinear(op)).expect("skip_concat_linear");
                 // The reference builds the concat the op avoids.
                 let concat: Vec<f32> =
                     (0..rows).flat_map(|r| x[r * dim_x..(r + 1) * dim_x].iter().chain(&skip[r * dim_skip..(r + 1) * dim_skip])).copied().collect();
@@ -248,7 +248,7 @@ fn attention_case(case: &mut Case, s: AttentionShape, with_bias: bool) {
         out,
         out_stride,
     };
-    case.backend.attention(&op).expect("attention");
+    case.backend.launch(&Op::Attention(op)).expect("attention");
 
     let got = case.read(out);
     let (mut got_rows, mut want) = (Vec::new(), Vec::new());
@@ -304,7 +304,7 @@ fn layernorm_modulate() {
             let out = case.output(x.len());
             let eps = 1e-6;
             let op = LayerNormModulate { batch, tokens, dim, eps, x: case.input(&x), shift: window(3), scale: window(4), out };
-            case.backend.layernorm_modulate(&op).expect("layernorm_modulate");
+            case.backend.launch(&Op::LayerNormModulate(op)).expect("layernorm_modulate");
             let mut want = Vec::new();
             for (r, row) in x.chunks(dim).enumerate() {
                 let base = r / tokens * stride;
@@ -330,7 +330,7 @@ fn gate_residual() {
             let gate = PerSample { view: mod_view.slice(2 * dim, mod_view.len - 2 * dim), stride };
             let x_view = case.input(&x);
             let op = GateResidual { batch, tokens, dim, x: x_view, y: case.input(&y), gate };
-            case.backend.gate_residual(&op).expect("gate_residual");
+            case.backend.launch(&Op::GateResidual(op)).expect("gate_residual");
             let want: Vec<f64> = (0..x.len())
                 .map(|i| {
                     let (r, j) = (i / dim, i % dim);
@@ -361,7 +361,7 @@ fn layernorm() {
                     beta: affine_beta.then(|| case.input(&beta)),
                     out,
                 };
-                case.backend.layernorm(&op).expect("layernorm");
+                case.backend.launch(&Op::LayerNorm(op)).expect("layernorm");
                 let mut want = Vec::new();
                 for row in x.chunks(dim) {
                     for (j, y) in normalize(&to_f64(row), eps.into()).iter().enumerate() {
@@ -399,7 +399,7 @@ fn group_norm() {
                     beta: case.input(&beta),
                     out,
                 };
-                case.backend.group_norm(&op).expect("group_norm");
+                case.backend.launch(&Op::GroupNorm(op)).expect("group_norm");
                 let block = channels / groups * spatial;
                 let mut want = Vec::new();
                 for (i, values) in x.chunks(block).enumerate() {
@@ -433,7 +433,7 @@ fn patchify() {
             let PatchGeometry { batch, channels: c, height: h, width: w, patch: p } = g;
             let x = case.random(batch * c * h * w);
             let out = case.output(x.len());
-            case.backend.patchify(&Patchify { geom: g, x: case.input(&x), out }).expect("patchify");
+            case.backend.launch(&Op::Patchify(Patchify { geom: g, x: case.input(&x), out })).expect("patchify");
             let (hp, wp) = (h / p, w / p);
             let mut want = vec![f64::NAN; x.len()];
             for b in 0..batch {
@@ -454,7 +454,7 @@ fn unpatchify() {
             let PatchGeometry { batch, channels: c, height: h, width: w, patch: p } = g;
             let x = case.random(batch * c * h * w);
             let out = case.output(x.len());
-            case.backend.unpatchify(&Unpatchify { geom: g, x: case.input(&x), out }).expect("unpatchify");
+            case.backend.launch(&Op::Unpatchify(Unpatchify { geom: g, x: case.input(&x), out })).expect("unpatchify");
             let (hp, wp) = (h / p, w / p);
             let mut want = vec![f64::NAN; x.len()];
             for b in 0..batch {
@@ -483,8 +483,8 @@ fn patchify_unpatchify_round_trip() {
             let x = case.random(g.batch * g.channels * g.height * g.width);
             let tokens = case.output(x.len());
             let back = case.output(x.len());
-            case.backend.patchify(&Patchify { geom: g, x: case.input(&x), out: tokens }).expect("patchify");
-            case.backend.unpatchify(&Unpatchify { geom: g, x: tokens, out: back }).expect("unpatchify");
+            case.backend.launch(&Op::Patchify(Patchify { geom: g, x: case.input(&x), out: tokens })).expect("patchify");
+            case.backend.launch(&Op::Unpatchify(Unpatchify { geom: g, x: tokens, out: back })).expect("unpatchify");
             let got = case.read(back);
             assert!(got.iter().zip(&x).all(|(a, b)| a.to_bits() == b.to_bits()), "round trip {g:?} is not exact");
         }
@@ -497,7 +497,7 @@ fn upsample2x() {
         for (batch, channels, height, width) in [(1, 1, 1, 1), (2, 3, 3, 5), (1, 4, 8, 6)] {
             let x = case.random(batch * channels * height * width);
             let out = case.output(4 * x.len());
-            case.backend.upsample2x(&Upsample2x { batch, channels, height, width, x: case.input(&x), out }).expect("upsample2x");
+            case.backend.launch(&Op::Upsample2x(Upsample2x { batch, channels, height, width, x: case.input(&x), out })).expect("upsample2x");
             let mut want = Vec::new();
             for plane in 0..batch * channels {
                 for y in 0..2 * height {
@@ -521,7 +521,7 @@ fn timestep_embedding() {
             let out = case.output(t.len() * dim);
             let max_period = 10000.0;
             let op = TimestepEmbedding { batch: t.len(), dim, max_period, t: case.input_as(&t, DType::F32), out };
-            case.backend.timestep_embedding(&op).expect("timestep_embedding");
+            case.backend.launch(&Op::TimestepEmbedding(op)).expect("timestep_embedding");
             let half = dim / 2;
             let mut want = Vec::new();
             for &tb in &t {
@@ -546,14 +546,14 @@ fn embedding() {
             ids[0] = table_rows as u32 - 1;
             let out = case.output(rows * dim);
             let op = Embedding { rows, dim, table_rows, table: case.input(&table), ids: case.input_ids(&ids), out };
-            case.backend.embedding(&op).expect("embedding");
+            case.backend.launch(&Op::Embedding(op)).expect("embedding");
             let want: Vec<f64> = ids.iter().flat_map(|&id| to_f64(&table[id as usize * dim..(id as usize + 1) * dim])).collect();
             case.check(&format!("embedding rows={rows} dim={dim} table_rows={table_rows}"), &case.read(out), &want);
 
             let mut bad = ids.clone();
             bad[rows - 1] = table_rows as u32;
             let op = Embedding { ids: case.input_ids(&bad), ..op };
-            let err = case.backend.embedding(&op).expect_err("an id >= table_rows must be an error");
+            let err = case.backend.launch(&Op::Embedding(op)).expect_err("an id >= table_rows must be an error");
             let msg = err.to_string();
             assert!(msg.contains(&table_rows.to_string()), "message should name the id: {msg}");
         }
@@ -569,7 +569,7 @@ fn add() {
                 let b = case.random(b_len);
                 let a_view = case.input(&a);
                 let out = if in_place { a_view } else { case.output(len) };
-                case.backend.add(&Add { a: a_view, b: case.input(&b), out }).expect("add");
+                case.backend.launch(&Op::Add(Add { a: a_view, b: case.input(&b), out })).expect("add");
                 let want: Vec<f64> = (0..len).map(|i| f64::from(a[i]) + f64::from(b[i % b_len])).collect();
                 case.check(&format!("add len={len} b_len={b_len} in_place={in_place}"), &case.read(out), &want);
             }
@@ -587,7 +587,7 @@ fn unary() {
                     let x = round_to(&case.random(len).iter().map(|v| 4.0 * v).collect::<Vec<_>>(), case.dtype);
                     let x_view = case.input(&x);
                     let out = if in_place { x_view } else { case.output(len) };
-                    case.backend.unary(&Unary { act, x: x_view, out }).expect("unary");
+                    case.backend.launch(&Op::Unary(Unary { act, x: x_view, out })).expect("unary");
                     let want: Vec<f64> = x.iter().map(|&v| activate(act, v.into())).collect();
                     case.check(&format!("unary {act:?} len={len} in_place={in_place}"), &case.read(out), &want);
                 }
@@ -610,7 +610,7 @@ fn copy3d() {
                 dst: dst.slice(2 * 8, dst.len - 2 * 8),
                 dst_strides: [56, 8, 1],
             };
-            case.backend.copy3d(&op).expect("copy3d concat");
+            case.backend.launch(&Op::Copy3d(op)).expect("copy3d concat");
             let got = case.read(dst);
             let (mut got_placed, mut want) = (Vec::new(), Vec::new());
             for b in 0..2 {
@@ -630,7 +630,7 @@ fn copy3d() {
             let src = case.random(6 * 4 * 3);
             let dst = case.output_as(3 * 4 * 6, dst_dtype);
             let op = Copy3d { dims: [3, 4, 6], src: case.input(&src), src_strides: [1, 3, 12], dst, dst_strides: [24, 6, 1] };
-            case.backend.copy3d(&op).expect("copy3d transpose");
+            case.backend.launch(&Op::Copy3d(op)).expect("copy3d transpose");
             let want: Vec<f64> = (0..72).map(|i| f64::from(src[i % 6 * 12 + i / 6 % 4 * 3 + i / 24])).collect();
             case.check_as(&format!("copy3d transpose {} -> {dst_dtype}", case.dtype), &case.read(dst), &want, dst_dtype);
         }
@@ -639,7 +639,7 @@ fn copy3d() {
         let ids = [0u32, 7, (1 << 24) + 1, u32::MAX];
         let dst = case.output_as(4, DType::U32);
         let op = Copy3d { dims: [1, 1, 4], src: case.input_ids(&ids), src_strides: [0, 0, 1], dst, dst_strides: [0, 0, 1] };
-        case.backend.copy3d(&op).expect("copy3d u32");
+        case.backend.launch(&Op::Copy3d(op)).expect("copy3d u32");
         let got = case.backend.read(dst).expect("read");
         assert_eq!(bytemuck::cast_slice::<u8, u32>(&got), &ids, "copy3d u32 is not exact");
     });
@@ -669,7 +669,7 @@ fn conv2d() {
                         bias: bias.then(|| case.input(&b)),
                         out,
                     };
-                    case.backend.conv2d(&op).expect("conv2d");
+                    case.backend.launch(&Op::Conv2d(op)).expect("conv2d");
                     let mut want = Vec::new();
                     for bi in 0..batch {
                         for oc in 0..out_c {
@@ -721,7 +721,7 @@ fn misuse_is_an_error() {
         };
         let x = case.input(&[1.0; 16]);
         let out = case.output(16);
-        let unary = |x: View, out: View| b.unary(&Unary { act: Activation::Silu, x, out });
+        let unary = |x: View, out: View| b.launch(&Op::Unary(Unary { act: Activation::Silu, x, out }));
 
         // Views outside their buffer, misaligned, or in unknown buffers.
         let buf = b.alloc(64).expect("alloc");
@@ -742,9 +742,12 @@ fn misuse_is_an_error() {
         let table = case.input(&[0.0; 4 * 8]);
         let float_ids = case.input(&[0.0; 3]);
         let embed = Embedding { rows: 3, dim: 8, table_rows: 4, table, ids: float_ids, out: case.output(24) };
-        expect_err("f32 ids", b.embedding(&embed));
+        expect_err("f32 ids", b.launch(&Op::Embedding(embed)));
         let t16 = case.input_as(&[1.0; 2], DType::F16);
-        expect_err("f16 timesteps", b.timestep_embedding(&TimestepEmbedding { batch: 2, dim: 8, max_period: 1e4, t: t16, out: case.output(16) }));
+        expect_err(
+            "f16 timesteps",
+            b.launch(&Op::TimestepEmbedding(TimestepEmbedding { batch: 2, dim: 8, max_period: 1e4, t: t16, out: case.output(16) })),
+        );
         expect_err("u32 activations", unary(case.input_ids(&[1; 16]), out));
 
         // Sizes that disagree with the views.
@@ -761,19 +764,19 @@ fn misuse_is_an_error() {
             act: Activation::None,
             accumulate: false,
         };
-        b.gemm(&gemm).expect("a well-formed gemm");
-        expect_err("gemm out too short", b.gemm(&Gemm { out: out.slice(0, 15), ..gemm }));
-        expect_err("gemm x too short", b.gemm(&Gemm { x: x.slice(0, 15), ..gemm }));
-        expect_err("gemm x_stride below k", b.gemm(&Gemm { x_stride: 3, ..gemm }));
-        expect_err("gemm bias of the wrong length", b.gemm(&Gemm { bias: Some(case.input(&[0.0; 5])), ..gemm }));
-        expect_err("gemm sizes overflowing usize", b.gemm(&Gemm { m: usize::MAX, n: 3, ..gemm }));
+        b.launch(&Op::Gemm(gemm)).expect("a well-formed gemm");
+        expect_err("gemm out too short", b.launch(&Op::Gemm(Gemm { out: out.slice(0, 15), ..gemm })));
+        expect_err("gemm x too short", b.launch(&Op::Gemm(Gemm { x: x.slice(0, 15), ..gemm })));
+        expect_err("gemm x_stride below k", b.launch(&Op::Gemm(Gemm { x_stride: 3, ..gemm })));
+        expect_err("gemm bias of the wrong length", b.launch(&Op::Gemm(Gemm { bias: Some(case.input(&[0.0; 5])), ..gemm })));
+        expect_err("gemm sizes overflowing usize", b.launch(&Op::Gemm(Gemm { m: usize::MAX, n: 3, ..gemm })));
         let huge = View { len: usize::MAX / 2, ..x };
-        expect_err("gemm with an absurdly long x", b.gemm(&Gemm { x: huge, ..gemm }));
+        expect_err("gemm with an absurdly long x", b.launch(&Op::Gemm(Gemm { x: huge, ..gemm })));
         expect_err("write to an absurdly long view", b.write(huge, &[0u8; 8]));
         b.read(huge).expect_err("read of an absurdly long view");
-        expect_err("add out longer than a", b.add(&Add { a: x.slice(0, 8), b: x.slice(8, 8), out }));
+        expect_err("add out longer than a", b.launch(&Op::Add(Add { a: x.slice(0, 8), b: x.slice(8, 8), out })));
         let geom = PatchGeometry { batch: 1, channels: 1, height: 4, width: 6, patch: 4 };
-        expect_err("patch not dividing the image", b.patchify(&Patchify { geom, x: case.input(&[0.0; 24]), out: case.output(24) }));
+        expect_err("patch not dividing the image", b.launch(&Op::Patchify(Patchify { geom, x: case.input(&[0.0; 24]), out: case.output(24) })));
         let gn = GroupNorm {
             batch: 1,
             channels: 4,
@@ -786,7 +789,7 @@ fn misuse_is_an_error() {
             beta: case.input(&[0.0; 4]),
             out,
         };
-        expect_err("channels not a multiple of groups", b.group_norm(&gn));
+        expect_err("channels not a multiple of groups", b.launch(&Op::GroupNorm(gn)));
         let attention = Attention {
             batch: 1,
             heads: 2,
@@ -803,21 +806,21 @@ fn misuse_is_an_error() {
             out,
             out_stride: 8,
         };
-        b.attention(&attention).expect("a well-formed attention");
-        expect_err("attention out_stride below heads * head_dim", b.attention(&Attention { out_stride: 7, ..attention }));
-        expect_err("attention with no keys", b.attention(&Attention { kv_len: 0, ..attention }));
+        b.launch(&Op::Attention(attention)).expect("a well-formed attention");
+        expect_err("attention out_stride below heads * head_dim", b.launch(&Op::Attention(Attention { out_stride: 7, ..attention })));
+        expect_err("attention with no keys", b.launch(&Op::Attention(Attention { kv_len: 0, ..attention })));
         let copy = Copy3d { dims: [2, 2, 4], src: x, src_strides: [8, 4, 1], dst: out, dst_strides: [8, 4, 1] };
-        b.copy3d(&copy).expect("a well-formed copy3d");
-        expect_err("copy3d strides beyond dst", b.copy3d(&Copy3d { dst_strides: [9, 4, 1], ..copy }));
+        b.launch(&Op::Copy3d(copy)).expect("a well-formed copy3d");
+        expect_err("copy3d strides beyond dst", b.launch(&Op::Copy3d(Copy3d { dst_strides: [9, 4, 1], ..copy })));
 
         // Outputs overlapping inputs, where the op does not allow it.
-        expect_err("layernorm in place", b.layernorm(&LayerNorm { rows: 2, dim: 8, eps: 1e-5, x, gamma: None, beta: None, out: x }));
-        expect_err("add out overlapping a partly", b.add(&Add { a: x.slice(0, 8), b: x.slice(8, 8), out: x.slice(4, 8) }));
-        expect_err("gemm out overlapping x", b.gemm(&Gemm { out: x, ..gemm }));
+        expect_err("layernorm in place", b.launch(&Op::LayerNorm(LayerNorm { rows: 2, dim: 8, eps: 1e-5, x, gamma: None, beta: None, out: x })));
+        expect_err("add out overlapping a partly", b.launch(&Op::Add(Add { a: x.slice(0, 8), b: x.slice(8, 8), out: x.slice(4, 8) })));
+        expect_err("gemm out overlapping x", b.launch(&Op::Gemm(Gemm { out: x, ..gemm })));
 
         // An id beyond the table names the id and its row.
         let ids = case.input_ids(&[0, 9, 2]);
-        let msg = expect_err("id beyond the table", b.embedding(&Embedding { ids, ..embed }));
+        let msg = expect_err("id beyond the table", b.launch(&Op::Embedding(Embedding { ids, ..embed })));
         assert!(msg.contains('9') && msg.contains("row 1"), "message should name id 9 at row 1: {msg}");
     }
 }

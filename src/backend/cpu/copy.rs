@@ -2,7 +2,7 @@
 //! differ. Same-dtype copies move raw bytes, so they are exact for every dtype, u32 included.
 use super::memory::{Dst, Src, Views};
 use super::parallel;
-use crate::backend::check::last_index;
+use crate::backend::view_checks::last_index;
 use crate::backend::Copy3d;
 use crate::error::Result;
 

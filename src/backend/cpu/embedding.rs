@@ -1,8 +1,8 @@
 //! Table lookups: sinusoidal timestep features and class-label embedding rows.
-use super::check::err;
+use super::err;
 use super::memory::Views;
 use super::parallel;
-use crate::backend::{validate, Embedding, TimestepEmbedding};
+use crate::backend::{op_rules, Embedding, TimestepEmbedding};
 use crate::error::Result;
 
 pub(super) fn timestep_embedding(views: &Views, op: &TimestepEmbedding) -> Result<()> {
@@ -32,7 +32,7 @@ pub(super) fn embedding(views: &Views, op: &Embedding) -> Result<()> {
     let name = "embedding";
     let Embedding { rows, dim, .. } = *op;
     let ids = views.src(name, "ids", &op.ids)?.ids();
-    validate::embedding_ids(op, ids).map_err(err)?;
+    op_rules::embedding_ids(op, ids).map_err(err)?;
     let table = views.src(name, "table", &op.table)?;
     let out = views.dst(name, "out", &op.out)?;
     parallel::for_each_index(

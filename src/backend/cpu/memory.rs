@@ -4,10 +4,10 @@
 //! mutex. An op holds the table lock (`Views`) from argument checks to its last store, so no
 //! buffer can be freed under it and ops of different threads never interleave. While the lock
 //! is held, ops read and write through `Src`/`Dst`, raw pointers to checked views.
-use super::check::err;
 use super::convert;
+use super::err;
 use crate::backend::table::BufferTable;
-use crate::backend::{check, BufId, View};
+use crate::backend::{view_checks, BufId, View};
 use crate::error::Result;
 use crate::tensor::DType;
 use rayon::prelude::*;
@@ -84,7 +84,7 @@ impl Memory {
     }
 
     pub fn write(&self, dst: View, bytes: &[u8]) -> Result<()> {
-        check::write_len(&dst, bytes.len()).map_err(err)?;
+        view_checks::write_len(&dst, bytes.len()).map_err(err)?;
         let views = self.lock();
         let ptr = views.locate("write", "dst", &dst)?;
         // SAFETY: `locate` checked that the view's bytes lie inside a live buffer; the host slice
@@ -132,7 +132,7 @@ impl Views<'_> {
 // The aliasing contract of `Src` and `Dst`, on which every `unsafe` below relies:
 // - they are created by `Views` for checked views, and cannot outlive the table lock;
 // - an op resolves a `Dst` overlapping one of its `Src`s only where the op's doc allows
-//   `out` to equal an input (checked with `backend::check::disjoint_or_same`); such a `Src` is then
+//   `out` to equal an input (checked with `backend::view_checks::disjoint_or_same`); such a `Src` is then
 //   read only through `load`/`get`, each element before its own store, by the same thread;
 // - concurrent workers of one op store to disjoint element ranges.
 // Under this contract no element is read while another thread writes it.

@@ -5,14 +5,13 @@
 //! to f32 on load, rounded to nearest even on store) and u32 for ids; the float views of one op
 //! may mix dtypes. Loops run on the rayon pool, matrix products on matrixmultiply's threads.
 //! Every misuse (unknown buffer, view outside its buffer, wrong dtype, sizes that disagree
-//! with the views, overlapping in/out views, out-of-range ids) is an `Error::Backend`: each op
-//! first passes `backend::validate`, then its views are resolved by `memory`.
+//! with the views, overlapping in/out views, out-of-range ids) is an `Error::Backend`: `launch`
+//! first checks the op's rules (`backend::op_rules`), then its views are resolved by `memory`.
 //!
 //! One file per op family; `memory` owns buffers and the unsafe view resolution, `convert`
-//! the dtype conversions, `check` the backend's error.
+//! the dtype conversions.
 mod activation;
 mod attention;
-mod check;
 mod conv;
 mod convert;
 mod copy;
@@ -27,9 +26,14 @@ mod norm;
 mod parallel;
 
 use crate::backend::*;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tensor::DType;
 use memory::Memory;
+
+/// The CPU backend's error: a one-line message naming the op and the field.
+fn err(msg: impl Into<String>) -> Error {
+    Error::Backend { backend: "cpu".into(), msg: msg.into() }
+}
 
 /// The reference backend. Ops run synchronously; each holds the buffer table for its duration.
 #[derive(Default)]
@@ -76,88 +80,27 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn gemm(&self, op: &Gemm) -> Result<()> {
-        validate::gemm(op).map_err(check::err)?;
-        linear::gemm(&self.memory.lock(), op)
-    }
-
-    fn layernorm_modulate(&self, op: &LayerNormModulate) -> Result<()> {
-        validate::layernorm_modulate(op).map_err(check::err)?;
-        norm::layernorm_modulate(&self.memory.lock(), op)
-    }
-
-    fn gate_residual(&self, op: &GateResidual) -> Result<()> {
-        validate::gate_residual(op).map_err(check::err)?;
-        elementwise::gate_residual(&self.memory.lock(), op)
-    }
-
-    fn layernorm(&self, op: &LayerNorm) -> Result<()> {
-        validate::layernorm(op).map_err(check::err)?;
-        norm::layernorm(&self.memory.lock(), op)
-    }
-
-    fn attention(&self, op: &Attention) -> Result<()> {
-        validate::attention(op).map_err(check::err)?;
-        attention::attention(&self.memory.lock(), op)
-    }
-
-    fn tmsa_qkv(&self, op: &TmsaQkv) -> Result<()> {
-        validate::tmsa_qkv(op).map_err(check::err)?;
-        linear::tmsa_qkv(&self.memory.lock(), op)
-    }
-
-    fn patchify(&self, op: &Patchify) -> Result<()> {
-        validate::patchify(op).map_err(check::err)?;
-        layout::patchify(&self.memory.lock(), op)
-    }
-
-    fn unpatchify(&self, op: &Unpatchify) -> Result<()> {
-        validate::unpatchify(op).map_err(check::err)?;
-        layout::unpatchify(&self.memory.lock(), op)
-    }
-
-    fn timestep_embedding(&self, op: &TimestepEmbedding) -> Result<()> {
-        validate::timestep_embedding(op).map_err(check::err)?;
-        embedding::timestep_embedding(&self.memory.lock(), op)
-    }
-
-    fn embedding(&self, op: &Embedding) -> Result<()> {
-        validate::embedding(op).map_err(check::err)?;
-        embedding::embedding(&self.memory.lock(), op)
-    }
-
-    fn add(&self, op: &Add) -> Result<()> {
-        validate::add(op).map_err(check::err)?;
-        elementwise::add(&self.memory.lock(), op)
-    }
-
-    fn unary(&self, op: &Unary) -> Result<()> {
-        validate::unary(op).map_err(check::err)?;
-        elementwise::unary(&self.memory.lock(), op)
-    }
-
-    fn copy3d(&self, op: &Copy3d) -> Result<()> {
-        validate::copy3d(op).map_err(check::err)?;
-        copy::copy3d(&self.memory.lock(), op)
-    }
-
-    fn skip_concat_linear(&self, op: &SkipConcatLinear) -> Result<()> {
-        validate::skip_concat_linear(op).map_err(check::err)?;
-        linear::skip_concat_linear(&self.memory.lock(), op)
-    }
-
-    fn conv2d(&self, op: &Conv2d) -> Result<()> {
-        validate::conv2d(op).map_err(check::err)?;
-        conv::conv2d(&self.memory.lock(), op)
-    }
-
-    fn group_norm(&self, op: &GroupNorm) -> Result<()> {
-        validate::group_norm(op).map_err(check::err)?;
-        norm::group_norm(&self.memory.lock(), op)
-    }
-
-    fn upsample2x(&self, op: &Upsample2x) -> Result<()> {
-        validate::upsample2x(op).map_err(check::err)?;
-        layout::upsample2x(&self.memory.lock(), op)
+    fn launch(&self, op: &Op) -> Result<()> {
+        op_rules::check(op).map_err(err)?;
+        let views = &self.memory.lock();
+        match op {
+            Op::Gemm(o) => linear::gemm(views, o),
+            Op::LayerNormModulate(o) => norm::layernorm_modulate(views, o),
+            Op::GateResidual(o) => elementwise::gate_residual(views, o),
+            Op::LayerNorm(o) => norm::layernorm(views, o),
+            Op::Attention(o) => attention::attention(views, o),
+            Op::TmsaQkv(o) => linear::tmsa_qkv(views, o),
+            Op::Patchify(o) => layout::patchify(views, o),
+            Op::Unpatchify(o) => layout::unpatchify(views, o),
+            Op::TimestepEmbedding(o) => embedding::timestep_embedding(views, o),
+            Op::Embedding(o) => embedding::embedding(views, o),
+            Op::Add(o) => elementwise::add(views, o),
+            Op::Unary(o) => elementwise::unary(views, o),
+            Op::Copy3d(o) => copy::copy3d(views, o),
+            Op::SkipConcatLinear(o) => linear::skip_concat_linear(views, o),
+            Op::Conv2d(o) => conv::conv2d(views, o),
+            Op::GroupNorm(o) => norm::group_norm(views, o),
+            Op::Upsample2x(o) => layout::upsample2x(views, o),
+        }
     }
 }

@@ -2,9 +2,9 @@
 //! and cuBLASLt for the linear layers, on one stream of device 0.
 //!
 //! Storage f32, f16 or bf16 (f32 accumulation everywhere); the float views of one op share one
-//! dtype (copy3d converts). An op is validated (`backend::validate`), its views resolved to
-//! device addresses under the buffer-table lock (`memory`), and launched (`encode`) without
-//! waiting; `synchronize`, `read` and buffer frees wait. `compile` captures a whole graph as a
+//! dtype (copy3d converts). An op's rules are checked (`backend::op_rules`), its views resolved
+//! to device addresses under the buffer-table lock (`memory`), and launched (`encode`, the
+//! backend's op switch) without waiting; `synchronize`, `read` and buffer frees wait. `compile` captures a whole graph as a
 //! CUDA graph (`recorded`). docs/CUDA-STATUS.md lists what has been verified on a GPU.
 mod blas;
 mod device;
@@ -38,12 +38,11 @@ impl CudaBackend {
         Ok(CudaBackend { gpu, memory })
     }
 
-    /// Validates and queues one op.
-    fn launch_now(&self, op: &Op) -> Result<()> {
-        validate::op(op).map_err(err)?;
-        self.gpu.bind()?;
-        let views = self.memory.lock();
-        encode(&Encoder { gpu: &self.gpu, views: &views }, op)
+    /// The ids of an embedding whose rules passed, checked against the table (a read back).
+    fn check_ids(&self, op: &Embedding) -> Result<()> {
+        let bytes = self.read(op.ids)?;
+        let ids: Vec<u32> = bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        op_rules::embedding_ids(op, &ids).map_err(err)
     }
 }
 
@@ -93,82 +92,20 @@ impl Backend for CudaBackend {
         self.gpu.wait()
     }
 
-    fn gemm(&self, op: &Gemm) -> Result<()> {
-        self.launch_now(&Op::Gemm(*op))
-    }
-
-    fn layernorm_modulate(&self, op: &LayerNormModulate) -> Result<()> {
-        self.launch_now(&Op::LayerNormModulate(*op))
-    }
-
-    fn gate_residual(&self, op: &GateResidual) -> Result<()> {
-        self.launch_now(&Op::GateResidual(*op))
-    }
-
-    fn layernorm(&self, op: &LayerNorm) -> Result<()> {
-        self.launch_now(&Op::LayerNorm(*op))
-    }
-
-    fn attention(&self, op: &Attention) -> Result<()> {
-        self.launch_now(&Op::Attention(*op))
-    }
-
-    fn tmsa_qkv(&self, op: &TmsaQkv) -> Result<()> {
-        self.launch_now(&Op::TmsaQkv(*op))
-    }
-
-    fn patchify(&self, op: &Patchify) -> Result<()> {
-        self.launch_now(&Op::Patchify(*op))
-    }
-
-    fn unpatchify(&self, op: &Unpatchify) -> Result<()> {
-        self.launch_now(&Op::Unpatchify(*op))
-    }
-
-    fn timestep_embedding(&self, op: &TimestepEmbedding) -> Result<()> {
-        self.launch_now(&Op::TimestepEmbedding(*op))
-    }
-
-    /// A single launch also checks the ids (a read back); in a compiled graph an id beyond the
-    /// table gives a row of NaN instead.
-    fn embedding(&self, op: &Embedding) -> Result<()> {
-        validate::embedding(op).map_err(err)?;
-        let bytes = self.read(op.ids)?;
-        let ids: Vec<u32> = bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        validate::embedding_ids(op, &ids).map_err(err)?;
-        self.launch_now(&Op::Embedding(*op))
-    }
-
-    fn add(&self, op: &Add) -> Result<()> {
-        self.launch_now(&Op::Add(*op))
-    }
-
-    fn unary(&self, op: &Unary) -> Result<()> {
-        self.launch_now(&Op::Unary(*op))
-    }
-
-    fn copy3d(&self, op: &Copy3d) -> Result<()> {
-        self.launch_now(&Op::Copy3d(*op))
-    }
-
-    fn skip_concat_linear(&self, op: &SkipConcatLinear) -> Result<()> {
-        self.launch_now(&Op::SkipConcatLinear(*op))
-    }
-
-    fn conv2d(&self, op: &Conv2d) -> Result<()> {
-        self.launch_now(&Op::Conv2d(*op))
-    }
-
-    fn group_norm(&self, op: &GroupNorm) -> Result<()> {
-        self.launch_now(&Op::GroupNorm(*op))
-    }
-
-    fn upsample2x(&self, op: &Upsample2x) -> Result<()> {
-        self.launch_now(&Op::Upsample2x(*op))
+    /// Checks and queues one op. A single embedding launch also checks the ids (a read back);
+    /// in a compiled graph an id beyond the table gives a row of NaN instead.
+    fn launch(&self, op: &Op) -> Result<()> {
+        op_rules::check(op).map_err(err)?;
+        if let Op::Embedding(o) = op {
+            self.check_ids(o)?;
+        }
+        self.gpu.bind()?;
+        let views = self.memory.lock();
+        encode(&Encoder { gpu: &self.gpu, views: &views }, op)
     }
 
     fn compile(&self, ops: &[Op]) -> Result<Box<dyn CompiledOps>> {
-        ops.iter().try_for_each(|op| validate::op(op).map_err(err))?;
+        ops.iter().try_for_each(|op| op_rules::check(op).map_err(err))?;
         Ok(Box::new(Recorded::capture(&self.gpu, &self.memory, ops)?))
     }
 }

@@ -30,7 +30,7 @@ pub(super) struct Recorded {
 }
 
 impl Recorded {
-    /// Captures `ops` (validated by the caller) on the backend's stream.
+    /// Captures `ops` (their rules checked by the caller) on the backend's stream.
     pub fn capture(gpu: &Arc<Gpu>, memory: &Arc<Memory>, ops: &[Op]) -> Result<Recorded> {
         gpu.bind()?;
         let views = memory.lock();

@@ -10,7 +10,7 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
 use super::device::{err, Gpu};
 use crate::backend::table::BufferTable;
-use crate::backend::{check, BufId, View};
+use crate::backend::{view_checks, BufId, View};
 use crate::error::Result;
 
 const COPY_ALIGN: usize = wgpu::COPY_BUFFER_ALIGNMENT as usize;
@@ -68,7 +68,7 @@ impl Memory {
     }
 
     pub fn write(&self, dst: View, bytes: &[u8]) -> Result<()> {
-        check::write_len(&dst, bytes.len()).map_err(err)?;
+        view_checks::write_len(&dst, bytes.len()).map_err(err)?;
         let buffer = self.lock().locate("write", "dst", &dst)?.clone();
         if bytes.is_empty() {
             return Ok(());

@@ -1,11 +1,12 @@
 //! The WGSL backend: every op a compute shader (shaders/, embedded) run through wgpu.
 //!
 //! Storage is f32, or f16 where the adapter has SHADER_F16 (arithmetic, reductions and GEMM
-//! accumulate in f32); bf16 is not supported. An op is validated (`backend::validate`),
-//! lowered to one dispatch (`lower`), and recorded (`recorded`): views bound to buffer ranges
-//! (`memory`), parameters in a uniform buffer, a bind group, the pipeline built once per shader
-//! and dtype variant (`shaders`). A single launch records and submits at once; `compile`
-//! records a whole graph once, and every run submits one command buffer.
+//! accumulate in f32); bf16 is not supported. An op's rules are checked (`backend::op_rules`),
+//! it is lowered to one dispatch (`lower`, the backend's op switch), and recorded (`recorded`):
+//! views bound to buffer ranges (`memory`), parameters in a uniform buffer, a bind group, the
+//! pipeline built once per shader and dtype variant (`shaders`). A single launch records and
+//! submits at once; `compile` records a whole graph once, and every run submits one command
+//! buffer.
 mod device;
 mod dispatch;
 mod lower;
@@ -56,20 +57,22 @@ impl WgpuBackend {
         Ok(WgpuBackend { memory: Memory::new(gpu.clone()), gpu, pipelines: Pipelines::default() })
     }
 
-    /// Validates and records `ops`.
+    /// Checks every op's rules, then lowers and records `ops`.
     fn record(&self, ops: &[Op]) -> Result<Recorded> {
         let dispatches = ops
             .iter()
             .map(|op| {
-                validate::op(op).map_err(err)?;
+                op_rules::check(op).map_err(err)?;
                 lower::lower(op)
             })
             .collect::<Result<Vec<_>>>()?;
         Recorded::new(&self.gpu, &self.memory, &self.pipelines, dispatches)
     }
 
-    fn launch_now(&self, op: Op) -> Result<()> {
-        self.record(&[op])?.submit()
+    /// The ids of an embedding whose rules passed, checked against the table (a read back).
+    fn check_ids(&self, op: &Embedding) -> Result<()> {
+        let ids = self.read(op.ids)?;
+        op_rules::embedding_ids(op, &bytemuck::pod_collect_to_vec::<u8, u32>(&ids)).map_err(err)
     }
 }
 
@@ -106,77 +109,14 @@ impl Backend for WgpuBackend {
         self.gpu.wait()
     }
 
-    fn gemm(&self, op: &Gemm) -> Result<()> {
-        self.launch_now(Op::Gemm(*op))
-    }
-
-    fn layernorm_modulate(&self, op: &LayerNormModulate) -> Result<()> {
-        self.launch_now(Op::LayerNormModulate(*op))
-    }
-
-    fn gate_residual(&self, op: &GateResidual) -> Result<()> {
-        self.launch_now(Op::GateResidual(*op))
-    }
-
-    fn layernorm(&self, op: &LayerNorm) -> Result<()> {
-        self.launch_now(Op::LayerNorm(*op))
-    }
-
-    fn attention(&self, op: &Attention) -> Result<()> {
-        self.launch_now(Op::Attention(*op))
-    }
-
-    fn tmsa_qkv(&self, op: &TmsaQkv) -> Result<()> {
-        self.launch_now(Op::TmsaQkv(*op))
-    }
-
-    fn patchify(&self, op: &Patchify) -> Result<()> {
-        self.launch_now(Op::Patchify(*op))
-    }
-
-    fn unpatchify(&self, op: &Unpatchify) -> Result<()> {
-        self.launch_now(Op::Unpatchify(*op))
-    }
-
-    fn timestep_embedding(&self, op: &TimestepEmbedding) -> Result<()> {
-        self.launch_now(Op::TimestepEmbedding(*op))
-    }
-
-    /// A single launch also checks the ids (a read back); in a compiled graph an id beyond the
-    /// table gives a row of NaN instead.
-    fn embedding(&self, op: &Embedding) -> Result<()> {
-        validate::embedding(op).map_err(err)?;
-        let ids = self.read(op.ids)?;
-        validate::embedding_ids(op, &bytemuck::pod_collect_to_vec::<u8, u32>(&ids)).map_err(err)?;
-        self.launch_now(Op::Embedding(*op))
-    }
-
-    fn add(&self, op: &Add) -> Result<()> {
-        self.launch_now(Op::Add(*op))
-    }
-
-    fn unary(&self, op: &Unary) -> Result<()> {
-        self.launch_now(Op::Unary(*op))
-    }
-
-    fn copy3d(&self, op: &Copy3d) -> Result<()> {
-        self.launch_now(Op::Copy3d(*op))
-    }
-
-    fn skip_concat_linear(&self, op: &SkipConcatLinear) -> Result<()> {
-        self.launch_now(Op::SkipConcatLinear(*op))
-    }
-
-    fn conv2d(&self, op: &Conv2d) -> Result<()> {
-        self.launch_now(Op::Conv2d(*op))
-    }
-
-    fn group_norm(&self, op: &GroupNorm) -> Result<()> {
-        self.launch_now(Op::GroupNorm(*op))
-    }
-
-    fn upsample2x(&self, op: &Upsample2x) -> Result<()> {
-        self.launch_now(Op::Upsample2x(*op))
+    /// A single embedding launch also checks the ids (a read back); in a compiled graph an id
+    /// beyond the table gives a row of NaN instead.
+    fn launch(&self, op: &Op) -> Result<()> {
+        let recorded = self.record(std::slice::from_ref(op))?;
+        if let Op::Embedding(o) = op {
+            self.check_ids(o)?;
+        }
+        recorded.submit()
     }
 
     fn compile(&self, ops: &[Op]) -> Result<Box<dyn CompiledOps>> {

@@ -3,7 +3,7 @@
 use cudarc::driver::sys::CUdeviceptr;
 
 use super::{activation_code, elem, suffix, Encoder};
-use crate::backend::{check, Activation, Add, Copy3d, GateResidual, Unary};
+use crate::backend::{view_checks, Activation, Add, Copy3d, GateResidual, Unary};
 use crate::error::Result;
 use crate::tensor::DType;
 
@@ -52,7 +52,7 @@ fn copy3d_kernel(src: DType, dst: DType) -> Result<String> {
 pub(super) fn copy3d(e: &Encoder, op: &Copy3d) -> Result<()> {
     let name = "copy3d";
     let function = copy3d_kernel(op.src.dtype, op.dst.dtype)?;
-    if !check::writes_each_element_once(op.dims, op.dst_strides) {
+    if !view_checks::writes_each_element_once(op.dims, op.dst_strides) {
         return Err(err(format!(
             "{name}: dst strides {:?} over dims {:?} write some elements twice, which has no order on cuda",
             op.dst_strides, op.dims

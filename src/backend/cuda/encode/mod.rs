@@ -1,6 +1,7 @@
-//! Ops to launches: for every op (already validated by `backend::validate`), its views resolved
-//! to device addresses and the kernels or cuBLASLt calls queued on the stream. Used both for a
-//! single launch and inside a graph capture, so nothing here synchronizes. One file per op family.
+//! Ops to launches, the CUDA backend's op switch (`encode`): for every op (its rules already
+//! checked by `backend::op_rules`), its views resolved to device addresses and the kernels or
+//! cuBLASLt calls queued on the stream. Used both for a single launch and inside a graph
+//! capture, so nothing here synchronizes. One file per op family.
 mod attention;
 mod conv;
 mod elementwise;

@@ -3,7 +3,7 @@ use super::super::device::err;
 use super::super::dispatch::{Builder, Dispatch, Grid};
 use super::super::shaders::{Shader, COPY3D, PATCHIFY, UNPATCHIFY, UPSAMPLE2X};
 use super::{elem, float_dtype};
-use crate::backend::check;
+use crate::backend::view_checks;
 use crate::backend::{Copy3d, PatchGeometry, Patchify, Unpatchify, Upsample2x, View};
 use crate::error::Result;
 use crate::tensor::DType;
@@ -48,7 +48,7 @@ pub(super) fn copy3d(op: &Copy3d) -> Result<Dispatch> {
         float_dtype("copy3d", "src", src)?;
         float_dtype("copy3d", "dst", dst)?;
     }
-    if !check::writes_each_element_once(op.dims, op.dst_strides) {
+    if !view_checks::writes_each_element_once(op.dims, op.dst_strides) {
         return Err(err(format!(
             "copy3d: dst strides {:?} over dims {:?} write some elements twice, which has no order on wgpu",
             op.dst_strides, op.dims

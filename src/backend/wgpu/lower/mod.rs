@@ -1,6 +1,6 @@
-//! Ops to dispatches: for every op (already validated by `backend::validate`), the shader, its
-//! dtype variant, the bindings and parameters in the order of the shader's `Params`, and the
-//! grid. One file per op family.
+//! Ops to dispatches, the wgpu backend's op switch (`lower`): for every op (its rules already
+//! checked by `backend::op_rules`), the shader, its dtype variant, the bindings and parameters
+//! in the order of the shader's `Params`, and the grid. One file per op family.
 mod attention;
 mod elementwise;
 mod embedding;

@@ -1,6 +1,9 @@
-//! Checks of op arguments shared by every backend. A failed check is a one-line message naming
-//! the op and the field; each backend wraps it into `Error::Backend` under its own name. Sizes
-//! are multiplied with overflow checks so absurd sizes cannot panic.
+//! The checks op arguments are made of, one question each about a view or a size: does it fit
+//! its buffer, hold the expected elements, have a float dtype, overlap another view. `op_rules`
+//! composes them into each op's rules; the backends' buffer tables (`table`), host writes and
+//! strided copies use them directly. A failed check is a one-line message naming the op and the
+//! field; each backend wraps it into `Error::Backend` under its own name. Sizes are multiplied
+//! with overflow checks so absurd sizes cannot panic.
 use crate::backend::{PerSample, View};
 use crate::tensor::DType;
 
