@@ -19,11 +19,15 @@ pub fn positive(text: &str) -> Result<usize, String> {
 /// Storage dtypes the commands take.
 pub const DTYPES: &[&str] = &["f32", "f16", "bf16"];
 
-/// Parses `--seed`: a number, or -1 for a random seed (None; the command picks and prints it).
-pub fn seed(text: &str) -> Result<Option<u64>, String> {
+/// `--seed`: a number, or None for -1 (a random seed, which the command picks and prints).
+#[derive(Clone, Copy, Debug)]
+pub struct Seed(pub Option<u64>);
+
+/// Parses `--seed`.
+pub fn seed(text: &str) -> Result<Seed, String> {
     match text {
-        "-1" => Ok(None),
-        _ => text.parse::<u64>().map(Some).map_err(|e| format!("'{text}': {e} (a seed is 0..2^64-1, or -1 for a random one)")),
+        "-1" => Ok(Seed(None)),
+        _ => text.parse::<u64>().map(|s| Seed(Some(s))).map_err(|e| format!("'{text}': {e} (a seed is 0..2^64-1, or -1 for a random one)")),
     }
 }
 

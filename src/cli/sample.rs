@@ -56,7 +56,7 @@ pub struct Args {
     cfg_all_channels: bool,
     /// Seed of the noise (and of `--class random`); -1 picks one at random and prints it.
     #[arg(long, default_value = "0", value_parser = super::seed, allow_hyphen_values = true)]
-    seed: Option<u64>,
+    seed: super::Seed,
     #[arg(long, default_value = "auto", value_parser = PossibleValuesParser::new(backend::BACKEND_NAMES))]
     backend: String,
     #[arg(long, default_value = "f32", value_parser = PossibleValuesParser::new(super::DTYPES))]
@@ -142,7 +142,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     super::set_threads(args.threads)?;
-    let seed = args.seed.unwrap_or_else(rand::random);
+    let seed = args.seed.0.unwrap_or_else(rand::random);
     let output = match args.out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("png") => Output::Png,
         Some("npz") => Output::Npz,
@@ -220,7 +220,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         config.describe(),
         pipeline.backend_name(),
         seed,
-        if args.seed.is_none() { " (random: pass --seed to repeat)" } else { "" }
+        if args.seed.0.is_none() { " (random: pass --seed to repeat)" } else { "" }
     );
     let mut progress = Progress::new();
     let images = pipeline.generate(&run, &mut |p| progress.update(p))?;

@@ -15,7 +15,7 @@ use crate::models::weight_source::FileWeights;
 use crate::models::ModelConfig;
 use crate::pipeline::denoiser::GraphDenoiser;
 use crate::pipeline::vae_decode::LatentDecoder;
-use crate::sampling::recipe::{Recipe, SamplerName};
+use crate::sampling::recipe::{Recipe, SamplerName, SAMPLING_KEY};
 use crate::sampling::{sample, Denoiser, SamplerConfig, SeededNoise};
 use crate::tensor::DType;
 
@@ -51,7 +51,11 @@ impl SamplingModel {
             eta: overrides.eta.unwrap_or(file_recipe.eta),
             schedule: file_recipe.schedule,
         };
-        let sampler = recipe.sampler_config(&backbone, overrides.all_channels)?;
+        // A bad value may come from the file's recipe: name the file.
+        let sampler = recipe.sampler_config(&backbone, overrides.all_channels).map_err(|e| Error::Config {
+            path: file.path().to_path_buf(),
+            msg: format!("sampling recipe ({SAMPLING_KEY} with the command line's changes): {e}"),
+        })?;
         Ok(SamplingModel { file, config, sampler })
     }
 

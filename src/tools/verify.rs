@@ -64,10 +64,23 @@ pub fn verify_fixture(backend: Arc<dyn Backend>, weights: &Path, fixture: &Path,
     let batch = x.shape.dims().first().copied().unwrap_or(0);
     let graph = config.build(&mut FileWeights::new(&file), batch, dtype)?;
     let session = Session::new(backend, &graph)?;
-    session.set_input("x", x)?;
+    // The inputs come from the fixture: a wrong shape or class id is the fixture's, named so.
+    let input_err = |name: &str, e: Error| Error::Tensor { path: fixture.to_path_buf(), key: name.into(), msg: e.to_string() };
+    session.set_input("x", x).map_err(|e| input_err("x", e))?;
     for name in ["t", "y"] {
         if session.has_input(name) {
-            session.set_input(name, fixture_tensor(&tensors, fixture, name)?)?;
+            let input = fixture_tensor(&tensors, fixture, name)?;
+            let largest = config.null_class().or_else(|| config.num_classes().and_then(|n| (n as u32).checked_sub(1)));
+            if let (Some(largest), "y", DType::U32) = (largest, name, input.dtype) {
+                let ids = input.bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                if let Some(bad) = ids.into_iter().find(|&id| id > largest) {
+                    return Err(input_err(
+                        name,
+                        Error::invalid(format!("class id {bad} is out of range (the largest this model takes is {largest})")),
+                    ));
+                }
+            }
+            session.set_input(name, input).map_err(|e| input_err(name, e))?;
         }
     }
     session.run()?;

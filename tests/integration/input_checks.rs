@@ -1,6 +1,6 @@
 //! Bad command-line values are refused up front in one line (exit 2), before any work: counts
 //! of 0, tolerances that cannot be met or passed, an output that cannot be written, and shard
-//! arithmetic near the top of usize.
+//! arithmetic near the top of usize, an unknown `WGPU_BACKEND`.
 use ditrt::tools::verify::Comparison;
 
 use crate::{ditrt, fixture};
@@ -71,4 +71,22 @@ fn shard_bounds_near_the_top_of_usize_do_not_overflow() {
     ]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stdout.contains("(1 images"), "{stdout}");
+}
+
+/// `WGPU_BACKEND` names the graphics APIs to look on: a name wgpu would not know, or GL (which
+/// ditrt does not use), is refused naming the variable (it used to print `Backends(0x0)`).
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_backend_variable_is_checked() {
+    for value in ["garbage", "gl", "vulkan,nope"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ditrt"))
+            .args(["bench", "--backend", "wgpu", "--iters", "1", "--warmup", "0"])
+            .env("WGPU_BACKEND", value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{value}: {stderr}");
+        assert!(stderr.contains(&format!("WGPU_BACKEND='{value}'")) && stderr.contains("vulkan, metal, dx12"), "{value}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
 }

@@ -263,3 +263,34 @@ fn temporaries_of_killed_writers_are_removed() {
     assert_eq!(code, 0, "{stderr}");
     assert!(!stale.exists() && live.exists() && png.exists(), "{:?}", files_in(dir.path()));
 }
+
+/// Values that come from a file are blamed on it: a recipe whose steps are 0, a fixture whose
+/// class ids are out of range or whose inputs have the wrong shape.
+#[test]
+fn errors_from_file_values_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("zero-steps.safetensors");
+    edited_copy(&weights, |_, meta| {
+        meta.insert("ditrt.sampling".into(), r#"{"sampler": "ddpm", "steps": 0, "cfg_scale": 1.0}"#.into());
+    });
+    let png = dir.path().join("x.png");
+    let (code, _, stderr) = ditrt(&["sample", "--weights", weights.to_str().unwrap(), "--backend", "cpu", "--out", png.to_str().unwrap()]);
+    assert_one_line_error(code, &stderr, &[weights.to_str().unwrap(), "ditrt.sampling"]);
+
+    let w = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dit_p2.safetensors");
+    let original = ditrt::io::safetensors::read_all(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/dit_p2.fixture.safetensors")).unwrap();
+    let broken = |name: &str, key: &str, value: HostTensor| {
+        let path = dir.path().join(name);
+        let mut tensors: Vec<(&str, &HostTensor)> = original.iter().filter(|(k, _)| *k != key).map(|(k, t)| (k.as_str(), t)).collect();
+        tensors.push((key, &value));
+        write_safetensors(&path, &tensors, &BTreeMap::new()).unwrap();
+        path
+    };
+    let batch = original["y"].shape.dims()[0];
+    let fixture = broken("bad-y.safetensors", "y", HostTensor::from_u32([batch], &vec![9999; batch]));
+    let (code, _, stderr) = ditrt(&["verify", "--weights", w, "--fixture", fixture.to_str().unwrap(), "--backend", "cpu"]);
+    assert_one_line_error(code, &stderr, &[fixture.to_str().unwrap(), "tensor 'y'", "class id 9999 is out of range"]);
+    let fixture = broken("bad-t.safetensors", "t", HostTensor::from_f32([batch + 1], &vec![1.0; batch + 1]));
+    let (code, _, stderr) = ditrt(&["verify", "--weights", w, "--fixture", fixture.to_str().unwrap(), "--backend", "cpu"]);
+    assert_one_line_error(code, &stderr, &[fixture.to_str().unwrap(), "tensor 't'"]);
+}

@@ -39,18 +39,47 @@ pub(super) struct Gpu {
     uncaptured: Arc<Mutex<Option<String>>>,
 }
 
+/// The graphics APIs ditrt looks on, by the names `WGPU_BACKEND` takes. Not GL: lavapipe's GL
+/// twin has no f16, and wgpu's GL compute is the least tested.
+const APIS: &[(&str, wgpu::Backends)] = &[("vulkan", wgpu::Backends::VULKAN), ("metal", wgpu::Backends::METAL), ("dx12", wgpu::Backends::DX12)];
+
+/// The APIs named in `WGPU_BACKEND` (comma-separated, any case), all of them when it is unset;
+/// an unknown name, GL among them, is an error naming the variable.
+fn backends_from_env() -> Result<wgpu::Backends> {
+    let Ok(value) = std::env::var("WGPU_BACKEND") else {
+        return Ok(APIS.iter().fold(wgpu::Backends::empty(), |all, (_, b)| all | *b));
+    };
+    let names: Vec<&str> = APIS.iter().map(|(n, _)| *n).collect();
+    value.split(',').map(|n| n.trim().to_ascii_lowercase()).try_fold(wgpu::Backends::empty(), |all, name| {
+        match APIS.iter().find(|(n, _)| *n == name) {
+            Some((_, b)) => Ok(all | *b),
+            None => Err(err(format!(
+                "WGPU_BACKEND='{}': '{}' is not one of {}",
+                crate::error::one_line(&value),
+                crate::error::one_line(&name),
+                names.join(", ")
+            ))),
+        }
+    })
+}
+
+/// "Vulkan, DX12"-style names of `backends`.
+fn in_words(backends: wgpu::Backends) -> String {
+    let names: Vec<&str> = APIS.iter().filter(|(_, b)| backends.contains(*b)).map(|(n, _)| *n).collect();
+    names.join(", ")
+}
+
 impl Gpu {
-    /// The preferred adapter of the backends in `WGPU_BACKEND` (default: Vulkan, Metal, DX12;
-    /// never GL, whose lavapipe twin lacks f16).
+    /// The preferred adapter of the APIs in `WGPU_BACKEND` (default: Vulkan, Metal, DX12).
     pub fn adapter() -> Result<wgpu::Adapter> {
         quiet_headless_device_select();
-        let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+        let backends = backends_from_env()?;
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = backends;
         let instance = wgpu::Instance::new(desc);
         let options = wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() };
         pollster::block_on(instance.request_adapter(&options)).map_err(|e| {
-            err(format!("no adapter on backends {backends:?} ({e}); install a Vulkan driver (mesa-vulkan-drivers gives the lavapipe CPU one)"))
+            err(format!("no adapter on {} ({e}); install a Vulkan driver (mesa-vulkan-drivers gives the lavapipe CPU one)", in_words(backends)))
         })
     }
 
