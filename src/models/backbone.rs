@@ -23,20 +23,24 @@ pub trait Backbone {
     /// Multiply-adds of one forward for one image.
     fn macs_per_image(&self) -> f64;
 
-    /// Shape of the input x (and of the prediction's first channels) per sample; the VAE's is
-    /// its latent.
-    fn input_geometry(&self) -> ImageGeometry;
+    /// What its graph takes and gives.
+    fn io(&self) -> GraphIo;
 
-    /// Channels of the raw output (2C with learned sigma; the VAE's image channels).
-    fn output_channels(&self) -> usize;
+    /// Shape of the input x (and of the prediction's first channels) per sample.
+    fn input_geometry(&self) -> ImageGeometry {
+        self.io().input
+    }
 
-    /// Number of classes, without the null class; None if unconditional.
-    fn num_classes(&self) -> Option<usize>;
+    fn output_channels(&self) -> usize {
+        self.io().output_channels
+    }
 
-    /// Id of the null class used for guidance, where the model has one (by default it follows
-    /// the classes: id `num_classes`).
+    fn num_classes(&self) -> Option<usize> {
+        self.io().num_classes
+    }
+
     fn null_class(&self) -> Option<u32> {
-        self.num_classes().map(|k| k as u32)
+        self.io().null_class
     }
 
     /// What sampling needs of the backbone: official recipe, training schedule, guidance form.
@@ -69,6 +73,20 @@ pub trait Backbone {
         weights.finish()?;
         Ok(graph)
     }
+}
+
+/// What a backbone's graph takes and gives.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GraphIo {
+    /// Shape of the input x per sample; the VAE's is its latent.
+    pub input: ImageGeometry,
+    /// Channels of the raw output (2C with learned sigma; the VAE's image channels).
+    pub output_channels: usize,
+    /// Number of classes, without the null class; None if unconditional.
+    pub num_classes: Option<usize>,
+    /// Id of the null class used for guidance, where the model has one (U-ViT's pixel-space
+    /// ImageNet-64 models have classes but none).
+    pub null_class: Option<u32>,
 }
 
 /// A backbone with its parameters bound.

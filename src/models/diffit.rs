@@ -6,7 +6,7 @@
 use crate::backend::{Activation, Add, LayerNorm, Op, Unary};
 use crate::error::Result;
 use crate::graph::GraphBuilder;
-use crate::models::backbone::{denoiser_sampling, Backbone, Forward};
+use crate::models::backbone::{denoiser_sampling, Backbone, Forward, GraphIo};
 use crate::models::diffit_block::{DiffitBlock, DiffitBlockSpec};
 use crate::models::embedders::Embedders;
 use crate::models::layers::Linear;
@@ -14,7 +14,6 @@ use crate::models::params::Params;
 use crate::models::patch_config::{patch_config, PatchConfig};
 use crate::sampling::recipe::{BackboneSampling, GuidanceForm, SamplerName};
 use crate::sampling::NoiseSchedule;
-use crate::tensor::ImageGeometry;
 
 const LN_EPS: f32 = 1e-6;
 
@@ -68,16 +67,8 @@ impl Backbone for DiffitConfig {
         self.embed_and_head_macs() + self.depth as f64 * self.block_spec().macs(self.tokens())
     }
 
-    fn input_geometry(&self) -> ImageGeometry {
-        self.0.input_geometry()
-    }
-
-    fn output_channels(&self) -> usize {
-        self.out_channels()
-    }
-
-    fn num_classes(&self) -> Option<usize> {
-        Some(self.0.num_classes)
+    fn io(&self) -> GraphIo {
+        self.0.io()
     }
 
     /// DiffiT's sample.py: DDPM 250 steps as DiT; scale 4.4 with forward_with_cfg's power-cosine

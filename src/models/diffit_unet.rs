@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::{Add, Op, Upsample2x, View};
 use crate::error::Result;
 use crate::graph::GraphBuilder;
-use crate::models::backbone::{denoiser_sampling, Backbone, Forward};
+use crate::models::backbone::{denoiser_sampling, Backbone, Forward, GraphIo};
 use crate::models::conv_layers::{Conv, GroupNormLayer};
 use crate::models::diffit_block::{DiffitBlock, DiffitBlockSpec};
 use crate::models::embedders::{LabelTable, TimestepMlp, FREQ_DIM};
@@ -186,16 +186,15 @@ impl Backbone for DiffitUnetConfig {
         macs + conv(self.image_size, chans[0], self.out_channels())
     }
 
-    fn input_geometry(&self) -> ImageGeometry {
-        ImageGeometry { channels: self.in_channels, height: self.image_size, width: self.image_size }
-    }
-
-    fn output_channels(&self) -> usize {
-        self.out_channels()
-    }
-
-    fn num_classes(&self) -> Option<usize> {
-        (self.num_classes > 0).then_some(self.num_classes)
+    /// Class-conditional (the null class last) only with num_classes > 0.
+    fn io(&self) -> GraphIo {
+        let classes = (self.num_classes > 0).then_some(self.num_classes);
+        GraphIo {
+            input: ImageGeometry { channels: self.in_channels, height: self.image_size, width: self.image_size },
+            output_channels: self.out_channels(),
+            num_classes: classes,
+            null_class: classes.map(|k| k as u32),
+        }
     }
 
     /// No official recipe: DDPM 250 steps on the linear schedule, unguided.

@@ -4,14 +4,13 @@
 use crate::backend::{Activation, Add, GateResidual, LayerNormModulate, Op, PerSample, Unary, View};
 use crate::error::Result;
 use crate::graph::GraphBuilder;
-use crate::models::backbone::{denoiser_sampling, Backbone, Forward};
+use crate::models::backbone::{denoiser_sampling, Backbone, Forward, GraphIo};
 use crate::models::embedders::Embedders;
 use crate::models::layers::{packed_attention, Linear};
 use crate::models::params::{HostParam, Params};
 use crate::models::patch_config::{patch_config, PatchConfig};
 use crate::sampling::recipe::{BackboneSampling, GuidanceForm, SamplerName};
 use crate::sampling::NoiseSchedule;
-use crate::tensor::ImageGeometry;
 
 const LN_EPS: f32 = 1e-6;
 
@@ -48,16 +47,8 @@ impl Backbone for DitConfig {
         self.embed_and_head_macs() + self.depth as f64 * block + 2.0 * d * d
     }
 
-    fn input_geometry(&self) -> ImageGeometry {
-        self.0.input_geometry()
-    }
-
-    fn output_channels(&self) -> usize {
-        self.out_channels()
-    }
-
-    fn num_classes(&self) -> Option<usize> {
-        Some(self.0.num_classes)
+    fn io(&self) -> GraphIo {
+        self.0.io()
     }
 
     /// DiT's sample.py: DDPM, 250 steps, scale 4.0, on the linear schedule it was trained with.

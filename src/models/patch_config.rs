@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{Op, PatchGeometry, Unpatchify, View};
 use crate::graph::GraphBuilder;
+use crate::models::backbone::GraphIo;
 use crate::models::embedders::FREQ_DIM;
 use crate::models::sizes::{check_bounds, check_params, check_positive, MAX_DEPTH, MAX_SIDE, MAX_SIZE};
 use crate::tensor::ImageGeometry;
@@ -107,8 +108,14 @@ impl PatchConfig {
         (self.hidden_size as f64 * self.mlp_ratio) as usize
     }
 
-    pub fn input_geometry(&self) -> ImageGeometry {
-        ImageGeometry { channels: self.in_channels, height: self.input_size, width: self.input_size }
+    /// Class-conditional, the null class last.
+    pub fn io(&self) -> GraphIo {
+        GraphIo {
+            input: ImageGeometry { channels: self.in_channels, height: self.input_size, width: self.input_size },
+            output_channels: self.out_channels(),
+            num_classes: Some(self.num_classes),
+            null_class: Some(self.num_classes as u32),
+        }
     }
 
     /// `channels` x input_size^2 images cut into patches.

@@ -6,14 +6,13 @@
 use crate::backend::Activation;
 use crate::error::Result;
 use crate::graph::GraphBuilder;
-use crate::models::backbone::{denoiser_sampling, Backbone, Forward};
+use crate::models::backbone::{denoiser_sampling, Backbone, Forward, GraphIo};
 use crate::models::embedders::Embedders;
 use crate::models::layers::{copy_tokens, AffineLayerNorm, Linear, PreNormBlock, PreNormBlockSpec, TokenSpan};
 use crate::models::params::Params;
 use crate::models::patch_config::{patch_config, PatchConfig};
 use crate::sampling::recipe::{BackboneSampling, GuidanceForm, SamplerName};
 use crate::sampling::NoiseSchedule;
-use crate::tensor::ImageGeometry;
 
 /// DiT's LayerNorm eps, kept for its blocks' plain-LN twins.
 const LN_EPS: f32 = 1e-6;
@@ -68,16 +67,8 @@ impl Backbone for TldmConfig {
         self.embed_and_head_macs() + self.depth as f64 * self.block_spec().macs(self.tokens() + EXTRAS)
     }
 
-    fn input_geometry(&self) -> ImageGeometry {
-        self.0.input_geometry()
-    }
-
-    fn output_channels(&self) -> usize {
-        self.out_channels()
-    }
-
-    fn num_classes(&self) -> Option<usize> {
-        Some(self.0.num_classes)
+    fn io(&self) -> GraphIo {
+        self.0.io()
     }
 
     /// DiT's recipe (README.md, "In-context transformer LDM: our choices").

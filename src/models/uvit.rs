@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::{Activation, Add, Conv2d, Op, PatchGeometry, Patchify, SkipConcatLinear, TimestepEmbedding, Unpatchify, View};
 use crate::error::Result;
 use crate::graph::GraphBuilder;
-use crate::models::backbone::{denoiser_sampling, Backbone, Forward};
+use crate::models::backbone::{denoiser_sampling, Backbone, Forward, GraphIo};
 use crate::models::embedders::LabelTable;
 use crate::models::layers::{copy_tokens, AffineLayerNorm, Linear, PreNormBlock, PreNormBlockSpec, TokenSpan};
 use crate::models::params::Params;
@@ -210,21 +210,15 @@ impl Backbone for UvitConfig {
         embed + blocks + skips + head
     }
 
-    fn input_geometry(&self) -> ImageGeometry {
-        ImageGeometry { channels: self.in_chans, height: self.img_size, width: self.img_size }
-    }
-
-    fn output_channels(&self) -> usize {
-        self.in_chans
-    }
-
     /// The pixel-space ImageNet-64 models have classes but no null class.
-    fn num_classes(&self) -> Option<usize> {
-        self.is_conditional().then_some(self.num_classes)
-    }
-
-    fn null_class(&self) -> Option<u32> {
-        (self.is_conditional() && self.null_class).then_some(self.num_classes as u32)
+    fn io(&self) -> GraphIo {
+        let classes = self.is_conditional().then_some(self.num_classes);
+        GraphIo {
+            input: ImageGeometry { channels: self.in_chans, height: self.img_size, width: self.img_size },
+            output_channels: self.in_chans,
+            num_classes: classes,
+            null_class: classes.filter(|_| self.null_class).map(|k| k as u32),
+        }
     }
 
     /// U-ViT's ImageNet-256 evaluation: a DPM-Solver with 50 evaluations, scale 0.4. Its H

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::{Activation, Add, Op, Upsample2x, View};
 use crate::error::{Error, Result};
 use crate::graph::GraphBuilder;
-use crate::models::backbone::{Backbone, Forward};
+use crate::models::backbone::{Backbone, Forward, GraphIo};
 use crate::models::conv_layers::{channels_first, channels_last, Conv, GroupNormLayer};
 use crate::models::layers::{packed_attention, Linear};
 use crate::models::params::{HostParam, Params};
@@ -152,17 +152,14 @@ impl Backbone for VaeConfig {
         macs + conv(side, cin, self.out_channels, 3)
     }
 
-    /// The latent.
-    fn input_geometry(&self) -> ImageGeometry {
-        ImageGeometry { channels: self.latent_channels, height: self.latent_size, width: self.latent_size }
-    }
-
-    fn output_channels(&self) -> usize {
-        self.out_channels
-    }
-
-    fn num_classes(&self) -> Option<usize> {
-        None
+    /// The latent in, the image out; no classes.
+    fn io(&self) -> GraphIo {
+        GraphIo {
+            input: ImageGeometry { channels: self.latent_channels, height: self.latent_size, width: self.latent_size },
+            output_channels: self.out_channels,
+            num_classes: None,
+            null_class: None,
+        }
     }
 
     fn sampling(&self) -> Result<BackboneSampling> {
