@@ -9,6 +9,7 @@ use crate::sampling::recipe::{BackboneSampling, GuidanceForm, Recipe, SamplerNam
 use crate::sampling::NoiseSchedule;
 use crate::tensor::{DType, ImageGeometry};
 
+/// A backbone, as its config: `ModelConfig` derefs to the one it holds.
 pub trait Backbone {
     /// The `arch` tag of its `ditrt.config`.
     fn arch(&self) -> &'static str;

@@ -235,9 +235,10 @@ impl Backbone for UvitConfig {
         let (d, c, k, spec) = (self.embed_dim, self.in_chans, self.patch_size, self.block_spec());
         let pos = p.tensor("pos_embed", &[1, self.extras() + self.patches(), d])?;
         let patch_embed = Linear::load(p.pp("patch_embed.proj"), &[d, c, k, k], true)?;
-        let time_embed = match self.mlp_time_embed {
-            true => Some([Linear::load(p.pp("time_embed.0"), &[4 * d, d], true)?, Linear::load(p.pp("time_embed.2"), &[d, 4 * d], true)?]),
-            false => None,
+        let time_embed = if self.mlp_time_embed {
+            Some([Linear::load(p.pp("time_embed.0"), &[4 * d, d], true)?, Linear::load(p.pp("time_embed.2"), &[d, 4 * d], true)?])
+        } else {
+            None
         };
         let label = if self.is_conditional() { Some(LabelTable::load(p.pp("label_emb"), self.label_rows(), d)?) } else { None };
         let mut bp = p.pp("in_blocks");
@@ -254,13 +255,13 @@ impl Backbone for UvitConfig {
         let decoder_pred = Linear::load(p.pp("decoder_pred"), &[k * k * c, d], true)?;
         // Weight [C, C, 3, 3] and bias under the official keys (Linear only binds them).
         let conv = if self.conv { Some(Linear::load(p.pp("final_layer"), &[c, c, 3, 3], true)?) } else { None };
-        let weights = UvitWeights { pos, patch_embed, time_embed, label, in_blocks, mid_block, out_blocks, norm, decoder_pred, conv };
-        Ok(Box::new(Uvit { cfg: self, w: weights }))
+        Ok(Box::new(Uvit { cfg: self, pos, patch_embed, time_embed, label, in_blocks, mid_block, out_blocks, norm, decoder_pred, conv }))
     }
 }
 
-/// U-ViT's parameters, bound.
-struct UvitWeights {
+/// U-ViT with its parameters bound.
+struct Uvit<'a> {
+    cfg: &'a UvitConfig,
     pos: View,
     patch_embed: Linear,
     /// The time MLP (D -> 4D, SiLU, 4D -> D), where configured.
@@ -275,14 +276,9 @@ struct UvitWeights {
     conv: Option<Linear>,
 }
 
-struct Uvit<'a> {
-    cfg: &'a UvitConfig,
-    w: UvitWeights,
-}
-
 impl Forward for Uvit<'_> {
     fn forward(&self, g: &mut GraphBuilder, batch: usize) {
-        let (cfg, w) = (self.cfg, &self.w);
+        let cfg = self.cfg;
         let (d, c, p, s) = (cfg.embed_dim, cfg.in_chans, cfg.patch_size, cfg.img_size);
         let (extras, patches) = (cfg.extras(), cfg.patches());
         let n = extras + patches;
@@ -296,13 +292,13 @@ impl Forward for Uvit<'_> {
         let geom = PatchGeometry { batch, channels: c, height: s, width: s, patch: p };
         let pixels = g.temp([batch, patches, c * p * p]);
         g.push(Op::Patchify(Patchify { geom, x, out: pixels }));
-        let tokens = w.patch_embed.apply(g, pixels, batch * patches, Activation::None);
+        let tokens = self.patch_embed.apply(g, pixels, batch * patches, Activation::None);
         copy_tokens(g, batch, patches, d, TokenSpan::whole(tokens, patches), TokenSpan { buf: seq, len: n, first: extras });
 
         // Time token: timestep features of width D (cos first), through the MLP if configured.
         let feats = g.temp([batch, d]);
         g.push(Op::TimestepEmbedding(TimestepEmbedding { batch, dim: d, max_period: 10000.0, t, out: feats }));
-        let time = match &w.time_embed {
+        let time = match &self.time_embed {
             Some([t0, t2]) => {
                 let hidden = t0.apply(g, feats, batch, Activation::Silu);
                 t2.apply(g, hidden, batch, Activation::None)
@@ -312,24 +308,24 @@ impl Forward for Uvit<'_> {
         copy_tokens(g, batch, 1, d, TokenSpan::whole(time, 1), TokenSpan { buf: seq, len: n, first: extras - 1 });
 
         // Label token first.
-        if let Some(table) = &w.label {
+        if let Some(table) = &self.label {
             let y = g.input("y", [batch], DType::U32);
             let label = table.apply(g, y, batch);
             copy_tokens(g, batch, 1, d, TokenSpan::whole(label, 1), TokenSpan { buf: seq, len: n, first: 0 });
         }
-        g.push(Op::Add(Add { a: seq, b: w.pos, out: seq }));
+        g.push(Op::Add(Add { a: seq, b: self.pos, out: seq }));
 
         // In-blocks push their outputs; each out-block first maps cat[x, pop()] back to D.
         let mut skips = Vec::with_capacity(cfg.skips());
-        for block in &w.in_blocks {
+        for block in &self.in_blocks {
             block.apply(g, seq, batch, n);
             let saved = g.temp([rows, d]);
             copy_tokens(g, batch, n, d, TokenSpan::whole(seq, n), TokenSpan::whole(saved, n));
             skips.push(saved);
         }
-        w.mid_block.apply(g, seq, batch, n);
+        self.mid_block.apply(g, seq, batch, n);
         let mut seq = seq;
-        for (block, joined) in &w.out_blocks {
+        for (block, joined) in &self.out_blocks {
             let skip = skips.pop().expect("one skip per in-block");
             let out = g.temp([rows, d]);
             g.push(Op::SkipConcatLinear(SkipConcatLinear { rows, dim_x: d, dim_skip: d, n: d, x: seq, skip, w: joined.w, bias: joined.b, out }));
@@ -340,12 +336,12 @@ impl Forward for Uvit<'_> {
         // Head: dropping the extra tokens first is exact (LN and the linear act per token).
         let kept = g.temp([batch * patches, d]);
         copy_tokens(g, batch, patches, d, TokenSpan { buf: seq, len: n, first: extras }, TokenSpan::whole(kept, patches));
-        let normed = w.norm.apply(g, kept, batch * patches);
-        let pred = w.decoder_pred.apply(g, normed, batch * patches, Activation::None);
+        let normed = self.norm.apply(g, kept, batch * patches);
+        let pred = self.decoder_pred.apply(g, normed, batch * patches, Activation::None);
         let out = g.output("out", [batch, c, s, s]);
-        let image = if w.conv.is_some() { g.temp([batch, c, s, s]) } else { out };
+        let image = if self.conv.is_some() { g.temp([batch, c, s, s]) } else { out };
         g.push(Op::Unpatchify(Unpatchify { geom, x: pred, out: image }));
-        if let Some(conv) = &w.conv {
+        if let Some(conv) = &self.conv {
             g.push(Op::Conv2d(Conv2d {
                 batch,
                 in_c: c,
