@@ -1,19 +1,9 @@
 //! Conv-net pieces shared by the VAE decoder and the image-space DiffiT: 2-D convolutions and
-//! GroupNorms bound to their keys, and NCHW <-> token-major transposes.
+//! GroupNorms bound to their parameters, and NCHW <-> token-major transposes.
 use crate::backend::{Conv2d, Copy3d, GroupNorm, Op, View};
 use crate::error::Result;
 use crate::graph::GraphBuilder;
-use crate::models::weight_source::WeightSource;
-
-/// `{prefix}.weight` [out_c, in_c, k, k] and `{prefix}.bias` [out_c].
-pub fn conv_shapes(prefix: &str, out_c: usize, in_c: usize, kernel: usize) -> [(String, Vec<usize>); 2] {
-    [(format!("{prefix}.weight"), vec![out_c, in_c, kernel, kernel]), (format!("{prefix}.bias"), vec![out_c])]
-}
-
-/// `{prefix}.weight` and `{prefix}.bias`, both [channels] (a GroupNorm's gamma and beta).
-pub fn norm_shapes(prefix: &str, channels: usize) -> [(String, Vec<usize>); 2] {
-    [(format!("{prefix}.weight"), vec![channels]), (format!("{prefix}.bias"), vec![channels])]
-}
+use crate::models::params::Params;
 
 /// A 2-D convolution with bias, zero padding kernel / 2 (odd kernels keep the size).
 pub struct Conv {
@@ -25,11 +15,9 @@ pub struct Conv {
 }
 
 impl Conv {
-    pub fn load(g: &mut GraphBuilder, w: &mut dyn WeightSource, prefix: &str, out_c: usize, in_c: usize, kernel: usize) -> Result<Conv> {
-        let [(wk, ws), (bk, bs)] = conv_shapes(prefix, out_c, in_c, kernel);
-        let weight = w.fetch(&wk, &ws)?;
-        let bias = w.fetch(&bk, &bs)?;
-        Ok(Conv { weight: g.weight(&wk, weight), bias: g.weight(&bk, bias), out_c, in_c, kernel })
+    /// `weight` [out_c, in_c, k, k] and `bias` [out_c].
+    pub fn load(mut p: Params, out_c: usize, in_c: usize, kernel: usize) -> Result<Conv> {
+        Ok(Conv { weight: p.tensor("weight", &[out_c, in_c, kernel, kernel])?, bias: p.tensor("bias", &[out_c])?, out_c, in_c, kernel })
     }
 
     /// x [batch, in_c, h, w] -> `out` [batch, out_c, h, w].
@@ -84,11 +72,9 @@ pub struct GroupNormLayer {
 }
 
 impl GroupNormLayer {
-    pub fn load(g: &mut GraphBuilder, w: &mut dyn WeightSource, prefix: &str, channels: usize, groups: usize, eps: f32) -> Result<GroupNormLayer> {
-        let [(gk, gs), (bk, bs)] = norm_shapes(prefix, channels);
-        let gamma = w.fetch(&gk, &gs)?;
-        let beta = w.fetch(&bk, &bs)?;
-        Ok(GroupNormLayer { gamma: g.weight(&gk, gamma), beta: g.weight(&bk, beta), channels, groups, eps })
+    /// `weight` (gamma) and `bias` (beta), both [channels].
+    pub fn load(mut p: Params, channels: usize, groups: usize, eps: f32) -> Result<GroupNormLayer> {
+        Ok(GroupNormLayer { gamma: p.tensor("weight", &[channels])?, beta: p.tensor("bias", &[channels])?, channels, groups, eps })
     }
 
     /// GN(x) (then SiLU if `silu`) of x [batch, channels, spatial], as a new intermediate.
@@ -112,26 +98,23 @@ impl GroupNormLayer {
 
 /// [batch, channels, spatial] -> a new [batch, spatial, channels] (pixels become token rows).
 pub fn channels_last(g: &mut GraphBuilder, x: View, batch: usize, channels: usize, spatial: usize) -> View {
-    let out = g.temp([batch * spatial, channels]);
-    g.push(Op::Copy3d(Copy3d {
-        dims: [batch, spatial, channels],
-        src: x,
-        src_strides: [channels * spatial, 1, spatial],
-        dst: out,
-        dst_strides: [spatial * channels, channels, 1],
-    }));
-    out
+    transpose(g, x, batch, channels, spatial)
 }
 
 /// [batch, spatial, channels] -> a new [batch, channels, spatial].
 pub fn channels_first(g: &mut GraphBuilder, x: View, batch: usize, channels: usize, spatial: usize) -> View {
-    let out = g.temp([batch, channels, spatial]);
+    transpose(g, x, batch, spatial, channels)
+}
+
+/// [batch, rows, cols] -> a new [batch, cols, rows] (one copy3d).
+fn transpose(g: &mut GraphBuilder, x: View, batch: usize, rows: usize, cols: usize) -> View {
+    let out = g.temp([batch, cols, rows]);
     g.push(Op::Copy3d(Copy3d {
-        dims: [batch, channels, spatial],
+        dims: [batch, cols, rows],
         src: x,
-        src_strides: [spatial * channels, 1, channels],
+        src_strides: [rows * cols, 1, cols],
         dst: out,
-        dst_strides: [channels * spatial, spatial, 1],
+        dst_strides: [rows * cols, rows, 1],
     }));
     out
 }

@@ -7,7 +7,7 @@ use crate::backend::{Activation, LayerNorm, Op, TmsaQkv, View};
 use crate::error::Result;
 use crate::graph::GraphBuilder;
 use crate::models::layers::{packed_attention, Linear};
-use crate::models::weight_source::WeightSource;
+use crate::models::params::Params;
 use crate::tensor::HostTensor;
 
 const LN_EPS: f32 = 1e-6;
@@ -27,27 +27,6 @@ pub struct DiffitBlockSpec {
 impl DiffitBlockSpec {
     fn table_rows(&self) -> usize {
         (2 * self.window - 1).pow(2)
-    }
-
-    /// Parameters under `prefix` in the official state_dict order (the stored
-    /// `attn.relative_position_index` buffer is not a parameter: ditrt recomputes it).
-    pub fn param_shapes(&self, prefix: &str) -> Vec<(String, Vec<usize>)> {
-        let (d, h, t) = (self.dim, self.mlp_hidden, self.temb_dim);
-        let a = format!("{prefix}.attn");
-        let m = format!("{prefix}.mlp");
-        vec![
-            (format!("{a}.relative_position_bias_table"), vec![self.table_rows(), self.heads]),
-            (format!("{a}.qkv_temb.weight"), vec![3 * d, t]),
-            (format!("{a}.qkv_temb.bias"), vec![3 * d]),
-            (format!("{a}.qkv.weight"), vec![3 * d, d]),
-            (format!("{a}.qkv.bias"), vec![3 * d]),
-            (format!("{a}.proj.weight"), vec![d, d]),
-            (format!("{a}.proj.bias"), vec![d]),
-            (format!("{m}.fc1.weight"), vec![h, d]),
-            (format!("{m}.fc1.bias"), vec![h]),
-            (format!("{m}.fc2.weight"), vec![d, h]),
-            (format!("{m}.fc2.bias"), vec![d]),
-        ]
     }
 
     /// Multiply-adds for one image of `tokens` tokens: the four token linears, QK^T and AV
@@ -102,19 +81,21 @@ pub struct DiffitBlock {
 }
 
 impl DiffitBlock {
-    pub fn load(g: &mut GraphBuilder, w: &mut dyn WeightSource, prefix: &str, spec: DiffitBlockSpec) -> Result<DiffitBlock> {
+    /// Parameters in the official state_dict order (the stored `attn.relative_position_index`
+    /// buffer is not a parameter: ditrt recomputes it).
+    pub fn load(mut p: Params, spec: DiffitBlockSpec) -> Result<DiffitBlock> {
         let (d, h) = (spec.dim, spec.mlp_hidden);
-        let table_key = format!("{prefix}.attn.relative_position_bias_table");
-        let table = w.fetch(&table_key, &[spec.table_rows(), spec.heads])?;
-        let bias = g.weight(&format!("{table_key} (gathered)"), dense_bias(&table, spec.window, spec.heads));
+        let mut a = p.pp("attn");
+        let table = a.host("relative_position_bias_table", &[spec.table_rows(), spec.heads])?;
+        let bias = a.store("relative_position_bias_table (gathered)", table.map(|t| dense_bias(t, spec.window, spec.heads)));
         Ok(DiffitBlock {
             spec,
-            qkv_temb: Linear::load(g, w, &format!("{prefix}.attn.qkv_temb"), &[3 * d, spec.temb_dim], true)?,
+            qkv_temb: Linear::load(a.pp("qkv_temb"), &[3 * d, spec.temb_dim], true)?,
             bias,
-            qkv: Linear::load(g, w, &format!("{prefix}.attn.qkv"), &[3 * d, d], true)?,
-            proj: Linear::load(g, w, &format!("{prefix}.attn.proj"), &[d, d], true)?,
-            fc1: Linear::load(g, w, &format!("{prefix}.mlp.fc1"), &[h, d], true)?,
-            fc2: Linear::load(g, w, &format!("{prefix}.mlp.fc2"), &[d, h], true)?,
+            qkv: Linear::load(a.pp("qkv"), &[3 * d, d], true)?,
+            proj: Linear::load(a.pp("proj"), &[d, d], true)?,
+            fc1: Linear::load(p.pp("mlp.fc1"), &[h, d], true)?,
+            fc2: Linear::load(p.pp("mlp.fc2"), &[d, h], true)?,
         })
     }
 

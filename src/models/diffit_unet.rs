@@ -8,16 +8,18 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Add, Op, Upsample2x, View};
-use crate::error::{Error, Result};
-use crate::graph::{Graph, GraphBuilder};
-use crate::models::conv_layers::{conv_shapes, norm_shapes, Conv, GroupNormLayer};
+use crate::error::Result;
+use crate::graph::GraphBuilder;
+use crate::models::backbone::{denoiser_sampling, Backbone, Forward, GraphIo};
+use crate::models::conv_layers::{Conv, GroupNormLayer};
 use crate::models::diffit_block::{DiffitBlock, DiffitBlockSpec};
-use crate::models::dit::FREQ_DIM;
-use crate::models::embedders::{label_embedding, timestep_mlp};
+use crate::models::embedders::{LabelTable, TimestepMlp, FREQ_DIM};
+use crate::models::params::Params;
 use crate::models::sizes::{check_bounds, check_params, check_positive, MAX_DEPTH, MAX_SIDE, MAX_SIZE};
-use crate::models::weight_source::WeightSource;
 use crate::models::windows::{from_windows, to_windows, WindowGrid};
-use crate::tensor::DType;
+use crate::sampling::recipe::{BackboneSampling, GuidanceForm, SamplerName};
+use crate::sampling::NoiseSchedule;
+use crate::tensor::{DType, ImageGeometry};
 
 const GN_EPS: f32 = 1e-6;
 
@@ -86,7 +88,19 @@ impl DiffitUnetConfig {
         }
     }
 
-    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
+    /// `resblocks.{j}` of one level of the encoder or decoder.
+    fn resblocks(&self, p: &mut Params, level: usize) -> Result<Vec<ResBlock>> {
+        let mut rp = p.pp("resblocks");
+        (0..self.blocks_per_level).map(|j| ResBlock::load(rp.pp(j), self, level)).collect()
+    }
+}
+
+impl Backbone for DiffitUnetConfig {
+    fn arch(&self) -> &'static str {
+        "diffit_unet"
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
         let positive = [
             ("image_size", self.image_size),
             ("in_channels", self.in_channels),
@@ -134,7 +148,7 @@ impl DiffitUnetConfig {
         Ok(())
     }
 
-    pub fn describe(&self) -> String {
+    fn describe(&self) -> String {
         let join = |v: Vec<usize>| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("/");
         let levels = 0..self.channels.len();
         format!(
@@ -154,52 +168,9 @@ impl DiffitUnetConfig {
         )
     }
 
-    fn resblock_shapes(&self, prefix: &str, level: usize) -> Vec<(String, Vec<usize>)> {
-        let c = self.channels[level];
-        let mut v: Vec<(String, Vec<usize>)> = norm_shapes(&format!("{prefix}.norm"), c).into();
-        v.extend(conv_shapes(&format!("{prefix}.conv"), c, c, 3));
-        v.extend(self.block_spec(level).param_shapes(&format!("{prefix}.transformer")));
-        v
-    }
-
-    /// Keys and shapes in module order (weights-tools/archs/diffit_unet/reference.py).
-    pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        let (td, chans) = (self.time_dim, &self.channels);
-        let last = chans.len() - 1;
-        let mut v: Vec<(String, Vec<usize>)> = vec![
-            ("t_embedder.mlp.0.weight".into(), vec![td, FREQ_DIM]),
-            ("t_embedder.mlp.0.bias".into(), vec![td]),
-            ("t_embedder.mlp.2.weight".into(), vec![td, td]),
-            ("t_embedder.mlp.2.bias".into(), vec![td]),
-        ];
-        if self.num_classes > 0 {
-            v.push(("y_embedder.embedding_table.weight".into(), vec![self.num_classes + 1, td]));
-        }
-        v.extend(conv_shapes("conv_in", chans[0], self.in_channels, 3));
-        for level in 0..=last {
-            for j in 0..self.blocks_per_level {
-                v.extend(self.resblock_shapes(&format!("encoder.{level}.resblocks.{j}"), level));
-            }
-            if level < last {
-                v.extend(conv_shapes(&format!("encoder.{level}.downsample"), chans[level + 1], chans[level], 3));
-            }
-        }
-        for level in 0..=last {
-            if level < last {
-                v.extend(conv_shapes(&format!("decoder.{level}.upsample"), chans[level], chans[level + 1], 3));
-            }
-            for j in 0..self.blocks_per_level {
-                v.extend(self.resblock_shapes(&format!("decoder.{level}.resblocks.{j}"), level));
-            }
-        }
-        v.extend(norm_shapes("norm_out", chans[0]));
-        v.extend(conv_shapes("conv_out", self.out_channels(), chans[0], 3));
-        v
-    }
-
     /// The model's multiply-adds per image (a stride-2 conv counted at its output size, though
     /// the graph runs it at full size and keeps every other pixel).
-    pub fn macs_per_image(&self) -> f64 {
+    fn macs_per_image(&self) -> f64 {
         let conv = |side: usize, cin: usize, cout: usize| (side * side * cin * cout * 9) as f64;
         let (chans, last) = (&self.channels, self.channels.len() - 1);
         let td = self.time_dim as f64;
@@ -214,6 +185,48 @@ impl DiffitUnetConfig {
         }
         macs + conv(self.image_size, chans[0], self.out_channels())
     }
+
+    /// Class-conditional (the null class last) only with num_classes > 0.
+    fn io(&self) -> GraphIo {
+        let classes = (self.num_classes > 0).then_some(self.num_classes);
+        GraphIo {
+            input: ImageGeometry { channels: self.in_channels, height: self.image_size, width: self.image_size },
+            output_channels: self.out_channels(),
+            num_classes: classes,
+            null_class: classes.map(|k| k as u32),
+        }
+    }
+
+    /// No official recipe: DDPM 250 steps on the linear schedule, unguided.
+    fn sampling(&self) -> Result<BackboneSampling> {
+        denoiser_sampling(self, (SamplerName::Ddpm, 250, 1.0), NoiseSchedule::Linear, GuidanceForm::Dit)
+    }
+
+    /// Keys in module order (weights-tools/archs/diffit_unet/reference.py).
+    fn load(&self, mut p: Params) -> Result<Box<dyn Forward + '_>> {
+        let (td, chans, last) = (self.time_dim, &self.channels, self.channels.len() - 1);
+        let time = TimestepMlp::load(p.pp("t_embedder.mlp"), td)?;
+        let label = if self.num_classes > 0 { Some(LabelTable::load(p.pp("y_embedder.embedding_table"), self.num_classes + 1, td)?) } else { None };
+        let conv_in = Conv::load(p.pp("conv_in"), chans[0], self.in_channels, 3)?;
+        let mut encoder = Vec::with_capacity(last + 1);
+        let mut ep = p.pp("encoder");
+        for level in 0..=last {
+            let mut lp = ep.pp(level);
+            let blocks = self.resblocks(&mut lp, level)?;
+            let down = if level < last { Some(Conv::load(lp.pp("downsample"), chans[level + 1], chans[level], 3)?) } else { None };
+            encoder.push((blocks, down));
+        }
+        let mut decoder = Vec::with_capacity(last + 1);
+        let mut dp = p.pp("decoder");
+        for level in 0..=last {
+            let mut lp = dp.pp(level);
+            let up = if level < last { Some(Conv::load(lp.pp("upsample"), chans[level], chans[level + 1], 3)?) } else { None };
+            decoder.push((up, self.resblocks(&mut lp, level)?));
+        }
+        let norm_out = GroupNormLayer::load(p.pp("norm_out"), chans[0], self.groups, GN_EPS)?;
+        let conv_out = Conv::load(p.pp("conv_out"), self.out_channels(), chans[0], 3)?;
+        Ok(Box::new(DiffitUnet { cfg: self, time, label, conv_in, encoder, decoder, norm_out, conv_out }))
+    }
 }
 
 /// A DiffiT ResBlock (Eq. 9-10) bound to its weights.
@@ -225,13 +238,12 @@ struct ResBlock {
 }
 
 impl ResBlock {
-    fn load(g: &mut GraphBuilder, w: &mut dyn WeightSource, prefix: &str, cfg: &DiffitUnetConfig, level: usize) -> Result<ResBlock> {
-        let c = cfg.channels[level];
-        let spec = cfg.block_spec(level);
+    fn load(mut p: Params, cfg: &DiffitUnetConfig, level: usize) -> Result<ResBlock> {
+        let (c, spec) = (cfg.channels[level], cfg.block_spec(level));
         Ok(ResBlock {
-            norm: GroupNormLayer::load(g, w, &format!("{prefix}.norm"), c, cfg.groups, GN_EPS)?,
-            conv: Conv::load(g, w, &format!("{prefix}.conv"), c, c, 3)?,
-            transformer: DiffitBlock::load(g, w, &format!("{prefix}.transformer"), spec)?,
+            norm: GroupNormLayer::load(p.pp("norm"), c, cfg.groups, GN_EPS)?,
+            conv: Conv::load(p.pp("conv"), c, c, 3)?,
+            transformer: DiffitBlock::load(p.pp("transformer"), spec)?,
             spec,
         })
     }
@@ -250,50 +262,60 @@ impl ResBlock {
     }
 }
 
-pub fn build(cfg: &DiffitUnetConfig, w: &mut dyn WeightSource, batch: usize, dtype: DType) -> Result<Graph> {
-    cfg.validate().map_err(Error::invalid)?;
-    let (s, chans, last) = (cfg.image_size, &cfg.channels, cfg.channels.len() - 1);
-    let mut g = GraphBuilder::new(dtype);
+struct DiffitUnet<'a> {
+    cfg: &'a DiffitUnetConfig,
+    time: TimestepMlp,
+    label: Option<LabelTable>,
+    conv_in: Conv,
+    /// Per level, finest first: ResBlocks, then (but for the bottom) the stride-2 conv.
+    encoder: Vec<(Vec<ResBlock>, Option<Conv>)>,
+    /// Per level, finest first: (but for the bottom) the upsampling conv, then ResBlocks.
+    decoder: Vec<(Option<Conv>, Vec<ResBlock>)>,
+    norm_out: GroupNormLayer,
+    conv_out: Conv,
+}
 
-    let x = g.input("x", [batch, cfg.in_channels, s, s], dtype);
-    let t = g.input("t", [batch], DType::F32);
-    let cond = timestep_mlp(&mut g, w, "t_embedder.mlp", t, batch, cfg.time_dim)?;
-    if cfg.num_classes > 0 {
-        let y = g.input("y", [batch], DType::U32);
-        let label = label_embedding(&mut g, w, "y_embedder.embedding_table.weight", y, batch, cfg.num_classes + 1, cfg.time_dim)?;
-        g.push(Op::Add(Add { a: cond, b: label, out: cond }));
-    }
+impl Forward for DiffitUnet<'_> {
+    fn forward(&self, g: &mut GraphBuilder, batch: usize) {
+        let (cfg, s) = (self.cfg, self.cfg.image_size);
+        let x = g.input("x", [batch, cfg.in_channels, s, s], g.dtype());
+        let t = g.input("t", [batch], DType::F32);
+        let cond = self.time.apply(g, t, batch);
+        if let Some(table) = &self.label {
+            let y = g.input("y", [batch], DType::U32);
+            let label = table.apply(g, y, batch);
+            g.push(Op::Add(Add { a: cond, b: label, out: cond }));
+        }
 
-    let mut h = Conv::load(&mut g, w, "conv_in", chans[0], cfg.in_channels, 3)?.apply(&mut g, x, batch, s, s);
-    let mut skips = Vec::with_capacity(last);
-    for level in 0..=last {
-        let side = cfg.side(level);
-        for j in 0..cfg.blocks_per_level {
-            ResBlock::load(&mut g, w, &format!("encoder.{level}.resblocks.{j}"), cfg, level)?.apply(&mut g, h, cond, batch, side);
+        let mut h = self.conv_in.apply(g, x, batch, s, s);
+        let mut skips = Vec::with_capacity(self.encoder.len());
+        for (level, (blocks, down)) in self.encoder.iter().enumerate() {
+            let side = cfg.side(level);
+            for block in blocks {
+                block.apply(g, h, cond, batch, side);
+            }
+            if let Some(down) = down {
+                skips.push(h);
+                h = down.apply_stride2(g, h, batch, side, side);
+            }
         }
-        if level < last {
-            skips.push(h);
-            let down = Conv::load(&mut g, w, &format!("encoder.{level}.downsample"), chans[level + 1], chans[level], 3)?;
-            h = down.apply_stride2(&mut g, h, batch, side, side);
+        for (level, (up, blocks)) in self.decoder.iter().enumerate().rev() {
+            let side = cfg.side(level);
+            if let Some(up) = up {
+                let below = cfg.channels[level + 1];
+                let wide = g.temp([batch, below, side, side]);
+                g.push(Op::Upsample2x(Upsample2x { batch, channels: below, height: side / 2, width: side / 2, x: h, out: wide }));
+                h = up.apply(g, wide, batch, side, side);
+                let skip = skips.pop().expect("one skip per level above the bottom");
+                g.push(Op::Add(Add { a: h, b: skip, out: h }));
+            }
+            for block in blocks {
+                block.apply(g, h, cond, batch, side);
+            }
         }
-    }
-    for level in (0..=last).rev() {
-        let side = cfg.side(level);
-        if level < last {
-            let below = chans[level + 1];
-            let wide = g.temp([batch, below, side, side]);
-            g.push(Op::Upsample2x(Upsample2x { batch, channels: below, height: side / 2, width: side / 2, x: h, out: wide }));
-            h = Conv::load(&mut g, w, &format!("decoder.{level}.upsample"), chans[level], below, 3)?.apply(&mut g, wide, batch, side, side);
-            let skip = skips.pop().expect("one skip per level above the bottom");
-            g.push(Op::Add(Add { a: h, b: skip, out: h }));
-        }
-        for j in 0..cfg.blocks_per_level {
-            ResBlock::load(&mut g, w, &format!("decoder.{level}.resblocks.{j}"), cfg, level)?.apply(&mut g, h, cond, batch, side);
-        }
-    }
 
-    let act = GroupNormLayer::load(&mut g, w, "norm_out", chans[0], cfg.groups, GN_EPS)?.apply(&mut g, h, batch, s * s, true);
-    let out = g.output("out", [batch, cfg.out_channels(), s, s]);
-    Conv::load(&mut g, w, "conv_out", cfg.out_channels(), chans[0], 3)?.apply_into(&mut g, act, batch, s, s, out);
-    g.finish()
+        let act = self.norm_out.apply(g, h, batch, s * s, true);
+        let out = g.output("out", [batch, cfg.out_channels(), s, s]);
+        self.conv_out.apply_into(g, act, batch, s, s, out);
+    }
 }

@@ -1,68 +1,96 @@
-//! The DiT-family embedders (DiT, DiffiT, the in-context LDM) bound to their official keys:
-//! patch embedding plus the stored position table, the timestep MLP and the class table.
-use crate::backend::{Activation, Add, Embedding, Op, PatchGeometry, Patchify, TimestepEmbedding, View};
+//! The DiT-family embedders bound to their official keys: DiT's timestep MLP, a class table,
+//! and (DiT, DiffiT, the in-context LDM) patch embedding plus the stored position table.
+use crate::backend::{Activation, Add, Embedding, Op, Patchify, TimestepEmbedding, View};
 use crate::error::Result;
 use crate::graph::GraphBuilder;
-use crate::models::dit::FREQ_DIM;
 use crate::models::layers::Linear;
-use crate::models::weight_source::WeightSource;
+use crate::models::params::Params;
+use crate::models::patch_config::PatchConfig;
+use crate::tensor::DType;
 
-/// Patch tokens [batch * tokens, dim] of x: patchify, `x_embedder.proj` (a conv with kernel =
-/// stride = p, i.e. a GEMM over patches), plus `pos_embed` (1, tokens, dim) as stored.
-pub fn patch_tokens(g: &mut GraphBuilder, w: &mut dyn WeightSource, x: View, geom: PatchGeometry, dim: usize) -> Result<View> {
-    let (c, p) = (geom.channels, geom.patch);
-    let tokens = (geom.height / p) * (geom.width / p);
-    let pos = w.fetch("pos_embed", &[1, tokens, dim])?;
-    let patches = g.temp([geom.batch, tokens, c * p * p]);
-    g.push(Op::Patchify(Patchify { geom, x, out: patches }));
-    let embed = Linear::load(g, w, "x_embedder.proj", &[dim, c, p, p], true)?;
-    let h = embed.apply(g, patches, geom.batch * tokens, Activation::None);
-    let pos = g.weight("pos_embed", pos);
-    g.push(Op::Add(Add { a: h, b: pos, out: h }));
-    Ok(h)
+/// Width of the sinusoidal timestep features (DiT's `frequency_embedding_size`).
+pub const FREQ_DIM: usize = 256;
+
+/// DiT's TimestepEmbedder: `2`(SiLU(`0`(features))) over the 256 sinusoidal features of t.
+pub struct TimestepMlp {
+    first: Linear,
+    second: Linear,
 }
 
-/// DiT's TimestepEmbedder: `{prefix}.2`(SiLU(`{prefix}.0`(features))) over the 256 sinusoidal
-/// features of t (f32 [batch]); returns [batch, width].
-pub fn timestep_mlp(g: &mut GraphBuilder, w: &mut dyn WeightSource, prefix: &str, t: View, batch: usize, width: usize) -> Result<View> {
-    let freqs = g.temp([batch, FREQ_DIM]);
-    g.push(Op::TimestepEmbedding(TimestepEmbedding { batch, dim: FREQ_DIM, max_period: 10000.0, t, out: freqs }));
-    let first = Linear::load(g, w, &format!("{prefix}.0"), &[width, FREQ_DIM], true)?;
-    let second = Linear::load(g, w, &format!("{prefix}.2"), &[width, width], true)?;
-    let hidden = first.apply(g, freqs, batch, Activation::Silu);
-    Ok(second.apply(g, hidden, batch, Activation::None))
+impl TimestepMlp {
+    pub fn load(mut p: Params, width: usize) -> Result<TimestepMlp> {
+        Ok(TimestepMlp { first: Linear::load(p.pp(0), &[width, FREQ_DIM], true)?, second: Linear::load(p.pp(2), &[width, width], true)? })
+    }
+
+    /// t f32 [batch] -> [batch, width].
+    pub fn apply(&self, g: &mut GraphBuilder, t: View, batch: usize) -> View {
+        let freqs = g.temp([batch, FREQ_DIM]);
+        g.push(Op::TimestepEmbedding(TimestepEmbedding { batch, dim: FREQ_DIM, max_period: 10000.0, t, out: freqs }));
+        let hidden = self.first.apply(g, freqs, batch, Activation::Silu);
+        self.second.apply(g, hidden, batch, Activation::None)
+    }
 }
 
-/// Rows of the table `key` ([table_rows, dim]) picked by the u32 labels y: [batch, dim].
-pub fn label_embedding(
-    g: &mut GraphBuilder,
-    w: &mut dyn WeightSource,
-    key: &str,
-    y: View,
-    batch: usize,
-    table_rows: usize,
+/// A class table `weight` [rows, dim] (the null class, where a model has one, is its last row).
+pub struct LabelTable {
+    table: View,
+    rows: usize,
     dim: usize,
-) -> Result<View> {
-    let table = w.fetch(key, &[table_rows, dim])?;
-    let table = g.weight(key, table);
-    let out = g.temp([batch, dim]);
-    g.push(Op::Embedding(Embedding { rows: batch, dim, table_rows, table, ids: y, out }));
-    Ok(out)
 }
 
-/// Keys and shapes of the DiT-family embedders, in checkpoint order: position table over
-/// `tokens` patches, patch embedding (a conv with kernel = stride = `patch`), timestep MLP
-/// and the label table with its null-class row.
-pub fn embedder_shapes(tokens: usize, dim: usize, in_channels: usize, patch: usize, num_classes: usize) -> Vec<(String, Vec<usize>)> {
-    let d = dim;
-    vec![
-        ("pos_embed".into(), vec![1, tokens, d]),
-        ("x_embedder.proj.weight".into(), vec![d, in_channels, patch, patch]),
-        ("x_embedder.proj.bias".into(), vec![d]),
-        ("t_embedder.mlp.0.weight".into(), vec![d, crate::models::dit::FREQ_DIM]),
-        ("t_embedder.mlp.0.bias".into(), vec![d]),
-        ("t_embedder.mlp.2.weight".into(), vec![d, d]),
-        ("t_embedder.mlp.2.bias".into(), vec![d]),
-        ("y_embedder.embedding_table.weight".into(), vec![num_classes + 1, d]),
-    ]
+impl LabelTable {
+    pub fn load(mut p: Params, rows: usize, dim: usize) -> Result<LabelTable> {
+        Ok(LabelTable { table: p.tensor("weight", &[rows, dim])?, rows, dim })
+    }
+
+    /// Rows picked by the u32 labels y: [batch, dim].
+    pub fn apply(&self, g: &mut GraphBuilder, y: View, batch: usize) -> View {
+        let out = g.temp([batch, self.dim]);
+        g.push(Op::Embedding(Embedding { rows: batch, dim: self.dim, table_rows: self.rows, table: self.table, ids: y, out }));
+        out
+    }
+}
+
+/// A patch model's embedders, in checkpoint order: `pos_embed` (1, tokens, dim) as stored,
+/// `x_embedder.proj` (a conv with kernel = stride = p, i.e. a GEMM over patches),
+/// `t_embedder.mlp`, and `y_embedder.embedding_table` with the null class last.
+pub struct Embedders {
+    pos: View,
+    patch: Linear,
+    time: TimestepMlp,
+    label: LabelTable,
+}
+
+/// The embedded inputs of one forward.
+pub struct Embedded {
+    /// Patch tokens plus positions, [batch * tokens, dim].
+    pub tokens: View,
+    /// [batch, dim] each.
+    pub time: View,
+    pub label: View,
+}
+
+impl Embedders {
+    pub fn load(p: &mut Params, cfg: &PatchConfig) -> Result<Embedders> {
+        let (d, c, k) = (cfg.hidden_size, cfg.in_channels, cfg.patch_size);
+        Ok(Embedders {
+            pos: p.tensor("pos_embed", &[1, cfg.tokens(), d])?,
+            patch: Linear::load(p.pp("x_embedder.proj"), &[d, c, k, k], true)?,
+            time: TimestepMlp::load(p.pp("t_embedder.mlp"), d)?,
+            label: LabelTable::load(p.pp("y_embedder.embedding_table"), cfg.num_classes + 1, d)?,
+        })
+    }
+
+    /// The graph inputs `x` [B, C, H, W], `t` f32 [B] and `y` u32 [B], embedded.
+    pub fn apply(&self, g: &mut GraphBuilder, cfg: &PatchConfig, batch: usize) -> Embedded {
+        let s = cfg.input_size;
+        let x = g.input("x", [batch, cfg.in_channels, s, s], g.dtype());
+        let t = g.input("t", [batch], DType::F32);
+        let y = g.input("y", [batch], DType::U32);
+        let patches = g.temp([batch, cfg.tokens(), self.patch.k]);
+        g.push(Op::Patchify(Patchify { geom: cfg.patch_geometry(batch, cfg.in_channels), x, out: patches }));
+        let tokens = self.patch.apply(g, patches, batch * cfg.tokens(), Activation::None);
+        g.push(Op::Add(Add { a: tokens, b: self.pos, out: tokens }));
+        Embedded { tokens, time: self.time.apply(g, t, batch), label: self.label.apply(g, y, batch) }
+    }
 }

@@ -3,8 +3,7 @@
 use crate::backend::{Activation, Attention, Copy3d, Gemm, LayerNorm, Op, View};
 use crate::error::Result;
 use crate::graph::GraphBuilder;
-use crate::models::weight_source::WeightSource;
-use crate::tensor::HostTensor;
+use crate::models::params::Params;
 
 /// A linear layer's weights in the graph: w [n, k], optional bias [n].
 pub struct Linear {
@@ -15,21 +14,14 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// `{prefix}.weight` [n, k] (any trailing dims that multiply to k, e.g. a conv's [n, C, p, p])
-    /// and, if `bias`, `{prefix}.bias` [n].
-    pub fn load(g: &mut GraphBuilder, w: &mut dyn WeightSource, prefix: &str, shape: &[usize], bias: bool) -> Result<Linear> {
+    /// `weight` [n, k] (any trailing dims that multiply to k, e.g. a conv's [n, C, p, p]) and,
+    /// if `bias`, `bias` [n].
+    pub fn load(mut p: Params, shape: &[usize], bias: bool) -> Result<Linear> {
         let n = shape[0];
         let k = shape[1..].iter().product();
-        let wk = format!("{prefix}.weight");
-        let weight = w.fetch(&wk, shape)?;
-        let b = if bias {
-            let bk = format!("{prefix}.bias");
-            let t = w.fetch(&bk, &[n])?;
-            Some(g.weight(&bk, t))
-        } else {
-            None
-        };
-        Ok(Linear { w: g.weight(&wk, weight), b, n, k })
+        let w = p.tensor("weight", shape)?;
+        let b = if bias { Some(p.tensor("bias", &[n])?) } else { None };
+        Ok(Linear { w, b, n, k })
     }
 
     /// out = act(x W^T + b) over `m` rows of x (a new intermediate).
@@ -72,19 +64,7 @@ pub fn packed_attention(g: &mut GraphBuilder, qkv: View, batch: usize, tokens: u
     out
 }
 
-/// Rows of one tensor after another (all of width `cols`), as f32.
-pub fn concat_rows(parts: &[HostTensor]) -> HostTensor {
-    let rows: usize = parts.iter().map(|t| t.shape.dims()[0]).sum();
-    let cols = parts[0].numel() / parts[0].shape.dims()[0];
-    let values: Vec<f32> = parts.iter().flat_map(|t| t.to_f32()).collect();
-    if cols == 1 {
-        HostTensor::from_f32([rows], &values)
-    } else {
-        HostTensor::from_f32([rows, cols], &values)
-    }
-}
-
-/// LayerNorm with affine parameters `{prefix}.weight` (gamma) and `{prefix}.bias` (beta).
+/// LayerNorm with affine parameters `weight` (gamma) and `bias` (beta).
 pub struct AffineLayerNorm {
     gamma: View,
     beta: View,
@@ -93,15 +73,8 @@ pub struct AffineLayerNorm {
 }
 
 impl AffineLayerNorm {
-    pub fn load(g: &mut GraphBuilder, w: &mut dyn WeightSource, prefix: &str, dim: usize, eps: f32) -> Result<AffineLayerNorm> {
-        let mut param = |name: &str| -> Result<View> {
-            let key = format!("{prefix}.{name}");
-            let t = w.fetch(&key, &[dim])?;
-            Ok(g.weight(&key, t))
-        };
-        let gamma = param("weight")?;
-        let beta = param("bias")?;
-        Ok(AffineLayerNorm { gamma, beta, dim, eps })
+    pub fn load(mut p: Params, dim: usize, eps: f32) -> Result<AffineLayerNorm> {
+        Ok(AffineLayerNorm { gamma: p.tensor("weight", &[dim])?, beta: p.tensor("bias", &[dim])?, dim, eps })
     }
 
     /// LN(x) * gamma + beta over `rows` rows of x (a new intermediate).
@@ -126,27 +99,6 @@ pub struct PreNormBlockSpec {
 }
 
 impl PreNormBlockSpec {
-    /// Keys and shapes under `prefix`, in module order (norm1, attn, norm2, mlp).
-    pub fn param_shapes(&self, prefix: &str) -> Vec<(String, Vec<usize>)> {
-        let (d, h) = (self.dim, self.mlp_hidden);
-        let mut v = vec![(format!("{prefix}.norm1.weight"), vec![d]), (format!("{prefix}.norm1.bias"), vec![d])];
-        v.push((format!("{prefix}.attn.qkv.weight"), vec![3 * d, d]));
-        if self.qkv_bias {
-            v.push((format!("{prefix}.attn.qkv.bias"), vec![3 * d]));
-        }
-        v.extend([
-            (format!("{prefix}.attn.proj.weight"), vec![d, d]),
-            (format!("{prefix}.attn.proj.bias"), vec![d]),
-            (format!("{prefix}.norm2.weight"), vec![d]),
-            (format!("{prefix}.norm2.bias"), vec![d]),
-            (format!("{prefix}.mlp.fc1.weight"), vec![h, d]),
-            (format!("{prefix}.mlp.fc1.bias"), vec![h]),
-            (format!("{prefix}.mlp.fc2.weight"), vec![d, h]),
-            (format!("{prefix}.mlp.fc2.bias"), vec![d]),
-        ]);
-        v
-    }
-
     /// Multiply-adds of one block over `tokens` tokens of one image: the four linears plus
     /// QK^T and AV (2 N^2 D).
     pub fn macs(&self, tokens: usize) -> f64 {
@@ -167,16 +119,17 @@ pub struct PreNormBlock {
 }
 
 impl PreNormBlock {
-    pub fn load(g: &mut GraphBuilder, w: &mut dyn WeightSource, prefix: &str, spec: PreNormBlockSpec) -> Result<PreNormBlock> {
+    /// Module order: norm1, attn (qkv, proj), norm2, mlp (fc1, fc2).
+    pub fn load(mut p: Params, spec: PreNormBlockSpec) -> Result<PreNormBlock> {
         let (d, h) = (spec.dim, spec.mlp_hidden);
         Ok(PreNormBlock {
             spec,
-            norm1: AffineLayerNorm::load(g, w, &format!("{prefix}.norm1"), d, spec.eps)?,
-            qkv: Linear::load(g, w, &format!("{prefix}.attn.qkv"), &[3 * d, d], spec.qkv_bias)?,
-            proj: Linear::load(g, w, &format!("{prefix}.attn.proj"), &[d, d], true)?,
-            norm2: AffineLayerNorm::load(g, w, &format!("{prefix}.norm2"), d, spec.eps)?,
-            fc1: Linear::load(g, w, &format!("{prefix}.mlp.fc1"), &[h, d], true)?,
-            fc2: Linear::load(g, w, &format!("{prefix}.mlp.fc2"), &[d, h], true)?,
+            norm1: AffineLayerNorm::load(p.pp("norm1"), d, spec.eps)?,
+            qkv: Linear::load(p.pp("attn.qkv"), &[3 * d, d], spec.qkv_bias)?,
+            proj: Linear::load(p.pp("attn.proj"), &[d, d], true)?,
+            norm2: AffineLayerNorm::load(p.pp("norm2"), d, spec.eps)?,
+            fc1: Linear::load(p.pp("mlp.fc1"), &[h, d], true)?,
+            fc2: Linear::load(p.pp("mlp.fc2"), &[d, h], true)?,
         })
     }
 

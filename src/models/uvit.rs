@@ -5,14 +5,17 @@
 //! extra tokens -> unpatchify -> optional 3x3 conv.
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Activation, Add, Conv2d, Op, PatchGeometry, Patchify, SkipConcatLinear, TimestepEmbedding, Unpatchify};
-use crate::error::{Error, Result};
-use crate::graph::{Graph, GraphBuilder};
-use crate::models::embedders::label_embedding;
+use crate::backend::{Activation, Add, Conv2d, Op, PatchGeometry, Patchify, SkipConcatLinear, TimestepEmbedding, Unpatchify, View};
+use crate::error::Result;
+use crate::graph::GraphBuilder;
+use crate::models::backbone::{denoiser_sampling, Backbone, Forward, GraphIo};
+use crate::models::embedders::LabelTable;
 use crate::models::layers::{copy_tokens, AffineLayerNorm, Linear, PreNormBlock, PreNormBlockSpec, TokenSpan};
+use crate::models::params::Params;
 use crate::models::sizes::{check_bounds, check_params, check_positive, MAX_DEPTH, MAX_SIDE, MAX_SIZE};
-use crate::models::weight_source::WeightSource;
-use crate::tensor::DType;
+use crate::sampling::recipe::{BackboneSampling, GuidanceForm, SamplerName};
+use crate::sampling::NoiseSchedule;
+use crate::tensor::{DType, ImageGeometry};
 
 /// nn.LayerNorm's default eps (the official blocks keep it).
 const LN_EPS: f32 = 1e-5;
@@ -123,8 +126,14 @@ impl UvitConfig {
             eps: LN_EPS,
         }
     }
+}
 
-    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
+impl Backbone for UvitConfig {
+    fn arch(&self) -> &'static str {
+        "uvit"
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
         let positive = [
             ("img_size", self.img_size),
             ("patch_size", self.patch_size),
@@ -159,7 +168,7 @@ impl UvitConfig {
         Ok(())
     }
 
-    pub fn describe(&self) -> String {
+    fn describe(&self) -> String {
         let size = SIZES
             .iter()
             .find(|s| s.1 == self.embed_dim && s.2 == self.depth && s.3 == self.num_heads)
@@ -189,50 +198,9 @@ impl UvitConfig {
         )
     }
 
-    /// Official checkpoint keys and shapes, in checkpoint (module) order.
-    pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        let (d, c, p) = (self.embed_dim, self.in_chans, self.patch_size);
-        let spec = self.block_spec();
-        let mut v: Vec<(String, Vec<usize>)> = vec![
-            ("pos_embed".into(), vec![1, self.extras() + self.patches(), d]),
-            ("patch_embed.proj.weight".into(), vec![d, c, p, p]),
-            ("patch_embed.proj.bias".into(), vec![d]),
-        ];
-        if self.mlp_time_embed {
-            v.extend([
-                ("time_embed.0.weight".into(), vec![4 * d, d]),
-                ("time_embed.0.bias".into(), vec![4 * d]),
-                ("time_embed.2.weight".into(), vec![d, 4 * d]),
-                ("time_embed.2.bias".into(), vec![d]),
-            ]);
-        }
-        if self.is_conditional() {
-            v.push(("label_emb.weight".into(), vec![self.label_rows(), d]));
-        }
-        for i in 0..self.skips() {
-            v.extend(spec.param_shapes(&format!("in_blocks.{i}")));
-        }
-        v.extend(spec.param_shapes("mid_block"));
-        for i in 0..self.skips() {
-            let b = format!("out_blocks.{i}");
-            v.extend(spec.param_shapes(&b));
-            v.extend([(format!("{b}.skip_linear.weight"), vec![d, 2 * d]), (format!("{b}.skip_linear.bias"), vec![d])]);
-        }
-        v.extend([
-            ("norm.weight".into(), vec![d]),
-            ("norm.bias".into(), vec![d]),
-            ("decoder_pred.weight".into(), vec![p * p * c, d]),
-            ("decoder_pred.bias".into(), vec![p * p * c]),
-        ]);
-        if self.conv {
-            v.extend([("final_layer.weight".into(), vec![c, c, 3, 3]), ("final_layer.bias".into(), vec![c])]);
-        }
-        v
-    }
-
     /// Multiply-adds per image: every linear layer (the decoder only over the patch tokens, as
     /// ditrt computes it), QK^T and AV (2 N^2 D per block), and the output conv.
-    pub fn macs_per_image(&self) -> f64 {
+    fn macs_per_image(&self) -> f64 {
         let (d, c, p) = (self.embed_dim as f64, self.in_chans as f64, self.patch_size as f64);
         let (l, n) = (self.patches() as f64, (self.extras() + self.patches()) as f64);
         let embed = l * c * p * p * d + if self.mlp_time_embed { 8.0 * d * d } else { 0.0 };
@@ -241,86 +209,152 @@ impl UvitConfig {
         let head = l * d * p * p * c + if self.conv { (self.img_size * self.img_size) as f64 * c * c * 9.0 } else { 0.0 };
         embed + blocks + skips + head
     }
+
+    /// The pixel-space ImageNet-64 models have classes but no null class.
+    fn io(&self) -> GraphIo {
+        let classes = self.is_conditional().then_some(self.num_classes);
+        GraphIo {
+            input: ImageGeometry { channels: self.in_chans, height: self.img_size, width: self.img_size },
+            output_channels: self.in_chans,
+            num_classes: classes,
+            null_class: classes.filter(|_| self.null_class).map(|k| k as u32),
+        }
+    }
+
+    /// U-ViT's ImageNet-256 evaluation: a DPM-Solver with 50 evaluations, scale 0.4. Its H
+    /// models are discrete-time on Stable Diffusion's betas, its other models continuous-time
+    /// VP linear; a config cannot tell them apart, but among the released checkpoints exactly
+    /// the H models lack the output conv.
+    fn sampling(&self) -> Result<BackboneSampling> {
+        let schedule = if self.conv { NoiseSchedule::VpLinear } else { NoiseSchedule::StableDiffusion };
+        denoiser_sampling(self, (SamplerName::DpmSolver, 50, 0.4), schedule, GuidanceForm::Uvit)
+    }
+
+    /// Official checkpoint keys, in checkpoint (module) order.
+    fn load(&self, mut p: Params) -> Result<Box<dyn Forward + '_>> {
+        let (d, c, k, spec) = (self.embed_dim, self.in_chans, self.patch_size, self.block_spec());
+        let pos = p.tensor("pos_embed", &[1, self.extras() + self.patches(), d])?;
+        let patch_embed = Linear::load(p.pp("patch_embed.proj"), &[d, c, k, k], true)?;
+        let time_embed = if self.mlp_time_embed {
+            Some([Linear::load(p.pp("time_embed.0"), &[4 * d, d], true)?, Linear::load(p.pp("time_embed.2"), &[d, 4 * d], true)?])
+        } else {
+            None
+        };
+        let label = if self.is_conditional() { Some(LabelTable::load(p.pp("label_emb"), self.label_rows(), d)?) } else { None };
+        let mut bp = p.pp("in_blocks");
+        let in_blocks = (0..self.skips()).map(|i| PreNormBlock::load(bp.pp(i), spec)).collect::<Result<_>>()?;
+        let mid_block = PreNormBlock::load(p.pp("mid_block"), spec)?;
+        let mut bp = p.pp("out_blocks");
+        let out_blocks = (0..self.skips())
+            .map(|i| {
+                let mut b = bp.pp(i);
+                Ok((PreNormBlock::load(b.by_ref(), spec)?, Linear::load(b.pp("skip_linear"), &[d, 2 * d], true)?))
+            })
+            .collect::<Result<_>>()?;
+        let norm = AffineLayerNorm::load(p.pp("norm"), d, LN_EPS)?;
+        let decoder_pred = Linear::load(p.pp("decoder_pred"), &[k * k * c, d], true)?;
+        // Weight [C, C, 3, 3] and bias under the official keys (Linear only binds them).
+        let conv = if self.conv { Some(Linear::load(p.pp("final_layer"), &[c, c, 3, 3], true)?) } else { None };
+        Ok(Box::new(Uvit { cfg: self, pos, patch_embed, time_embed, label, in_blocks, mid_block, out_blocks, norm, decoder_pred, conv }))
+    }
 }
 
-pub fn build(cfg: &UvitConfig, w: &mut dyn WeightSource, batch: usize, dtype: DType) -> Result<Graph> {
-    cfg.validate().map_err(Error::invalid)?;
-    let (d, c, p, s) = (cfg.embed_dim, cfg.in_chans, cfg.patch_size, cfg.img_size);
-    let (extras, patches) = (cfg.extras(), cfg.patches());
-    let n = extras + patches;
-    let rows = batch * n;
-    let mut g = GraphBuilder::new(dtype);
+/// U-ViT with its parameters bound.
+struct Uvit<'a> {
+    cfg: &'a UvitConfig,
+    pos: View,
+    patch_embed: Linear,
+    /// The time MLP (D -> 4D, SiLU, 4D -> D), where configured.
+    time_embed: Option<[Linear; 2]>,
+    label: Option<LabelTable>,
+    in_blocks: Vec<PreNormBlock>,
+    mid_block: PreNormBlock,
+    /// Each out-block with its skip_linear.
+    out_blocks: Vec<(PreNormBlock, Linear)>,
+    norm: AffineLayerNorm,
+    decoder_pred: Linear,
+    conv: Option<Linear>,
+}
 
-    let x = g.input("x", [batch, c, s, s], dtype);
-    let t = g.input("t", [batch], DType::F32);
-    let seq = g.temp([rows, d]);
+impl Forward for Uvit<'_> {
+    fn forward(&self, g: &mut GraphBuilder, batch: usize) {
+        let cfg = self.cfg;
+        let (d, c, p, s) = (cfg.embed_dim, cfg.in_chans, cfg.patch_size, cfg.img_size);
+        let (extras, patches) = (cfg.extras(), cfg.patches());
+        let n = extras + patches;
+        let rows = batch * n;
 
-    // Patch tokens (a conv with kernel = stride = p is a GEMM over patches) after the extras.
-    let geom = PatchGeometry { batch, channels: c, height: s, width: s, patch: p };
-    let pixels = g.temp([batch, patches, c * p * p]);
-    g.push(Op::Patchify(Patchify { geom, x, out: pixels }));
-    let embed = Linear::load(&mut g, w, "patch_embed.proj", &[d, c, p, p], true)?;
-    let tokens = embed.apply(&mut g, pixels, batch * patches, Activation::None);
-    copy_tokens(&mut g, batch, patches, d, TokenSpan::whole(tokens, patches), TokenSpan { buf: seq, len: n, first: extras });
+        let x = g.input("x", [batch, c, s, s], g.dtype());
+        let t = g.input("t", [batch], DType::F32);
+        let seq = g.temp([rows, d]);
 
-    // Time token: timestep features of width D (cos first), through the MLP if configured.
-    let feats = g.temp([batch, d]);
-    g.push(Op::TimestepEmbedding(TimestepEmbedding { batch, dim: d, max_period: 10000.0, t, out: feats }));
-    let time = if cfg.mlp_time_embed {
-        let t0 = Linear::load(&mut g, w, "time_embed.0", &[4 * d, d], true)?;
-        let t2 = Linear::load(&mut g, w, "time_embed.2", &[d, 4 * d], true)?;
-        let hidden = t0.apply(&mut g, feats, batch, Activation::Silu);
-        t2.apply(&mut g, hidden, batch, Activation::None)
-    } else {
-        feats
-    };
-    copy_tokens(&mut g, batch, 1, d, TokenSpan::whole(time, 1), TokenSpan { buf: seq, len: n, first: extras - 1 });
+        // Patch tokens (a conv with kernel = stride = p is a GEMM over patches) after the extras.
+        let geom = PatchGeometry { batch, channels: c, height: s, width: s, patch: p };
+        let pixels = g.temp([batch, patches, c * p * p]);
+        g.push(Op::Patchify(Patchify { geom, x, out: pixels }));
+        let tokens = self.patch_embed.apply(g, pixels, batch * patches, Activation::None);
+        copy_tokens(g, batch, patches, d, TokenSpan::whole(tokens, patches), TokenSpan { buf: seq, len: n, first: extras });
 
-    // Label token first.
-    if cfg.is_conditional() {
-        let y = g.input("y", [batch], DType::U32);
-        let label = label_embedding(&mut g, w, "label_emb.weight", y, batch, cfg.label_rows(), d)?;
-        copy_tokens(&mut g, batch, 1, d, TokenSpan::whole(label, 1), TokenSpan { buf: seq, len: n, first: 0 });
+        // Time token: timestep features of width D (cos first), through the MLP if configured.
+        let feats = g.temp([batch, d]);
+        g.push(Op::TimestepEmbedding(TimestepEmbedding { batch, dim: d, max_period: 10000.0, t, out: feats }));
+        let time = match &self.time_embed {
+            Some([t0, t2]) => {
+                let hidden = t0.apply(g, feats, batch, Activation::Silu);
+                t2.apply(g, hidden, batch, Activation::None)
+            }
+            None => feats,
+        };
+        copy_tokens(g, batch, 1, d, TokenSpan::whole(time, 1), TokenSpan { buf: seq, len: n, first: extras - 1 });
+
+        // Label token first.
+        if let Some(table) = &self.label {
+            let y = g.input("y", [batch], DType::U32);
+            let label = table.apply(g, y, batch);
+            copy_tokens(g, batch, 1, d, TokenSpan::whole(label, 1), TokenSpan { buf: seq, len: n, first: 0 });
+        }
+        g.push(Op::Add(Add { a: seq, b: self.pos, out: seq }));
+
+        // In-blocks push their outputs; each out-block first maps cat[x, pop()] back to D.
+        let mut skips = Vec::with_capacity(cfg.skips());
+        for block in &self.in_blocks {
+            block.apply(g, seq, batch, n);
+            let saved = g.temp([rows, d]);
+            copy_tokens(g, batch, n, d, TokenSpan::whole(seq, n), TokenSpan::whole(saved, n));
+            skips.push(saved);
+        }
+        self.mid_block.apply(g, seq, batch, n);
+        let mut seq = seq;
+        for (block, joined) in &self.out_blocks {
+            let skip = skips.pop().expect("one skip per in-block");
+            let out = g.temp([rows, d]);
+            g.push(Op::SkipConcatLinear(SkipConcatLinear { rows, dim_x: d, dim_skip: d, n: d, x: seq, skip, w: joined.w, bias: joined.b, out }));
+            seq = out;
+            block.apply(g, seq, batch, n);
+        }
+
+        // Head: dropping the extra tokens first is exact (LN and the linear act per token).
+        let kept = g.temp([batch * patches, d]);
+        copy_tokens(g, batch, patches, d, TokenSpan { buf: seq, len: n, first: extras }, TokenSpan::whole(kept, patches));
+        let normed = self.norm.apply(g, kept, batch * patches);
+        let pred = self.decoder_pred.apply(g, normed, batch * patches, Activation::None);
+        let out = g.output("out", [batch, c, s, s]);
+        let image = if self.conv.is_some() { g.temp([batch, c, s, s]) } else { out };
+        g.push(Op::Unpatchify(Unpatchify { geom, x: pred, out: image }));
+        if let Some(conv) = &self.conv {
+            g.push(Op::Conv2d(Conv2d {
+                batch,
+                in_c: c,
+                out_c: c,
+                height: s,
+                width: s,
+                kernel: 3,
+                pad: 1,
+                x: image,
+                weight: conv.w,
+                bias: conv.b,
+                out,
+            }));
+        }
     }
-
-    let pos = w.fetch("pos_embed", &[1, n, d])?;
-    let pos = g.weight("pos_embed", pos);
-    g.push(Op::Add(Add { a: seq, b: pos, out: seq }));
-
-    // In-blocks push their outputs; each out-block first maps cat[x, pop()] back to D.
-    let spec = cfg.block_spec();
-    let mut skips = Vec::with_capacity(cfg.skips());
-    for i in 0..cfg.skips() {
-        PreNormBlock::load(&mut g, w, &format!("in_blocks.{i}"), spec)?.apply(&mut g, seq, batch, n);
-        let saved = g.temp([rows, d]);
-        copy_tokens(&mut g, batch, n, d, TokenSpan::whole(seq, n), TokenSpan::whole(saved, n));
-        skips.push(saved);
-    }
-    PreNormBlock::load(&mut g, w, "mid_block", spec)?.apply(&mut g, seq, batch, n);
-    let mut seq = seq;
-    for i in 0..cfg.skips() {
-        let b = format!("out_blocks.{i}");
-        let skip = skips.pop().expect("one skip per in-block");
-        let joined = Linear::load(&mut g, w, &format!("{b}.skip_linear"), &[d, 2 * d], true)?;
-        let out = g.temp([rows, d]);
-        g.push(Op::SkipConcatLinear(SkipConcatLinear { rows, dim_x: d, dim_skip: d, n: d, x: seq, skip, w: joined.w, bias: joined.b, out }));
-        seq = out;
-        PreNormBlock::load(&mut g, w, &b, spec)?.apply(&mut g, seq, batch, n);
-    }
-
-    // Head: dropping the extra tokens first is exact (LN and the linear act per token).
-    let kept = g.temp([batch * patches, d]);
-    copy_tokens(&mut g, batch, patches, d, TokenSpan { buf: seq, len: n, first: extras }, TokenSpan::whole(kept, patches));
-    let normed = AffineLayerNorm::load(&mut g, w, "norm", d, LN_EPS)?.apply(&mut g, kept, batch * patches);
-    let decoder = Linear::load(&mut g, w, "decoder_pred", &[p * p * c, d], true)?;
-    let pred = decoder.apply(&mut g, normed, batch * patches, Activation::None);
-    let out = g.output("out", [batch, c, s, s]);
-    let image = if cfg.conv { g.temp([batch, c, s, s]) } else { out };
-    g.push(Op::Unpatchify(Unpatchify { geom, x: pred, out: image }));
-    if cfg.conv {
-        // Weight [C, C, 3, 3] and bias under the official keys (Linear only binds them).
-        let conv = Linear::load(&mut g, w, "final_layer", &[c, c, 3, 3], true)?;
-        g.push(Op::Conv2d(Conv2d { batch, in_c: c, out_c: c, height: s, width: s, kernel: 3, pad: 1, x: image, weight: conv.w, bias: conv.b, out }));
-    }
-    g.finish()
 }

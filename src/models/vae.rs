@@ -9,16 +9,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{Activation, Add, Op, Upsample2x, View};
 use crate::error::{Error, Result};
-use crate::graph::{Graph, GraphBuilder};
-use crate::models::conv_layers::{channels_first, channels_last, conv_shapes, norm_shapes, Conv, GroupNormLayer};
-use crate::models::layers::{concat_rows, packed_attention, Linear};
+use crate::graph::GraphBuilder;
+use crate::models::backbone::{Backbone, Forward, GraphIo};
+use crate::models::conv_layers::{channels_first, channels_last, Conv, GroupNormLayer};
+use crate::models::layers::{packed_attention, Linear};
+use crate::models::params::{HostParam, Params};
 use crate::models::sizes::{check_bounds, check_params, check_positive, MAX_DEPTH, MAX_SIDE, MAX_SIZE};
-use crate::models::weight_source::WeightSource;
-use crate::tensor::DType;
+use crate::sampling::recipe::BackboneSampling;
+use crate::tensor::ImageGeometry;
 
 /// Every GroupNorm of the decoder (diffusers resnet_eps, CompVis Normalize).
 const GN_EPS: f32 = 1e-6;
-const MID_ATTN: &str = "decoder.mid_block.attentions.0";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,8 +64,14 @@ impl VaeConfig {
     pub fn image_size(&self) -> usize {
         self.latent_size << (self.block_out_channels.len() - 1)
     }
+}
 
-    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
+impl Backbone for VaeConfig {
+    fn arch(&self) -> &'static str {
+        "vae"
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
         let positive = [
             ("latent_channels", self.latent_channels),
             ("out_channels", self.out_channels),
@@ -98,7 +105,7 @@ impl VaeConfig {
         Ok(())
     }
 
-    pub fn describe(&self) -> String {
+    fn describe(&self) -> String {
         let name = if self.stages() == [512, 512, 256, 128] && self.layers_per_block == 2 && self.latent_channels == 4 {
             "SD KL-f8 VAE decoder"
         } else {
@@ -120,50 +127,9 @@ impl VaeConfig {
         )
     }
 
-    fn resnet_shapes(prefix: &str, cin: usize, cout: usize) -> Vec<(String, Vec<usize>)> {
-        let mut v: Vec<(String, Vec<usize>)> = norm_shapes(&format!("{prefix}.norm1"), cin).into();
-        v.extend(conv_shapes(&format!("{prefix}.conv1"), cout, cin, 3));
-        v.extend(norm_shapes(&format!("{prefix}.norm2"), cout));
-        v.extend(conv_shapes(&format!("{prefix}.conv2"), cout, cout, 3));
-        if cin != cout {
-            v.extend(conv_shapes(&format!("{prefix}.conv_shortcut"), cout, cin, 1));
-        }
-        v
-    }
-
-    /// diffusers keys and shapes in diffusers' module order: Decoder (conv_in, up_blocks,
-    /// mid_block, conv_norm_out, conv_out), then AutoencoderKL's post_quant_conv.
-    pub fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        let (stages, z) = (self.stages(), self.latent_channels);
-        let mut v: Vec<(String, Vec<usize>)> = conv_shapes("decoder.conv_in", stages[0], z, 3).into();
-        let mut cin = stages[0];
-        for (i, &cout) in stages.iter().enumerate() {
-            for j in 0..=self.layers_per_block {
-                v.extend(Self::resnet_shapes(&format!("decoder.up_blocks.{i}.resnets.{j}"), cin, cout));
-                cin = cout;
-            }
-            if i + 1 < stages.len() {
-                v.extend(conv_shapes(&format!("decoder.up_blocks.{i}.upsamplers.0.conv"), cout, cout, 3));
-            }
-        }
-        let c = stages[0];
-        v.extend(norm_shapes(&format!("{MID_ATTN}.group_norm"), c));
-        for name in ["to_q", "to_k", "to_v", "to_out.0"] {
-            v.extend([(format!("{MID_ATTN}.{name}.weight"), vec![c, c]), (format!("{MID_ATTN}.{name}.bias"), vec![c])]);
-        }
-        for j in 0..2 {
-            v.extend(Self::resnet_shapes(&format!("decoder.mid_block.resnets.{j}"), c, c));
-        }
-        let top = *stages.last().expect("validated: at least one stage");
-        v.extend(norm_shapes("decoder.conv_norm_out", top));
-        v.extend(conv_shapes("decoder.conv_out", self.out_channels, top, 3));
-        v.extend(conv_shapes("post_quant_conv", z, z, 1));
-        v
-    }
-
     /// Multiply-adds to decode one latent: every conv, the attention's four projections and its
     /// QK^T and AV over all latent pixels.
-    pub fn macs_per_image(&self) -> f64 {
+    fn macs_per_image(&self) -> f64 {
         let conv = |side: usize, cin: usize, cout: usize, k: usize| (side * side * cin * cout * k * k) as f64;
         let (stages, z, s) = (self.stages(), self.latent_channels, self.latent_size);
         let resnet = |side: usize, cin: usize, cout: usize| {
@@ -185,6 +151,49 @@ impl VaeConfig {
         }
         macs + conv(side, cin, self.out_channels, 3)
     }
+
+    /// The latent in, the image out; no classes.
+    fn io(&self) -> GraphIo {
+        GraphIo {
+            input: ImageGeometry { channels: self.latent_channels, height: self.latent_size, width: self.latent_size },
+            output_channels: self.out_channels,
+            num_classes: None,
+            null_class: None,
+        }
+    }
+
+    fn sampling(&self) -> Result<BackboneSampling> {
+        Err(Error::invalid("a VAE decoder is not a denoiser: it cannot be sampled"))
+    }
+
+    /// diffusers keys in diffusers' module order: Decoder (conv_in, up_blocks, mid_block,
+    /// conv_norm_out, conv_out), then AutoencoderKL's post_quant_conv.
+    fn load(&self, mut p: Params) -> Result<Box<dyn Forward + '_>> {
+        let (stages, z, groups) = (self.stages(), self.latent_channels, self.norm_num_groups);
+        let mut dec = p.pp("decoder");
+        let conv_in = Conv::load(dec.pp("conv_in"), stages[0], z, 3)?;
+        let mut up = Vec::with_capacity(stages.len());
+        let mut cin = stages[0];
+        let mut up_blocks = dec.pp("up_blocks");
+        for (i, &cout) in stages.iter().enumerate() {
+            let mut stage = up_blocks.pp(i);
+            let mut resnets = Vec::with_capacity(self.layers_per_block + 1);
+            for j in 0..=self.layers_per_block {
+                resnets.push(ResnetBlock::load(stage.pp("resnets").pp(j), cin, cout, groups)?);
+                cin = cout;
+            }
+            let upsample = if i + 1 < stages.len() { Some(Conv::load(stage.pp("upsamplers.0.conv"), cout, cout, 3)?) } else { None };
+            up.push(UpStage { resnets, upsample, channels: cout });
+        }
+        let c = stages[0];
+        let mut mid = dec.pp("mid_block");
+        let attention = MidAttention::load(mid.pp("attentions.0"), c, groups)?;
+        let mid_resnets = [ResnetBlock::load(mid.pp("resnets.0"), c, c, groups)?, ResnetBlock::load(mid.pp("resnets.1"), c, c, groups)?];
+        let norm_out = GroupNormLayer::load(dec.pp("conv_norm_out"), cin, groups, GN_EPS)?;
+        let conv_out = Conv::load(dec.pp("conv_out"), self.out_channels, cin, 3)?;
+        let post_quant_conv = Conv::load(p.pp("post_quant_conv"), z, z, 1)?;
+        Ok(Box::new(Vae { cfg: self, post_quant_conv, conv_in, mid_resnets, attention, up, norm_out, conv_out }))
+    }
 }
 
 /// A ResBlock (diffusers ResnetBlock2D without time embedding) bound to its weights.
@@ -197,13 +206,13 @@ struct ResnetBlock {
 }
 
 impl ResnetBlock {
-    fn load(g: &mut GraphBuilder, w: &mut dyn WeightSource, prefix: &str, cin: usize, cout: usize, groups: usize) -> Result<ResnetBlock> {
+    fn load(mut p: Params, cin: usize, cout: usize, groups: usize) -> Result<ResnetBlock> {
         Ok(ResnetBlock {
-            norm1: GroupNormLayer::load(g, w, &format!("{prefix}.norm1"), cin, groups, GN_EPS)?,
-            conv1: Conv::load(g, w, &format!("{prefix}.conv1"), cout, cin, 3)?,
-            norm2: GroupNormLayer::load(g, w, &format!("{prefix}.norm2"), cout, groups, GN_EPS)?,
-            conv2: Conv::load(g, w, &format!("{prefix}.conv2"), cout, cout, 3)?,
-            shortcut: if cin != cout { Some(Conv::load(g, w, &format!("{prefix}.conv_shortcut"), cout, cin, 1)?) } else { None },
+            norm1: GroupNormLayer::load(p.pp("norm1"), cin, groups, GN_EPS)?,
+            conv1: Conv::load(p.pp("conv1"), cout, cin, 3)?,
+            norm2: GroupNormLayer::load(p.pp("norm2"), cout, groups, GN_EPS)?,
+            conv2: Conv::load(p.pp("conv2"), cout, cout, 3)?,
+            shortcut: if cin != cout { Some(Conv::load(p.pp("conv_shortcut"), cout, cin, 1)?) } else { None },
         })
     }
 
@@ -223,67 +232,88 @@ impl ResnetBlock {
     }
 }
 
-/// The mid block's attention in place on x [batch, C, side, side]: x += to_out(softmax(q k^T /
-/// sqrt(C)) v), one head, q/k/v linear maps of GroupNorm(x) per pixel.
-fn mid_attention(g: &mut GraphBuilder, w: &mut dyn WeightSource, x: View, cfg: &VaeConfig, batch: usize) -> Result<()> {
-    let (c, spatial) = (cfg.stages()[0], cfg.latent_size * cfg.latent_size);
-    let rows = batch * spatial;
-    let norm = GroupNormLayer::load(g, w, &format!("{MID_ATTN}.group_norm"), c, cfg.norm_num_groups, GN_EPS)?;
-    // to_q, to_k, to_v as one [3C, C] projection laid out [q | k | v].
-    let (mut weights, mut biases) = (Vec::new(), Vec::new());
-    for name in ["to_q", "to_k", "to_v"] {
-        weights.push(w.fetch(&format!("{MID_ATTN}.{name}.weight"), &[c, c])?);
-        biases.push(w.fetch(&format!("{MID_ATTN}.{name}.bias"), &[c])?);
-    }
-    let qkv = Linear {
-        w: g.weight(&format!("{MID_ATTN}.to_q|to_k|to_v.weight"), concat_rows(&weights)),
-        b: Some(g.weight(&format!("{MID_ATTN}.to_q|to_k|to_v.bias"), concat_rows(&biases))),
-        n: 3 * c,
-        k: c,
-    };
-    let out_proj = Linear::load(g, w, &format!("{MID_ATTN}.to_out.0"), &[c, c], true)?;
-
-    let normed = norm.apply(g, x, batch, spatial, false);
-    let tokens = channels_last(g, normed, batch, c, spatial);
-    let packed = qkv.apply(g, tokens, rows, Activation::None);
-    let attn = packed_attention(g, packed, batch, spatial, c, 1, None);
-    let projected = out_proj.apply(g, attn, rows, Activation::None);
-    let back = channels_first(g, projected, batch, c, spatial);
-    g.push(Op::Add(Add { a: x, b: back, out: x }));
-    Ok(())
+/// The mid block's attention: x += to_out(softmax(q k^T / sqrt(C)) v), one head, q/k/v linear
+/// maps of GroupNorm(x) per pixel.
+struct MidAttention {
+    norm: GroupNormLayer,
+    /// to_q, to_k, to_v as one [3C, C] projection laid out [q | k | v].
+    qkv: Linear,
+    out_proj: Linear,
+    channels: usize,
 }
 
-/// Inputs: `x` the latent [B, latent_channels, h, w]; output `out` [B, out_channels, H, W].
-pub fn build(cfg: &VaeConfig, w: &mut dyn WeightSource, batch: usize, dtype: DType) -> Result<Graph> {
-    cfg.validate().map_err(Error::invalid)?;
-    let (stages, z, s) = (cfg.stages(), cfg.latent_channels, cfg.latent_size);
-    let groups = cfg.norm_num_groups;
-    let mut g = GraphBuilder::new(dtype);
-
-    let x = g.input("x", [batch, z, s, s], dtype);
-    let latent = Conv::load(&mut g, w, "post_quant_conv", z, z, 1)?.apply(&mut g, x, batch, s, s);
-    let c = stages[0];
-    let mut h = Conv::load(&mut g, w, "decoder.conv_in", c, z, 3)?.apply(&mut g, latent, batch, s, s);
-    h = ResnetBlock::load(&mut g, w, "decoder.mid_block.resnets.0", c, c, groups)?.apply(&mut g, h, batch, s);
-    mid_attention(&mut g, w, h, cfg, batch)?;
-    h = ResnetBlock::load(&mut g, w, "decoder.mid_block.resnets.1", c, c, groups)?.apply(&mut g, h, batch, s);
-
-    let (mut side, mut cin) = (s, c);
-    for (i, &cout) in stages.iter().enumerate() {
-        for j in 0..=cfg.layers_per_block {
-            h = ResnetBlock::load(&mut g, w, &format!("decoder.up_blocks.{i}.resnets.{j}"), cin, cout, groups)?.apply(&mut g, h, batch, side);
-            cin = cout;
+impl MidAttention {
+    fn load(mut p: Params, c: usize, groups: usize) -> Result<MidAttention> {
+        let norm = GroupNormLayer::load(p.pp("group_norm"), c, groups, GN_EPS)?;
+        let (mut weights, mut biases) = (Vec::new(), Vec::new());
+        for name in ["to_q", "to_k", "to_v"] {
+            let mut proj = p.pp(name);
+            weights.push(proj.host("weight", &[c, c])?);
+            biases.push(proj.host("bias", &[c])?);
         }
-        if i + 1 < stages.len() {
-            let wide = g.temp([batch, cout, 2 * side, 2 * side]);
-            g.push(Op::Upsample2x(Upsample2x { batch, channels: cout, height: side, width: side, x: h, out: wide }));
-            side *= 2;
-            h = Conv::load(&mut g, w, &format!("decoder.up_blocks.{i}.upsamplers.0.conv"), cout, cout, 3)?.apply(&mut g, wide, batch, side, side);
-        }
+        let w = p.store("to_q|to_k|to_v.weight", HostParam::concat_rows(weights));
+        let b = p.store("to_q|to_k|to_v.bias", HostParam::concat_rows(biases));
+        let out_proj = Linear::load(p.pp("to_out.0"), &[c, c], true)?;
+        Ok(MidAttention { norm, qkv: Linear { w, b: Some(b), n: 3 * c, k: c }, out_proj, channels: c })
     }
 
-    let act = GroupNormLayer::load(&mut g, w, "decoder.conv_norm_out", cin, groups, GN_EPS)?.apply(&mut g, h, batch, side * side, true);
-    let out = g.output("out", [batch, cfg.out_channels, side, side]);
-    Conv::load(&mut g, w, "decoder.conv_out", cfg.out_channels, cin, 3)?.apply_into(&mut g, act, batch, side, side, out);
-    g.finish()
+    /// In place on x [batch, C, side, side] (`spatial` pixels).
+    fn apply(&self, g: &mut GraphBuilder, x: View, batch: usize, spatial: usize) {
+        let (c, rows) = (self.channels, batch * spatial);
+        let normed = self.norm.apply(g, x, batch, spatial, false);
+        let tokens = channels_last(g, normed, batch, c, spatial);
+        let packed = self.qkv.apply(g, tokens, rows, Activation::None);
+        let attn = packed_attention(g, packed, batch, spatial, c, 1, None);
+        let projected = self.out_proj.apply(g, attn, rows, Activation::None);
+        let back = channels_first(g, projected, batch, c, spatial);
+        g.push(Op::Add(Add { a: x, b: back, out: x }));
+    }
+}
+
+/// An up stage: ResBlocks to `channels` and, but for the last stage, nearest x2 + 3x3 conv.
+struct UpStage {
+    resnets: Vec<ResnetBlock>,
+    upsample: Option<Conv>,
+    channels: usize,
+}
+
+struct Vae<'a> {
+    cfg: &'a VaeConfig,
+    post_quant_conv: Conv,
+    conv_in: Conv,
+    mid_resnets: [ResnetBlock; 2],
+    attention: MidAttention,
+    up: Vec<UpStage>,
+    norm_out: GroupNormLayer,
+    conv_out: Conv,
+}
+
+impl Forward for Vae<'_> {
+    fn forward(&self, g: &mut GraphBuilder, batch: usize) {
+        let (cfg, s) = (self.cfg, self.cfg.latent_size);
+        let x = g.input("x", [batch, cfg.latent_channels, s, s], g.dtype());
+        let latent = self.post_quant_conv.apply(g, x, batch, s, s);
+        let mut h = self.conv_in.apply(g, latent, batch, s, s);
+        h = self.mid_resnets[0].apply(g, h, batch, s);
+        self.attention.apply(g, h, batch, s * s);
+        h = self.mid_resnets[1].apply(g, h, batch, s);
+
+        let mut side = s;
+        for stage in &self.up {
+            for resnet in &stage.resnets {
+                h = resnet.apply(g, h, batch, side);
+            }
+            if let Some(conv) = &stage.upsample {
+                let channels = stage.channels;
+                let wide = g.temp([batch, channels, 2 * side, 2 * side]);
+                g.push(Op::Upsample2x(Upsample2x { batch, channels, height: side, width: side, x: h, out: wide }));
+                side *= 2;
+                h = conv.apply(g, wide, batch, side, side);
+            }
+        }
+
+        let act = self.norm_out.apply(g, h, batch, side * side, true);
+        let out = g.output("out", [batch, cfg.out_channels, side, side]);
+        self.conv_out.apply_into(g, act, batch, side, side, out);
+    }
 }

@@ -19,40 +19,31 @@ impl WindowGrid {
         self.side / self.window
     }
 
-    /// Element strides of [batch * windows per column, window rows, window * channels] in the
-    /// channels-last map (`grid`) and in the windowed rows (`windows`), and each window column's
-    /// offset in both: one copy3d per window column moves a column of windows.
-    fn column_copies(&self) -> ([usize; 3], [usize; 3], impl Iterator<Item = (usize, usize)>) {
+    /// Moves the channels-last map `pixels` into the window-ordered `rows` (`into_windows`) or
+    /// back, one copy3d per window column: dims [batch * windows per column, window rows,
+    /// window * channels].
+    fn copy_columns(&self, g: &mut GraphBuilder, pixels: View, rows: View, into_windows: bool) {
         let (s, ws, c, nw) = (self.side, self.window, self.channels, self.per_row());
         let grid_strides = [ws * s * c, s * c, 1];
         let window_strides = [nw * ws * ws * c, ws * c, 1];
-        (grid_strides, window_strides, (0..nw).map(move |col| (col * ws * c, col * ws * ws * c)))
-    }
-
-    fn dims(&self) -> [usize; 3] {
-        [self.batch * self.per_row(), self.window, self.window * self.channels]
+        for col in 0..nw {
+            let map = (pixels.slice(col * ws * c, pixels.len - col * ws * c), grid_strides);
+            let windows = (rows.slice(col * ws * ws * c, rows.len - col * ws * ws * c), window_strides);
+            let ((src, src_strides), (dst, dst_strides)) = if into_windows { (map, windows) } else { (windows, map) };
+            g.push(Op::Copy3d(Copy3d { dims: [self.batch * nw, ws, ws * c], src, src_strides, dst, dst_strides }));
+        }
     }
 }
 
 /// x [batch, C, side, side] -> rows [batch * side^2, C] in window order.
 pub fn to_windows(g: &mut GraphBuilder, x: View, grid: WindowGrid) -> View {
-    let spatial = grid.side * grid.side;
-    let pixels = channels_last(g, x, grid.batch, grid.channels, spatial);
+    let pixels = channels_last(g, x, grid.batch, grid.channels, grid.side * grid.side);
     if grid.window == grid.side {
         return pixels; // one window: row-major pixels are already in window order
     }
-    let out = g.temp([grid.batch * spatial, grid.channels]);
-    let (grid_strides, window_strides, columns) = grid.column_copies();
-    for (src_at, dst_at) in columns {
-        g.push(Op::Copy3d(Copy3d {
-            dims: grid.dims(),
-            src: pixels.slice(src_at, pixels.len - src_at),
-            src_strides: grid_strides,
-            dst: out.slice(dst_at, out.len - dst_at),
-            dst_strides: window_strides,
-        }));
-    }
-    out
+    let rows = g.temp([grid.batch * grid.side * grid.side, grid.channels]);
+    grid.copy_columns(g, pixels, rows, true);
+    rows
 }
 
 /// Inverse of `to_windows`: rows [batch * side^2, C] in window order -> a new [batch, C, side, side].
@@ -62,16 +53,7 @@ pub fn from_windows(g: &mut GraphBuilder, rows: View, grid: WindowGrid) -> View 
         rows
     } else {
         let pixels = g.temp([grid.batch * spatial, grid.channels]);
-        let (grid_strides, window_strides, columns) = grid.column_copies();
-        for (grid_at, rows_at) in columns {
-            g.push(Op::Copy3d(Copy3d {
-                dims: grid.dims(),
-                src: rows.slice(rows_at, rows.len - rows_at),
-                src_strides: window_strides,
-                dst: pixels.slice(grid_at, pixels.len - grid_at),
-                dst_strides: grid_strides,
-            }));
-        }
+        grid.copy_columns(g, pixels, rows, false);
         pixels
     };
     channels_first(g, pixels, grid.batch, grid.channels, spatial)
