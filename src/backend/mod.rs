@@ -26,6 +26,18 @@ pub use ops::*;
 use crate::error::Result;
 use crate::tensor::DType;
 
+/// A backend's buffers: allocation and host transfers, by buffer id.
+pub trait Buffers {
+    /// A new buffer of `bytes` bytes (contents unspecified).
+    fn alloc(&self, bytes: usize) -> Result<BufId>;
+    /// Frees a buffer; an unknown id is ignored.
+    fn free(&self, buf: BufId);
+    /// Copy host bytes into a view; `bytes.len()` must equal `dst.bytes()`.
+    fn write(&self, dst: View, bytes: &[u8]) -> Result<()>;
+    /// Copy a view back to the host.
+    fn read(&self, src: View) -> Result<Vec<u8>>;
+}
+
 pub trait Backend: Send + Sync {
     /// Human-readable name, e.g. "cpu (2 threads)".
     fn name(&self) -> String;
@@ -38,13 +50,26 @@ pub trait Backend: Send + Sync {
         None
     }
 
+    /// The backend's buffers, ready for use from this thread (CUDA binds its context first).
+    fn buffers(&self) -> Result<&dyn Buffers>;
+
     /// A new buffer of `bytes` bytes (contents unspecified).
-    fn alloc(&self, bytes: usize) -> Result<BufId>;
-    fn free(&self, buf: BufId);
+    fn alloc(&self, bytes: usize) -> Result<BufId> {
+        self.buffers()?.alloc(bytes)
+    }
+    fn free(&self, buf: BufId) {
+        if let Ok(buffers) = self.buffers() {
+            buffers.free(buf)
+        }
+    }
     /// Copy host bytes into a view; `bytes.len()` must equal `dst.bytes()`.
-    fn write(&self, dst: View, bytes: &[u8]) -> Result<()>;
+    fn write(&self, dst: View, bytes: &[u8]) -> Result<()> {
+        self.buffers()?.write(dst, bytes)
+    }
     /// Copy a view back to the host.
-    fn read(&self, src: View) -> Result<Vec<u8>>;
+    fn read(&self, src: View) -> Result<Vec<u8>> {
+        self.buffers()?.read(src)
+    }
     /// Wait until every launched op has finished.
     fn synchronize(&self) -> Result<()>;
 

@@ -179,6 +179,18 @@ pub struct PatchGeometry {
     pub patch: usize,
 }
 
+impl PatchGeometry {
+    /// Patches per column and per row: (height / patch, width / patch).
+    pub fn grid(&self) -> (usize, usize) {
+        (self.height / self.patch, self.width / self.patch)
+    }
+
+    /// Width of one token: channels * patch^2.
+    pub fn token_dim(&self) -> usize {
+        self.channels * self.patch * self.patch
+    }
+}
+
 /// Image -> tokens in the order of a flattened conv weight [D, C, p, p]:
 /// out[b, hi * Wp + wi, (c * p + i) * p + j] = x[b, c, hi * p + i, wi * p + j].
 #[derive(Clone, Copy, Debug)]

@@ -6,12 +6,9 @@ use crate::backend::{PatchGeometry, Patchify, Unpatchify, Upsample2x};
 use crate::error::Result;
 
 pub(super) fn patchify(views: &Views, op: &Patchify) -> Result<()> {
-    let name = "patchify";
     let PatchGeometry { batch, channels, height, width, patch: p } = op.geom;
-    let x = views.src(name, "x", &op.x)?;
-    let out = views.dst(name, "out", &op.out)?;
-    let (hp, wp) = (height / p, width / p);
-    let token_dim = channels * p * p;
+    let (x, out) = (views.src("patchify", "x", &op.x)?, views.dst("patchify", "out", &op.out)?);
+    let ((hp, wp), token_dim) = (op.geom.grid(), op.geom.token_dim());
     parallel::for_each_index(
         batch * hp * wp,
         token_dim,
@@ -30,12 +27,9 @@ pub(super) fn patchify(views: &Views, op: &Patchify) -> Result<()> {
 }
 
 pub(super) fn unpatchify(views: &Views, op: &Unpatchify) -> Result<()> {
-    let name = "unpatchify";
     let PatchGeometry { batch, channels, height, width, patch: p } = op.geom;
-    let x = views.src(name, "x", &op.x)?;
-    let out = views.dst(name, "out", &op.out)?;
-    let (hp, wp) = (height / p, width / p);
-    let token_dim = channels * p * p;
+    let (x, out) = (views.src("unpatchify", "x", &op.x)?, views.dst("unpatchify", "out", &op.out)?);
+    let ((hp, wp), token_dim) = (op.geom.grid(), op.geom.token_dim());
     // One task per (sample, image row y): it loads the wp tokens of patch row y / p and writes
     // row y of every channel.
     let scratch = || (vec![0.0f32; wp * token_dim], vec![0.0f32; width]);

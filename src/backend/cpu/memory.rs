@@ -7,7 +7,7 @@
 use super::convert;
 use super::err;
 use crate::backend::table::BufferTable;
-use crate::backend::{view_checks, BufId, View};
+use crate::backend::{view_checks, BufId, Buffers, View};
 use crate::error::Result;
 use crate::tensor::DType;
 use rayon::prelude::*;
@@ -73,17 +73,19 @@ impl Memory {
     pub fn lock(&self) -> Views<'_> {
         Views { table: self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) }
     }
+}
 
-    pub fn alloc(&self, bytes: usize) -> Result<BufId> {
+impl Buffers for Memory {
+    fn alloc(&self, bytes: usize) -> Result<BufId> {
         let buffer = Buffer::new(bytes)?;
         self.lock().table.insert(buffer, bytes).map_err(err)
     }
 
-    pub fn free(&self, buf: BufId) {
+    fn free(&self, buf: BufId) {
         self.lock().table.remove(buf);
     }
 
-    pub fn write(&self, dst: View, bytes: &[u8]) -> Result<()> {
+    fn write(&self, dst: View, bytes: &[u8]) -> Result<()> {
         view_checks::write_len(&dst, bytes.len()).map_err(err)?;
         let views = self.lock();
         let ptr = views.locate("write", "dst", &dst)?;
@@ -93,7 +95,7 @@ impl Memory {
         Ok(())
     }
 
-    pub fn read(&self, src: View) -> Result<Vec<u8>> {
+    fn read(&self, src: View) -> Result<Vec<u8>> {
         let views = self.lock();
         let ptr = views.locate("read", "src", &src)?;
         // SAFETY: `locate` checked that the view's bytes lie inside a live buffer.

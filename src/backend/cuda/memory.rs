@@ -12,7 +12,7 @@ use cudarc::driver::CudaStream;
 
 use super::device::err;
 use crate::backend::table::BufferTable;
-use crate::backend::{BufId, View};
+use crate::backend::{BufId, Buffers, View};
 use crate::error::Result;
 
 /// One cuMemAlloc allocation (256-byte aligned), zeroed at allocation.
@@ -47,9 +47,11 @@ impl Memory {
     pub fn lock(&self) -> Locked<'_> {
         Locked { table: self.table.lock().unwrap_or_else(|p| p.into_inner()) }
     }
+}
 
+impl Buffers for Memory {
     /// Call with the context bound to this thread.
-    pub fn alloc(&self, bytes: usize) -> Result<BufId> {
+    fn alloc(&self, bytes: usize) -> Result<BufId> {
         let size = bytes.max(1);
         // SAFETY: a plain allocation; zeroed on the stream before any launch can use it.
         let ptr = unsafe { driver::malloc_sync(size) }.map_err(|e| err(format!("alloc of {bytes} bytes: {e}")))?;
@@ -62,12 +64,12 @@ impl Memory {
 
     /// Unknown ids are ignored: the trait gives `free` no way to fail. The buffer goes (waiting
     /// for the stream) under the lock, so never while another thread captures a graph.
-    pub fn free(&self, buf: BufId) {
+    fn free(&self, buf: BufId) {
         self.lock().table.remove(buf);
     }
 
     /// Copies on the stream, after every launch queued before it (call with the context bound).
-    pub fn write(&self, dst: View, bytes: &[u8]) -> Result<()> {
+    fn write(&self, dst: View, bytes: &[u8]) -> Result<()> {
         if dst.len.checked_mul(dst.dtype.size()) != Some(bytes.len()) {
             return Err(err(format!("write: {} bytes given for a view of {} {}", bytes.len(), dst.len, dst.dtype)));
         }
@@ -82,7 +84,7 @@ impl Memory {
     }
 
     /// Copies back after every launch queued before it (call with the context bound).
-    pub fn read(&self, src: View) -> Result<Vec<u8>> {
+    fn read(&self, src: View) -> Result<Vec<u8>> {
         let locked = self.lock();
         let ptr = locked.ptr("read", "src", &src)?;
         let mut bytes = vec![0u8; src.bytes()];

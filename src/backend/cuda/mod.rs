@@ -65,25 +65,9 @@ impl Backend for CudaBackend {
         cudarc::driver::result::mem_get_info().ok().map(|(free, _total)| free as u64)
     }
 
-    fn alloc(&self, bytes: usize) -> Result<BufId> {
+    fn buffers(&self) -> Result<&dyn Buffers> {
         self.gpu.bind()?;
-        self.memory.alloc(bytes)
-    }
-
-    fn free(&self, buf: BufId) {
-        if self.gpu.bind().is_ok() {
-            self.memory.free(buf)
-        }
-    }
-
-    fn write(&self, dst: View, bytes: &[u8]) -> Result<()> {
-        self.gpu.bind()?;
-        self.memory.write(dst, bytes)
-    }
-
-    fn read(&self, src: View) -> Result<Vec<u8>> {
-        self.gpu.bind()?;
-        self.memory.read(src)
+        Ok(self.memory.as_ref())
     }
 
     fn synchronize(&self) -> Result<()> {

@@ -10,7 +10,7 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 
 use super::device::{err, Gpu};
 use crate::backend::table::BufferTable;
-use crate::backend::{view_checks, BufId, View};
+use crate::backend::{view_checks, BufId, Buffers, View};
 use crate::error::Result;
 
 const COPY_ALIGN: usize = wgpu::COPY_BUFFER_ALIGNMENT as usize;
@@ -51,8 +51,10 @@ impl Memory {
     pub fn lock(&self) -> Resolver<'_> {
         Resolver { table: self.table.lock().unwrap_or_else(|p| p.into_inner()), memory: self }
     }
+}
 
-    pub fn alloc(&self, bytes: usize) -> Result<BufId> {
+impl Buffers for Memory {
+    fn alloc(&self, bytes: usize) -> Result<BufId> {
         let size = align_up(bytes.max(1), COPY_ALIGN) as u64;
         let max = self.gpu.limits.max_buffer_size;
         if size > max {
@@ -63,11 +65,11 @@ impl Memory {
     }
 
     /// Recorded graphs keep the buffers they bind alive until they are dropped.
-    pub fn free(&self, buf: BufId) {
+    fn free(&self, buf: BufId) {
         self.lock().table.remove(buf);
     }
 
-    pub fn write(&self, dst: View, bytes: &[u8]) -> Result<()> {
+    fn write(&self, dst: View, bytes: &[u8]) -> Result<()> {
         view_checks::write_len(&dst, bytes.len()).map_err(err)?;
         let buffer = self.lock().locate("write", "dst", &dst)?.clone();
         if bytes.is_empty() {
@@ -84,7 +86,7 @@ impl Memory {
         Ok(())
     }
 
-    pub fn read(&self, src: View) -> Result<Vec<u8>> {
+    fn read(&self, src: View) -> Result<Vec<u8>> {
         let buffer = self.lock().locate("read", "src", &src)?.clone();
         let (start, end) = (align_down(src.offset, COPY_ALIGN), align_up(src.offset + src.bytes(), COPY_ALIGN));
         if start == end {
@@ -93,7 +95,9 @@ impl Memory {
         let span = self.read_span(&buffer, start, end - start)?;
         Ok(span[src.offset - start..][..src.bytes()].to_vec())
     }
+}
 
+impl Memory {
     /// `len` bytes from byte `start` of `buffer` (both multiples of 4), after all work
     /// submitted so far: copied to a mappable buffer, mapped, waited for.
     fn read_span(&self, buffer: &wgpu::Buffer, start: usize, len: usize) -> Result<Vec<u8>> {

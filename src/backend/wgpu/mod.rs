@@ -89,20 +89,8 @@ impl Backend for WgpuBackend {
         }
     }
 
-    fn alloc(&self, bytes: usize) -> Result<BufId> {
-        self.memory.alloc(bytes)
-    }
-
-    fn free(&self, buf: BufId) {
-        self.memory.free(buf)
-    }
-
-    fn write(&self, dst: View, bytes: &[u8]) -> Result<()> {
-        self.memory.write(dst, bytes)
-    }
-
-    fn read(&self, src: View) -> Result<Vec<u8>> {
-        self.memory.read(src)
+    fn buffers(&self) -> Result<&dyn Buffers> {
+        Ok(&self.memory)
     }
 
     fn synchronize(&self) -> Result<()> {
