@@ -133,6 +133,9 @@ impl PatchConfig {
             ("hidden_size", self.hidden_size),
             ("depth", self.depth),
             ("num_heads", self.num_heads),
+            // Class-conditional by design: the label table is num_classes real rows + the null
+            // row, and sampling draws classes from 0..num_classes.
+            ("num_classes", self.num_classes),
         ];
         check_positive(arch, &positive)?;
         check_bounds(

@@ -294,3 +294,22 @@ fn errors_from_file_values_name_the_file() {
     let (code, _, stderr) = ditrt(&["verify", "--weights", w, "--fixture", fixture.to_str().unwrap(), "--backend", "cpu"]);
     assert_one_line_error(code, &stderr, &[fixture.to_str().unwrap(), "tensor 't'"]);
 }
+
+/// DiT, TLDM and DiffiT are class-conditional: a config with `num_classes` 0 is refused when the
+/// file is opened, in one line (`sample` used to panic on it, `--class random` too).
+#[test]
+fn a_class_conditional_model_without_classes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("no-classes.safetensors");
+    edited_copy(&weights, |_, meta| {
+        let config = meta["ditrt.config"].replace("\"num_classes\": 10", "\"num_classes\": 0");
+        assert_ne!(config, meta["ditrt.config"], "the bundled config spells num_classes differently");
+        meta.insert("ditrt.config".into(), config);
+    });
+    let w = weights.to_str().unwrap();
+    let png = dir.path().join("x.png");
+    for args in [vec!["inspect", w], vec!["sample", "--weights", w, "--class", "random", "--backend", "cpu", "--out", png.to_str().unwrap()]] {
+        let (code, _, stderr) = ditrt(&args);
+        assert_one_line_error(code, &stderr, &[w, "num_classes must be positive"]);
+    }
+}
