@@ -8,6 +8,7 @@ use safetensors::tensor::{Dtype as StDtype, Metadata};
 use safetensors::SafeTensors;
 
 use crate::error::{one_line, Error, Result};
+use crate::io::json_keys::check_unique_keys;
 use crate::tensor::{f32_to_bytes, DType, HostTensor, Shape};
 
 /// Metadata key under which the model config (JSON) travels.
@@ -74,6 +75,9 @@ impl SafetensorsFile {
             path: path.clone(),
             msg: format!("not a valid safetensors file ({}); truncated or corrupted?", one_line(&e.to_string())),
         })?;
+        // The parser above keeps the last of two equal keys (tensors or metadata): refuse them.
+        let header = std::str::from_utf8(&bytes[8..8 + header_len]).unwrap_or("");
+        check_unique_keys(header).map_err(|e| Error::File { path: path.clone(), msg: format!("header: {}", one_line(&e)) })?;
         Ok(SafetensorsFile { path, bytes, data_start: 8 + header_len, meta })
     }
 

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::models::backbone::Backbone;
 
 use crate::error::{one_line, Error, Result};
+use crate::io::json_keys::check_unique_keys;
 use crate::io::safetensors::{SafetensorsFile, CONFIG_KEY};
 
 /// Declares `ModelConfig` (one variant per backbone, tagged by its `arch` in the JSON),
@@ -80,9 +81,10 @@ impl ModelConfig {
         // Messages may quote the JSON (an unknown field's name): kept to one line.
         let err = |msg: String| Error::Config { path: origin.to_path_buf(), msg: one_line(&msg) };
         let value: serde_json::Value = serde_json::from_str(json).map_err(|e| err(format!("invalid JSON: {e}")))?;
+        check_unique_keys(json).map_err(err)?;
         let arch = value.get("arch").and_then(|a| a.as_str()).ok_or_else(|| err("no \"arch\" field".into()))?;
         if !KNOWN_ARCHS.contains(&arch) {
-            return Err(unknown_arch(arch));
+            return Err(err(unknown_arch(arch).to_string()));
         }
         let config: ModelConfig = serde_json::from_value(value.clone()).map_err(|e| err(format!("{arch}: {e}")))?;
         config.validate().map_err(err)?;

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use crate::error::{one_line, Error, Result};
+use crate::io::json_keys::check_unique_keys;
 use crate::io::safetensors::SafetensorsFile;
 use crate::sampling::{Guidance, Method, NoiseSchedule, SamplerConfig};
 
@@ -92,7 +93,9 @@ impl Recipe {
     pub fn of_file(file: &SafetensorsFile, backbone: &BackboneSampling) -> Result<Recipe> {
         match file.metadata(SAMPLING_KEY) {
             None => Ok(backbone.official.clone()),
-            Some(json) => serde_json::from_str(json)
+            Some(json) => check_unique_keys(json)
+                .map_err(|e| e.to_string())
+                .and_then(|_| serde_json::from_str(json).map_err(|e| e.to_string()))
                 .map_err(|e| Error::Config { path: file.path().to_path_buf(), msg: one_line(&format!("{SAMPLING_KEY}: {e}")) }),
         }
     }

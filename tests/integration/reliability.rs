@@ -313,3 +313,33 @@ fn a_class_conditional_model_without_classes_is_refused() {
         assert_one_line_error(code, &stderr, &[w, "num_classes must be positive"]);
     }
 }
+
+/// A key said twice (in the safetensors header, or in the config or recipe JSON) is refused:
+/// the parsers would keep the last one silently.
+#[test]
+fn duplicate_keys_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("x.png");
+    let config = dir.path().join("config.safetensors");
+    edited_copy(&config, |_, meta| {
+        let twice = meta["ditrt.config"].replace("\"depth\": 4", "\"depth\": 4, \"depth\": 2");
+        meta.insert("ditrt.config".into(), twice);
+    });
+    let recipe = dir.path().join("recipe.safetensors");
+    edited_copy(&recipe, |_, meta| {
+        meta.insert("ditrt.sampling".into(), r#"{"sampler": "ddpm", "steps": 20, "steps": 2, "cfg_scale": 3.0}"#.into());
+    });
+    for (file, key) in [(&config, "depth"), (&recipe, "steps")] {
+        let (code, _, stderr) = ditrt(&["sample", "--weights", file.to_str().unwrap(), "--backend", "cpu", "--out", png.to_str().unwrap()]);
+        assert_one_line_error(code, &stderr, &[file.to_str().unwrap(), &format!("key \"{key}\" appears twice")]);
+    }
+    // A header naming one tensor twice (same place, so the safetensors parser accepts it).
+    let header = r#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(&[0; 4]);
+    let twice = dir.path().join("twice.safetensors");
+    std::fs::write(&twice, bytes).unwrap();
+    let (code, _, stderr) = ditrt(&["inspect", twice.to_str().unwrap()]);
+    assert_one_line_error(code, &stderr, &["twice.safetensors", "header", "key \"w\" appears twice"]);
+}
