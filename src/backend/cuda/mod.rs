@@ -21,6 +21,7 @@ use crate::error::Result;
 use crate::tensor::DType;
 use device::{err, Gpu};
 use encode::{encode, Encoder};
+use launch::OnDevice;
 use memory::Memory;
 use recorded::Recorded;
 
@@ -101,7 +102,7 @@ impl Backend for CudaBackend {
         }
         self.gpu.bind()?;
         let views = self.memory.lock();
-        encode(&Encoder { gpu: &self.gpu, views: &views }, op)
+        encode(&Encoder::new(&OnDevice { gpu: &self.gpu, views: &views }), op)
     }
 
     fn compile(&self, ops: &[Op]) -> Result<Box<dyn CompiledOps>> {
