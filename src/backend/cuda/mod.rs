@@ -13,6 +13,8 @@ mod launch;
 mod memory;
 mod ptx;
 mod recorded;
+#[cfg(test)]
+mod signatures;
 
 use std::sync::Arc;
 

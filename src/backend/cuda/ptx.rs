@@ -31,7 +31,7 @@ pub(super) struct Embedded {
     pub modules: &'static [Module],
 }
 
-mod embedded {
+pub(super) mod embedded {
     // `KERNELS: Result<Embedded, &str>`: Err says why a build embeds no kernels.
     include!(concat!(env!("OUT_DIR"), "/cuda_kernels.rs"));
 }
