@@ -1,5 +1,5 @@
-//! The CUDA backend: the kernels of kernels/ (PTX embedded by build.rs, loaded through cudarc)
-//! and cuBLASLt for the linear layers, on one stream of device 0.
+//! The CUDA backend: the kernels of kernels/ (sm_80/sm_90 cubins and PTX embedded by build.rs,
+//! loaded through cudarc) and cuBLASLt for the linear layers, on one stream of device 0.
 //!
 //! Storage f32, f16 or bf16 (f32 accumulation everywhere); the float views of one op share one
 //! dtype (copy3d converts). An op's rules are checked (`backend::op_rules`), its views resolved

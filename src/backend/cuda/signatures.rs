@@ -275,7 +275,7 @@ fn every_launch_matches_its_ptx_entry() {
         .collect();
     assert!(never.is_empty(), "entries no op of this test launches (add a case that does): {never:?}");
     let lists: BTreeSet<Vec<Param>> = launches.iter().map(|l| l.args.iter().map(Param::of).collect()).collect();
-    eprintln!("{} launches of {} entries, {} distinct argument lists, all match the PTX", launches.len(), launched.len(), lists.len());
+    eprintln!("{} launches of {} entries, {} distinct parameter lists, all match the PTX", launches.len(), launched.len(), lists.len());
 }
 
 /// The check can fail: a dropped argument, a float passed as an integer, a block above
