@@ -66,7 +66,12 @@ __device__ void attention_mma(const T* q, const T* k, const T* v, const T* bias,
     constexpr bool TAIL8 = D % 16 == 8;     // one more k8 step (D = 72)
     constexpr int DTILES = D / 8;           // n8 tiles of the output row
     constexpr int STILES = BLOCK_KV / 8;    // n8 tiles of a score row
-    constexpr int PITCH = D + 8;            // shared row pitch in elements: 16 B of padding
+    // Shared row pitch in elements: 8 or 16 of padding, so that PITCH / 8 is odd. K fragments
+    // are 32-bit words at rows g, column 2t (bank g PITCH / 2 + t), V fragments 16-bit values at
+    // rows 2t, column g (bank t PITCH + g / 2), for g < 8, t < 4 (mod 32 banks): both are
+    // conflict-free exactly when PITCH / 8 is odd. D + 8 is that for 64, 96 and 128 (72, 104,
+    // 136); for 72 it would be 80, a 2-way conflict on every K and V load, so 72 takes 88.
+    constexpr int PITCH = D / 8 % 2 == 0 ? D + 8 : D + 16;
     constexpr int VECS = D / 8;             // 16-byte vectors per K/V row
     __shared__ Vec16 k_tile[BLOCK_KV * PITCH / 8];
     __shared__ Vec16 v_tile[BLOCK_KV * PITCH / 8];

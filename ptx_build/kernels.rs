@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use super::nvrtc::Nvrtc;
 
-/// Virtual architectures the PTX is made for: Ampere and Hopper. The driver picks compute_90
-/// on sm_90 and compute_80 on every other sm_8x.
+/// Virtual architectures the PTX is made for: Ampere and Hopper. build.rs assembles each for
+/// its real architecture (sm_80, sm_90: the cubins a device of that major version loads) and
+/// embeds the compute_80 PTX as the fallback the driver JIT-compiles for any other device.
 pub const ARCHS: [&str; 2] = ["compute_80", "compute_90"];
 
 /// One compiled kernel file: `name` is the file stem (the module name at run time), `ptx`
@@ -53,24 +54,29 @@ pub fn compile_all(nvrtc: &Nvrtc, dir: &Path) -> Result<Vec<Compiled>, String> {
         let ptx = ARCHS.iter().map(|arch| nvrtc.compile(&name, &source, &headers, &options(arch))).collect::<Result<_, _>>()?;
         Ok(Compiled { name: name.trim_end_matches(".cu").to_string(), ptx })
     };
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(sources.len().max(1));
+    on_all_cores(&sources, compile).into_iter().collect()
+}
+
+/// `f` of every item, in order, computed on all cores (a work queue: items vary in cost).
+pub fn on_all_cores<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<(usize, Result<Compiled, String>)> = std::thread::scope(|scope| {
+    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 scope.spawn(|| {
                     let mut done = Vec::new();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(path) = sources.get(i) else {
+                        let Some(item) = items.get(i) else {
                             return done;
                         };
-                        done.push((i, compile(path)));
+                        done.push((i, f(item)));
                     }
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("a kernel compile thread panicked")).collect()
+        handles.into_iter().flat_map(|h| h.join().expect("a worker thread panicked")).collect()
     });
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()

@@ -1,7 +1,7 @@
 //! Where the CUDA 12.9 compiler pieces come from: the pinned PyPI wheels
 //! nvidia-cuda-nvrtc-cu12==12.9.86 (NVRTC) and nvidia-cuda-nvcc-cu12==12.9.86 (ptxas), installed
 //! into one folder that holds `nvidia/` (scripts/cuda_wheels.sh). The first of these that
-//! holds NVRTC is used:
+//! holds both is used:
 //!   1. $DITRT_CUDA_WHEELS;
 //!   2. <repository>/target/cuda-wheels, where scripts/cuda_wheels.sh installs them;
 //!   3. the site-packages of `python3` (pip install into the current environment).
@@ -20,19 +20,19 @@ pub struct Toolchain {
 }
 
 impl Toolchain {
-    /// The first wheel folder that holds NVRTC, or why none does.
+    /// The first wheel folder that holds NVRTC and ptxas, or why none does.
     pub fn find(repository: &Path) -> Result<Toolchain, String> {
         let mut tried = Vec::new();
         let env = std::env::var_os(WHEELS_ENV).map(PathBuf::from);
         let candidates = env.into_iter().chain([repository.join("target/cuda-wheels")]).chain(python_site_packages());
         for root in candidates {
             let toolchain = Toolchain { root };
-            if toolchain.nvrtc().is_file() {
+            if toolchain.nvrtc().is_file() && toolchain.ptxas().is_file() {
                 return Ok(toolchain);
             }
             tried.push(toolchain.root.display().to_string());
         }
-        Err(format!("NVRTC 12.9 not found (looked in ${WHEELS_ENV}, {}); run scripts/cuda_wheels.sh or set {WHEELS_ENV}", tried.join(", ")))
+        Err(format!("NVRTC and ptxas 12.9 not found (looked in ${WHEELS_ENV}, {}); run scripts/cuda_wheels.sh or set {WHEELS_ENV}", tried.join(", ")))
     }
 
     pub fn nvrtc(&self) -> PathBuf {

@@ -14,7 +14,7 @@ mkdir -p "$work"
 
 # The PTX tool is ptx_build/*.rs compiled by plain rustc: no crate build needed.
 tool="$work/ptx_tool"
-if [[ ! -x "$tool" || -n "$(find build -name '*.rs' -newer "$tool")" ]]; then
+if [[ ! -x "$tool" || -n "$(find ptx_build -name '*.rs' -newer "$tool")" ]]; then
   rustc --edition 2021 -O -o "$tool" ptx_build/ptx_tool.rs
 fi
 rm -rf "$work/ptx" "$work/ptxas"

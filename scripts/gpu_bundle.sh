@@ -7,7 +7,7 @@
 #   tests/fixtures/, models/   what the tests read
 #   manifest_dir           the repository path compiled into the binaries (fixtures and the
 #                          CLI are found under it: scripts/gpu_run.sh links it to the bundle)
-# The PTX of every kernel is embedded in the binaries (build.rs with the pinned NVRTC wheels,
+# The cubins and PTX of every kernel are embedded in the binaries (build.rs with the pinned wheels,
 # scripts/cuda_wheels.sh). Binaries are stripped. Fails if the bundle plus the working tree
 # that travels with it exceed the device tool's 64 MiB.
 set -euo pipefail

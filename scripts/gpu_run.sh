@@ -8,7 +8,8 @@
 #      CUDA 13 machine has .so.13, linked here as libcublasLt.so in a folder put on the path)
 #   2. every test of the integration binary with the CUDA backend alone (DITRT_BACKENDS=cuda):
 #      ops against f64 references, models against the PyTorch fixtures, misuse errors
-#   3. compute-sanitizer memcheck over the op tests, racecheck over those with shared memory
+#   3. compute-sanitizer memcheck over the op tests (on the JIT-compiled PTX), racecheck over
+#      those with shared memory
 #   4. benchmarks: benches/ops.rs (per op, CUDA rows) and `ditrt bench` (DiT forwards, CUDA graphs)
 #   5. a summary table, printed last
 # Logs go to $OUT (the device tool brings back at most 8 files): env.txt, tests.log,
@@ -68,9 +69,11 @@ record "tests (cuda)" "$status" $((SECONDS - start)) "$(result_line "$OUT/tests.
 grep -E '^skipping cuda|panicked at' "$OUT/tests.log" | sort | uniq -c | head -n 20
 
 # 3. compute-sanitizer: memcheck over every op test, racecheck over the kernels with shared memory.
+# memcheck loads the PTX instead of the cubins (DITRT_CUDA_PTX=1), so the JIT fallback that
+# devices without a matching cubin take runs here too.
 if command -v compute-sanitizer >/dev/null; then
   start=$SECONDS
-  timeout 100 compute-sanitizer --tool memcheck --error-exitcode 99 "$tests" ops:: --test-threads=1 >"$OUT/memcheck.log" 2>&1
+  DITRT_CUDA_PTX=1 timeout 100 compute-sanitizer --tool memcheck --error-exitcode 99 "$tests" ops:: --test-threads=1 >"$OUT/memcheck.log" 2>&1
   status=$?
   record "memcheck (ops)" "$status" $((SECONDS - start)) "$(grep -E 'ERROR SUMMARY' "$OUT/memcheck.log" | tail -n 1) $(result_line "$OUT/memcheck.log")"
   start=$SECONDS

@@ -59,6 +59,7 @@ pub(super) struct RowMajorGemm {
     pub w: CUdeviceptr,
     pub w_stride: usize,
     pub out: CUdeviceptr,
+    /// Added by the epilogue: must be `BIAS_ALIGNMENT`-aligned (`bias_fits_epilogue`).
     pub bias: Option<CUdeviceptr>,
     /// The GELU epilogue of cuBLASLt: the tanh approximation.
     pub gelu_tanh: bool,
@@ -142,6 +143,16 @@ fn data_type(dtype: DType) -> sys::cudaDataType {
         DType::BF16 => sys::cudaDataType_t::CUDA_R_16BF,
         DType::F32 | DType::U32 => sys::cudaDataType_t::CUDA_R_32F,
     }
+}
+
+/// The alignment in bytes cuBLASLt's bias epilogues need of the bias pointer (unlike the
+/// matrices, whose alignment is passed as a preference, it is not negotiable).
+const BIAS_ALIGNMENT: u32 = 16;
+
+/// Whether a bias at `ptr` can go to the BIAS / GELU_BIAS epilogue: offsets into a graph's
+/// arena are aligned only to their dtype; otherwise the bias is added by a kernel afterwards.
+pub(super) fn bias_fits_epilogue(ptr: CUdeviceptr) -> bool {
+    alignment(ptr) >= BIAS_ALIGNMENT
 }
 
 /// The largest power of two (at most 256) dividing a device address: what cuBLASLt may assume.

@@ -1,9 +1,14 @@
-//! Kernel launches. Every integer argument of a kernel is a u64 and every float an f32
-//! (kernels/common.cuh), so an argument list is a slice of `Arg` in the order of the kernel's
-//! parameters; device addresses are u64 too.
+//! Launches on the device (`OnDevice`, the encoders' target). Every integer argument of a
+//! kernel is a u64 and every float an f32 (kernels/common.cuh), so an argument list is a slice
+//! of `Arg` in the order of the kernel's parameters; device addresses are u64 too.
+use cudarc::driver::sys::CUdeviceptr;
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 
+use super::blas::RowMajorGemm;
 use super::device::{err, Gpu};
+use super::encode::{Kernel, Target};
+use super::memory::Locked;
+use crate::backend::View;
 use crate::error::Result;
 
 #[derive(Clone, Copy, Debug)]
@@ -39,22 +44,39 @@ pub(super) fn flat_blocks(n: usize) -> usize {
     n.div_ceil(FLAT_THREADS).clamp(1, 1 << 20)
 }
 
-/// Queues `function` of kernels/`module`.cu with a `grid` of blocks of `block` threads.
-pub(super) fn launch(gpu: &Gpu, module: &'static str, function: &str, grid: [usize; 3], block: usize, args: &[Arg]) -> Result<()> {
-    let limits = [i32::MAX as usize, 65535, 65535];
-    if grid.iter().zip(limits).any(|(&g, limit)| g == 0 || g > limit) {
-        return Err(err(format!("{function}: a grid of {grid:?} blocks is outside the device's limits {limits:?}")));
+/// The device as the encoders' target: views resolved under the buffer-table lock, kernels and
+/// cuBLASLt products queued on the stream.
+pub(super) struct OnDevice<'a> {
+    pub gpu: &'a Gpu,
+    pub views: &'a Locked<'a>,
+}
+
+impl Target for OnDevice<'_> {
+    fn ptr(&self, op: &str, field: &str, view: &View) -> Result<CUdeviceptr> {
+        self.views.ptr(op, field, view)
     }
-    let f = gpu.kernels.function(module, function)?;
-    let mut builder = gpu.stream.launch_builder(&f);
-    for arg in args {
-        match arg {
-            Arg::U64(v) => builder.arg(v),
-            Arg::F32(v) => builder.arg(v),
-        };
+
+    fn launch(&self, kernel: &Kernel) -> Result<()> {
+        let Kernel { module, function, grid, block, args } = *kernel;
+        let f = self.gpu.kernels.function(module, function)?;
+        let mut builder = self.gpu.stream.launch_builder(&f);
+        for arg in args {
+            match arg {
+                Arg::U64(v) => builder.arg(v),
+                Arg::F32(v) => builder.arg(v),
+            };
+        }
+        let config = LaunchConfig { grid_dim: grid.into(), block_dim: (block, 1, 1), shared_mem_bytes: 0 };
+        // SAFETY: `args` follow the kernel's parameter list (each encode/ file passes them in the
+        // order of the kernel it names, which the `signatures` test checks against the PTX of
+        // every kernel, and checked every address against its view first).
+        unsafe { builder.launch(config) }.map(drop).map_err(|e| err(format!("launching {function}: {e}")))
     }
-    let config = LaunchConfig { grid_dim: (grid[0] as u32, grid[1] as u32, grid[2] as u32), block_dim: (block as u32, 1, 1), shared_mem_bytes: 0 };
-    // SAFETY: `args` follow the kernel's parameter list (each encode/ file passes them in the
-    // order of the kernel it names, and checked every address against its view first).
-    unsafe { builder.launch(config) }.map(drop).map_err(|e| err(format!("launching {function}: {e}")))
+
+    fn gemm(&self, gemm: &RowMajorGemm) -> Result<bool> {
+        match &self.gpu.blas {
+            Some(blas) => blas.gemm(gemm, &self.gpu.stream),
+            None => Ok(false),
+        }
+    }
 }

@@ -1,5 +1,5 @@
-//! The CUDA backend: the kernels of kernels/ (PTX embedded by build.rs, loaded through cudarc)
-//! and cuBLASLt for the linear layers, on one stream of device 0.
+//! The CUDA backend: the kernels of kernels/ (sm_80/sm_90 cubins and PTX embedded by build.rs,
+//! loaded through cudarc) and cuBLASLt for the linear layers, on one stream of device 0.
 //!
 //! Storage f32, f16 or bf16 (f32 accumulation everywhere); the float views of one op share one
 //! dtype (copy3d converts). An op's rules are checked (`backend::op_rules`), its views resolved
@@ -13,6 +13,8 @@ mod launch;
 mod memory;
 mod ptx;
 mod recorded;
+#[cfg(test)]
+mod signatures;
 
 use std::sync::Arc;
 
@@ -21,6 +23,7 @@ use crate::error::Result;
 use crate::tensor::DType;
 use device::{err, Gpu};
 use encode::{encode, Encoder};
+use launch::OnDevice;
 use memory::Memory;
 use recorded::Recorded;
 
@@ -85,7 +88,7 @@ impl Backend for CudaBackend {
         }
         self.gpu.bind()?;
         let views = self.memory.lock();
-        encode(&Encoder { gpu: &self.gpu, views: &views }, op)
+        encode(&Encoder::new(&OnDevice { gpu: &self.gpu, views: &views }), op)
     }
 
     fn compile(&self, ops: &[Op]) -> Result<Box<dyn CompiledOps>> {

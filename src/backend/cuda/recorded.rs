@@ -10,6 +10,7 @@ use cudarc::driver::CudaGraph;
 
 use super::device::{err, Gpu};
 use super::encode::{encode, Encoder};
+use super::launch::OnDevice;
 use super::memory::{DeviceBuffer, Memory};
 use crate::backend::{Backend, CompiledOps, Op};
 use crate::error::Result;
@@ -20,13 +21,16 @@ struct Exec(CudaGraph);
 // SAFETY: see above; every use goes through `Recorded::graph`'s mutex.
 unsafe impl Send for Exec {}
 
+/// Fields drop in declaration order, after `Drop::drop` (which destroys the graph itself): the
+/// buffers, then the buffer table, and the device last, since when this holds the last `Arc`
+/// of it, its modules, cuBLASLt handle and workspace go with it.
 pub(super) struct Recorded {
-    gpu: Arc<Gpu>,
-    memory: Arc<Memory>,
-    /// None for an empty op list.
+    /// None for an empty op list (or once dropped).
     graph: Mutex<Option<Exec>>,
     /// The buffers the graph reads and writes, alive as long as it is.
     buffers: Vec<Arc<DeviceBuffer>>,
+    memory: Arc<Memory>,
+    gpu: Arc<Gpu>,
 }
 
 impl Recorded {
@@ -34,7 +38,8 @@ impl Recorded {
     pub fn capture(gpu: &Arc<Gpu>, memory: &Arc<Memory>, ops: &[Op]) -> Result<Recorded> {
         gpu.bind()?;
         let views = memory.lock();
-        let encoder = Encoder { gpu, views: &views };
+        let device = OnDevice { gpu, views: &views };
+        let encoder = Encoder::new(&device);
         ops.iter().try_for_each(|op| encode(&encoder, op))?;
         gpu.wait()?;
         let used: Vec<_> = ops.iter().flat_map(|op| op.views()).map(|(view, _)| view).collect();
@@ -49,15 +54,22 @@ impl Recorded {
             g.upload().map_err(|e| err(format!("graph upload: {e}")))?;
         }
         drop(views);
-        Ok(Recorded { gpu: gpu.clone(), memory: memory.clone(), graph: Mutex::new(graph), buffers })
+        Ok(Recorded { graph: Mutex::new(graph), buffers, memory: memory.clone(), gpu: gpu.clone() })
     }
 }
 
 impl Drop for Recorded {
-    /// The last reference to a buffer waits for the stream when it goes: under the stream lock,
-    /// so never while another thread captures.
+    /// The graph goes first, once its last replay is done, while everything it launches (the
+    /// kernel modules, cuBLASLt's workspace) is still alive. Then the buffers: the last
+    /// reference to one waits for the stream when it goes. Both under the stream lock, so never
+    /// while another thread captures.
     fn drop(&mut self) {
         let _stream = self.memory.lock();
+        if let Some(graph) = self.graph.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
+            // Errors cannot be reported from here; destroying the graph is all that is left to do.
+            let _ = self.gpu.bind().and_then(|()| self.gpu.wait());
+            drop(graph);
+        }
         self.buffers.clear();
     }
 }

@@ -13,8 +13,12 @@ pub(super) fn add(e: &Encoder, op: &Add) -> Result<()> {
     let name = "add";
     let dtype = elem(name, &[("a", &op.a), ("b", &op.b), ("out", &op.out)], &[])?;
     let (a, b, out) = (e.ptr(name, "a", &op.a)?, e.ptr(name, "b", &op.b)?, e.ptr(name, "out", &op.out)?);
-    let n = op.a.len;
-    e.launch_flat("elementwise", &format!("add_{}", suffix(dtype)), n, &[a.into(), b.into(), out.into(), n.into(), op.b.len.into()])
+    launch_add(e, dtype, a, b, out, op.a.len, op.b.len)
+}
+
+/// out[i] = a[i] + b[i % b_len] over `n` elements of `dtype` (out == a runs in place).
+pub(super) fn launch_add(e: &Encoder, dtype: DType, a: CUdeviceptr, b: CUdeviceptr, out: CUdeviceptr, n: usize, b_len: usize) -> Result<()> {
+    e.launch_flat("elementwise", &format!("add_{}", suffix(dtype)), n, &[a.into(), b.into(), out.into(), n.into(), b_len.into()])
 }
 
 pub(super) fn unary(e: &Encoder, op: &Unary) -> Result<()> {

@@ -4,13 +4,15 @@
 //!   act None                  cuBLASLt, bias epilogue, beta = accumulate
 //!   act GeluTanh, no accum.   cuBLASLt GELU(_BIAS) epilogue (tanh approximation)
 //!   act GeluErf/Silu, no acc. cuBLASLt bias epilogue, then kernels/elementwise.cu unary in place
+//!   bias not 16-byte aligned  as above without the bias epilogue (and for GELU-tanh without
+//!                             the GELU one): elementwise.cu add, then unary, in place
 //!   any act with accumulate   linear.cu (cuBLASLt's epilogue would activate the accumulated sum)
 //!   k = 0, no cuBLASLt, or no cuBLASLt algorithm for the shape: linear.cu
 use cudarc::driver::sys::CUdeviceptr;
 
-use super::elementwise::launch_unary;
+use super::elementwise::{launch_add, launch_unary};
 use super::{activation_code, elem, suffix, Encoder, TILE, TILE_THREADS};
-use crate::backend::cuda::blas::RowMajorGemm;
+use crate::backend::cuda::blas::{self, RowMajorGemm};
 use crate::backend::{Activation, Gemm, SkipConcatLinear, TmsaQkv};
 use crate::error::Result;
 use crate::tensor::DType;
@@ -35,14 +37,18 @@ fn product(e: &Encoder, p: &Product) -> Result<()> {
     if p.m == 0 || p.n == 0 {
         return Ok(());
     }
+    // A bias cuBLASLt's epilogue cannot take (not 16-byte aligned) is added afterwards, and
+    // with it any activation, GELU-tanh included.
+    let epilogue_bias = p.bias.filter(|&b| blas::bias_fits_epilogue(b));
+    let bias_after = p.bias.filter(|_| epilogue_bias.is_none());
     // (GELU-tanh epilogue, activation applied afterwards) where cuBLASLt applies.
     let plan = match (p.act, p.accumulate) {
         (Activation::None, _) => Some((false, None)),
-        (Activation::GeluTanh, false) => Some((true, None)),
+        (Activation::GeluTanh, false) if bias_after.is_none() => Some((true, None)),
         (act, false) => Some((false, Some(act))),
         (_, true) => None,
     };
-    if let (Some(blas), Some((gelu_tanh, after)), true) = (&e.gpu.blas, plan, p.k > 0) {
+    if let (Some((gelu_tanh, act_after)), true) = (plan, p.k > 0) {
         let gemm = RowMajorGemm {
             m: p.m,
             n: p.n,
@@ -52,14 +58,18 @@ fn product(e: &Encoder, p: &Product) -> Result<()> {
             w: p.w,
             w_stride: p.w_stride,
             out: p.out,
-            bias: p.bias,
+            bias: epilogue_bias,
             gelu_tanh,
             accumulate: p.accumulate,
             dtype: p.dtype,
         };
-        if blas.gemm(&gemm, &e.gpu.stream)? {
-            return match after {
-                Some(act) => launch_unary(e, p.dtype, p.out, p.out, p.m * p.n, act),
+        if e.gemm(&gemm)? {
+            let count = p.m * p.n;
+            if let Some(bias) = bias_after {
+                launch_add(e, p.dtype, p.out, bias, p.out, count, p.n)?;
+            }
+            return match act_after {
+                Some(act) => launch_unary(e, p.dtype, p.out, p.out, count, act),
                 None => Ok(()),
             };
         }

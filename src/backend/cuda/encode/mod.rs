@@ -1,7 +1,8 @@
 //! Ops to launches, the CUDA backend's op switch (`encode`): for every op (its rules already
 //! checked by `backend::op_rules`), its views resolved to device addresses and the kernels or
 //! cuBLASLt calls queued on the stream. Used both for a single launch and inside a graph
-//! capture, so nothing here synchronizes. One file per op family.
+//! capture, so nothing here synchronizes. One file per op family. The encoders reach the device
+//! only through `Target`, so a test can record every launch without one.
 mod attention;
 mod conv;
 mod elementwise;
@@ -12,9 +13,9 @@ mod norm;
 
 use cudarc::driver::sys::CUdeviceptr;
 
-use super::device::{err, Gpu};
+use super::blas::RowMajorGemm;
+use super::device::err;
 use super::launch::{self, Arg};
-use super::memory::Locked;
 use crate::backend::{Activation, Op, View};
 use crate::error::Result;
 use crate::tensor::DType;
@@ -23,15 +24,41 @@ use crate::tensor::DType;
 const TILE: usize = 64;
 const TILE_THREADS: usize = 256;
 
-/// The device and the locked buffer table, for the duration of one launch or one capture.
-pub(super) struct Encoder<'a> {
-    pub gpu: &'a Gpu,
-    pub views: &'a Locked<'a>,
+/// Where encoded work goes: the device (`launch::OnDevice`), or a recording in the tests that
+/// check every launch against its kernel's PTX signature.
+pub(super) trait Target {
+    /// Device address of the first element of `view`, checked against the buffer table.
+    fn ptr(&self, op: &str, field: &str, view: &View) -> Result<CUdeviceptr>;
+    /// Queues one kernel launch.
+    fn launch(&self, kernel: &Kernel) -> Result<()>;
+    /// Queues one cuBLASLt product; Ok(false) when cuBLASLt cannot run it (no library, or no
+    /// algorithm for the shape): the caller then uses kernels/linear.cu.
+    fn gemm(&self, gemm: &RowMajorGemm) -> Result<bool>;
 }
 
-impl Encoder<'_> {
+/// One launch of `function` of kernels/`module`.cu: `grid` blocks of `block` threads (every
+/// kernel's shared memory is static), `args` in the order of the kernel's parameters.
+#[derive(Debug)]
+pub(super) struct Kernel<'a> {
+    pub module: &'static str,
+    pub function: &'a str,
+    pub grid: [u32; 3],
+    pub block: u32,
+    pub args: &'a [Arg],
+}
+
+/// What every encoder works through, for one launch or one capture.
+pub(super) struct Encoder<'a> {
+    target: &'a dyn Target,
+}
+
+impl<'a> Encoder<'a> {
+    pub fn new(target: &'a dyn Target) -> Encoder<'a> {
+        Encoder { target }
+    }
+
     pub fn ptr(&self, op: &str, field: &str, view: &View) -> Result<CUdeviceptr> {
-        self.views.ptr(op, field, view)
+        self.target.ptr(op, field, view)
     }
 
     /// The address of an optional view, 0 (a null pointer to the kernel) when absent.
@@ -39,8 +66,14 @@ impl Encoder<'_> {
         view.as_ref().map_or(Ok(0), |v| self.ptr(op, field, v))
     }
 
+    /// Queues `function` of kernels/`module`.cu with a `grid` of blocks of `block` threads.
     pub fn launch(&self, module: &'static str, function: &str, grid: [usize; 3], block: usize, args: &[Arg]) -> Result<()> {
-        launch::launch(self.gpu, module, function, grid, block, args)
+        let limits = [i32::MAX as usize, 65535, 65535];
+        if grid.iter().zip(limits).any(|(&g, limit)| g == 0 || g > limit) {
+            return Err(err(format!("{function}: a grid of {grid:?} blocks is outside the device's limits {limits:?}")));
+        }
+        let grid = grid.map(|g| g as u32);
+        self.target.launch(&Kernel { module, function, grid, block: block as u32, args })
     }
 
     /// A grid-stride launch over `n` elements (nothing for n = 0).
@@ -49,6 +82,11 @@ impl Encoder<'_> {
             return Ok(());
         }
         self.launch(module, function, [launch::flat_blocks(n), 1, 1], launch::FLAT_THREADS, args)
+    }
+
+    /// A cuBLASLt product, Ok(false) where cuBLASLt cannot run it (`Target::gemm`).
+    pub fn gemm(&self, gemm: &RowMajorGemm) -> Result<bool> {
+        self.target.gemm(gemm)
     }
 }
 
