@@ -93,23 +93,10 @@ fn product(e: &Encoder, p: &Product) -> Result<()> {
 pub(super) fn gemm(e: &Encoder, op: &Gemm) -> Result<()> {
     let name = "gemm";
     let dtype = elem(name, &[("x", &op.x), ("w", &op.w), ("out", &op.out)], &[("bias", &op.bias)])?;
-    product(
-        e,
-        &Product {
-            m: op.m,
-            n: op.n,
-            k: op.k,
-            x: e.ptr(name, "x", &op.x)?,
-            x_stride: op.x_stride,
-            w: e.ptr(name, "w", &op.w)?,
-            w_stride: op.w_stride,
-            bias: op.bias.as_ref().map(|b| e.ptr(name, "bias", b)).transpose()?,
-            out: e.ptr(name, "out", &op.out)?,
-            act: op.act,
-            accumulate: op.accumulate,
-            dtype,
-        },
-    )
+    let (x, w, out) = (e.ptr(name, "x", &op.x)?, e.ptr(name, "w", &op.w)?, e.ptr(name, "out", &op.out)?);
+    let bias = op.bias.as_ref().map(|b| e.ptr(name, "bias", b)).transpose()?;
+    let Gemm { m, n, k, x_stride, w_stride, act, accumulate, .. } = *op;
+    product(e, &Product { m, n, k, x, x_stride, w, w_stride, bias, out, act, accumulate, dtype })
 }
 
 /// out = bias + time[b] first (kernels/tmsa_qkv.cu), then the product accumulated onto it.
@@ -123,23 +110,9 @@ pub(super) fn tmsa_qkv(e: &Encoder, op: &TmsaQkv) -> Result<()> {
     let count = rows * op.n;
     let args = [time.into(), bias.into(), out.into(), count.into(), op.tokens.into(), op.n.into()];
     e.launch_flat("tmsa_qkv", &format!("tmsa_time_bias_{}", suffix(dtype)), count, &args)?;
-    product(
-        e,
-        &Product {
-            m: rows,
-            n: op.n,
-            k: op.k,
-            x: e.ptr(name, "x", &op.x)?,
-            x_stride: op.k,
-            w: e.ptr(name, "w", &op.w)?,
-            w_stride: op.k,
-            bias: None,
-            out,
-            act: Activation::None,
-            accumulate: true,
-            dtype,
-        },
-    )
+    let (x, w) = (e.ptr(name, "x", &op.x)?, e.ptr(name, "w", &op.w)?);
+    let (m, n, k, act) = (rows, op.n, op.k, Activation::None);
+    product(e, &Product { m, n, k, x, x_stride: k, w, w_stride: k, bias: None, out, act, accumulate: true, dtype })
 }
 
 /// out = x w_x^T + bias, then out += skip w_skip^T, where w_x and w_skip are the column windows
