@@ -56,17 +56,23 @@ impl Member {
         self.offset + self.local_header_len() + self.size
     }
 
+    /// The fields local and central headers share, from the flags to the name's length.
+    fn common_fields(&self, crc: u32) -> Vec<u8> {
+        let mut f = vec![0, 0, 0, 0]; // flags, method 0 (stored)
+        f.extend_from_slice(&TIME_DATE);
+        f.extend_from_slice(&crc.to_le_bytes());
+        let size32 = if self.zip64 { ZIP32_LIMIT as u32 } else { self.size as u32 };
+        f.extend_from_slice(&size32.to_le_bytes());
+        f.extend_from_slice(&size32.to_le_bytes());
+        f.extend_from_slice(&(self.name.len() as u16).to_le_bytes());
+        f
+    }
+
     /// The local header, `crc` as given (it is patched in at the end).
     fn local_header(&self, crc: u32) -> Vec<u8> {
         let mut h = LOCAL_SIG.to_vec();
         h.extend_from_slice(&(if self.zip64 { 45u16 } else { 20 }).to_le_bytes());
-        h.extend_from_slice(&[0, 0, 0, 0]); // flags, method 0 (stored)
-        h.extend_from_slice(&TIME_DATE);
-        h.extend_from_slice(&crc.to_le_bytes());
-        let size32 = if self.zip64 { ZIP32_LIMIT as u32 } else { self.size as u32 };
-        h.extend_from_slice(&size32.to_le_bytes());
-        h.extend_from_slice(&size32.to_le_bytes());
-        h.extend_from_slice(&(self.name.len() as u16).to_le_bytes());
+        h.extend(self.common_fields(crc));
         h.extend_from_slice(&(if self.zip64 { 20u16 } else { 0 }).to_le_bytes());
         h.extend_from_slice(self.name.as_bytes());
         if self.zip64 {
@@ -91,15 +97,9 @@ impl Member {
         }
         let version: u16 = if extra.is_empty() { 20 } else { 45 };
         let mut h = CENTRAL_SIG.to_vec();
-        h.extend_from_slice(&version.to_le_bytes());
-        h.extend_from_slice(&version.to_le_bytes());
-        h.extend_from_slice(&[0, 0, 0, 0]);
-        h.extend_from_slice(&TIME_DATE);
-        h.extend_from_slice(&crc.to_le_bytes());
-        let size32 = if self.zip64 { ZIP32_LIMIT as u32 } else { self.size as u32 };
-        h.extend_from_slice(&size32.to_le_bytes());
-        h.extend_from_slice(&size32.to_le_bytes());
-        h.extend_from_slice(&(self.name.len() as u16).to_le_bytes());
+        h.extend_from_slice(&version.to_le_bytes()); // made by
+        h.extend_from_slice(&version.to_le_bytes()); // needed
+        h.extend(self.common_fields(crc));
         let extra_len = if extra.is_empty() { 0 } else { extra.len() as u16 + 4 };
         h.extend_from_slice(&extra_len.to_le_bytes());
         h.extend_from_slice(&[0; 10]); // comment length, disk, internal and external attributes

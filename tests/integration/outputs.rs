@@ -7,6 +7,7 @@ use ditrt::io::image::Images;
 use ditrt::io::npz::{NpzLayout, NpzReader, NpzWriter};
 
 use crate::ditrt;
+use crate::reliability::assert_one_line_error;
 use crate::sample_cli::{parse_npz, read_npz, Npz};
 
 /// `ditrt sample` of the bundled digits DiT (16x16, 10 classes), 2 steps on the CPU, with
@@ -33,13 +34,9 @@ fn names(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Exit 2 with exactly one line on stderr, containing every needle.
+/// Exit 2 with one error line naming every needle.
 fn one_line_error((code, _, stderr): (i32, String, String), needles: &[&str]) {
-    assert_eq!(code, 2, "{stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    for n in needles {
-        assert!(stderr.contains(n), "expected '{n}' in: {stderr}");
-    }
+    assert_one_line_error(code, &stderr, needles);
 }
 
 #[test]
