@@ -268,6 +268,11 @@ impl Session {
         self.compiled.run(&*self.backend)
     }
 
+    /// Shape of output `name`.
+    pub fn output_shape(&self, name: &str) -> Option<&Shape> {
+        self.outputs.get(name).map(|(_, shape)| shape)
+    }
+
     /// Read output `name` back as f32.
     pub fn output(&self, name: &str) -> Result<HostTensor> {
         let (view, shape) = self.outputs.get(name).ok_or_else(|| Error::invalid(format!("graph has no output '{name}'")))?;

@@ -1,4 +1,4 @@
-//! The `ditrt` command line: sample, inspect, verify, bench, soak.
+//! The `ditrt` command line: sample, merge, inspect, verify, bench, soak.
 mod cli;
 
 use std::process::ExitCode;
@@ -14,8 +14,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Sample images (from the bundled digits model by default) to a PNG grid or an .npz.
+    /// Sample images (from the bundled digits model by default) to a PNG grid, an .npz or a
+    /// folder of PNGs.
     Sample(cli::sample::Args),
+    /// Merge the shards of one run (.npz files or folders) into one .npz or folder, checked.
+    Merge(cli::merge::Args),
     /// Print a weights file's architecture, config, parameter count, multiply-adds and tensors.
     Inspect(cli::inspect::Args),
     /// Run a model on a fixture and compare with the PyTorch reference output.
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sample(a) => cli::sample::run(a),
+        Command::Merge(a) => cli::merge::run(a),
         Command::Inspect(a) => cli::inspect::run(a),
         Command::Verify(a) => cli::verify::run(a),
         Command::Bench(a) => cli::bench::run(a),

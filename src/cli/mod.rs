@@ -1,6 +1,7 @@
 //! One file per subcommand; each parses its flags and calls the library.
 pub mod bench;
 pub mod inspect;
+pub mod merge;
 pub mod progress;
 pub mod sample;
 pub mod soak;

@@ -1,15 +1,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use ditrt::io::atomic::check_writable;
-use ditrt::io::image::{read_run_key, render_grid, write_npz, write_png};
 use ditrt::io::safetensors::SafetensorsFile;
+use ditrt::io::sink::{Output, RunKey, SinkSpec};
 use ditrt::pipeline::bundled;
-use ditrt::pipeline::generate::{RecipeOverrides, Run, SamplingModel};
+use ditrt::pipeline::generate::{Classes, RecipeOverrides, Run, SamplingModel};
 use ditrt::sampling::recipe::SamplerName;
 use ditrt::sampling::Method;
 use ditrt::tensor::DType;
@@ -34,7 +30,7 @@ pub struct Args {
     class: String,
     /// Number of images (default: 4 per listed class, at most 64).
     #[arg(long)]
-    num: Option<usize>,
+    num: Option<u64>,
     /// Images per sampler call (the model runs on twice as many when guided).
     #[arg(long, default_value_t = 32, value_parser = super::positive)]
     batch: usize,
@@ -64,7 +60,8 @@ pub struct Args {
     /// CPU threads (default: all cores).
     #[arg(long, value_parser = super::positive)]
     threads: Option<usize>,
-    /// Output: .png (labelled grid) or .npz (uint8 N×H×W×3 under arr_0).
+    /// Output: .png (labelled grid, at most 1024 images), .npz (uint8 N×H×W×3 under arr_0,
+    /// int64 classes under labels) or DIR/ (one PNG per image, named by index and class).
     #[arg(short = 'o', long, default_value = "samples.png")]
     out: PathBuf,
     /// VAE decoder for latent models (ditrt safetensors, `convert.py --arch vae`): samples are
@@ -74,20 +71,22 @@ pub struct Args {
     /// Read every weight first and refuse NaN or Inf values, naming the tensor.
     #[arg(long)]
     check_weights: bool,
-    /// Make only shard i of n (`i/n`, 0-based) of the run's images.
+    /// Make only shard i of n (`i/n`, 0-based) of the run's images; `auto`: i and n from a
+    /// Slurm array job (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of SLURM_ARRAY_TASK_COUNT)
+    /// or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX of --shards).
     #[arg(long)]
     shard: Option<String>,
+    /// Number of shards for `--shard auto` (required in a Kubernetes Indexed Job: its
+    /// completions).
+    #[arg(long)]
+    shards: Option<u64>,
 }
 
-/// Class of every image of the run.
-fn run_labels(spec: &str, num_classes: usize, count: usize, seed: u64) -> Result<Vec<u32>> {
+/// The classes of the run's images: `all`, `random` or a comma list.
+fn run_classes(spec: &str, num_classes: usize, seed: u64) -> Result<Classes> {
     match spec {
-        "all" => Ok((0..count).map(|i| (i % num_classes) as u32).collect()),
-        "random" => {
-            // A stream of its own, so labels never share draws with the noise streams.
-            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6c61_6265_6c73);
-            Ok((0..count).map(|_| rng.random_range(0..num_classes as u32)).collect())
-        }
+        "all" => Ok(Classes::Cycle((0..num_classes as u32).collect())),
+        "random" => Ok(Classes::Random { seed, num_classes: num_classes as u32 }),
         list => {
             let classes = list
                 .split(',')
@@ -99,7 +98,7 @@ fn run_labels(spec: &str, num_classes: usize, count: usize, seed: u64) -> Result
                     Ok(id)
                 })
                 .collect::<Result<Vec<u32>>>()?;
-            Ok((0..count).map(|i| classes[i % classes.len()]).collect())
+            Ok(Classes::Cycle(classes))
         }
     }
 }
@@ -113,25 +112,57 @@ fn listed_classes(spec: &str, num_classes: usize) -> usize {
     }
 }
 
-/// [start, end) of shard `spec` ("i/n") among `count` images.
-fn shard_range(spec: Option<&str>, count: usize) -> Result<(usize, usize)> {
-    let Some(spec) = spec else {
-        return Ok((0, count));
+/// (i, n) of `--shard` (`i/n`, or `auto` with `--shards`), reading `auto`'s from `env`.
+fn shard_of(spec: Option<&str>, shards: Option<u64>, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<(u64, u64)>> {
+    let (i, n) = match (spec, shards) {
+        (None, None) => return Ok(None),
+        (Some("auto"), _) => {
+            let var = |name: &str| -> Result<Option<u64>> {
+                env(name).map(|v| v.trim().parse().map_err(|_| Error::invalid(format!("--shard auto: {name}={v} is not a number")))).transpose()
+            };
+            match (var("SLURM_ARRAY_TASK_ID")?, var("JOB_COMPLETION_INDEX")?) {
+                (Some(id), _) => {
+                    let (Some(min), Some(count)) = (var("SLURM_ARRAY_TASK_MIN")?, var("SLURM_ARRAY_TASK_COUNT")?) else {
+                        return Err(Error::invalid("--shard auto: SLURM_ARRAY_TASK_ID without SLURM_ARRAY_TASK_MIN and SLURM_ARRAY_TASK_COUNT"));
+                    };
+                    if shards.is_some_and(|n| n != count) {
+                        return Err(Error::invalid(format!("--shards {} differs from the Slurm array's {count} tasks", shards.unwrap_or(0))));
+                    }
+                    (id.checked_sub(min).unwrap_or(u64::MAX), count)
+                }
+                (None, Some(index)) => {
+                    let n =
+                        shards.ok_or_else(|| Error::invalid("--shard auto in a Kubernetes Indexed Job needs --shards N (the Job's completions)"))?;
+                    (index, n)
+                }
+                (None, None) => {
+                    return Err(Error::invalid(
+                        "--shard auto: not in a Slurm array job (SLURM_ARRAY_TASK_ID) nor a Kubernetes Indexed Job (JOB_COMPLETION_INDEX)",
+                    ))
+                }
+            }
+        }
+        (Some(spec), None) => {
+            let bad = || Error::invalid(format!("--shard '{spec}': expected i/n with 0 <= i < n, or auto"));
+            let (i, n) = spec.split_once('/').ok_or_else(bad)?;
+            (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?)
+        }
+        (_, Some(_)) => return Err(Error::invalid("--shards N goes with --shard auto")),
     };
-    let bad = || Error::invalid(format!("--shard '{spec}': expected i/n with 0 <= i < n"));
-    let (i, n) = spec.split_once('/').ok_or_else(bad)?;
-    let (i, n): (usize, usize) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
     if i >= n {
-        return Err(bad());
+        return Err(Error::invalid(format!("--shard '{}': shard {i} of {n} does not exist (0 <= i < n)", spec.unwrap_or_default())));
     }
-    // count * (i + 1) overflows usize for large runs; u128 holds any product of two usizes.
-    let bound = |k: usize| (count as u128 * k as u128 / n as u128) as usize;
-    Ok((bound(i), bound(i + 1)))
+    Ok(Some((i, n)))
 }
 
-enum Output {
-    Png,
-    Npz,
+/// [start, end) of shard i of n among `count` images.
+fn shard_range(shard: Option<(u64, u64)>, count: u64) -> (u64, u64) {
+    let Some((i, n)) = shard else {
+        return (0, count);
+    };
+    // count * (i + 1) overflows u64 for large runs; u128 holds any product of two u64s.
+    let bound = |k: u64| (count as u128 * k as u128 / n as u128) as u64;
+    (bound(i), bound(i + 1))
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -143,12 +174,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     super::set_threads(args.threads)?;
     let seed = args.seed.0.unwrap_or_else(rand::random);
-    let output = match args.out.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-        Some("png") => Output::Png,
-        Some("npz") => Output::Npz,
-        _ => return Err(Error::invalid(format!("--out {}: expected a .png or .npz file", args.out.display()))),
-    };
-    check_writable(&args.out)?;
+    let output = Output::parse(&args.out)?;
     let file = match &args.weights {
         Some(path) => SafetensorsFile::open(path)?,
         None => bundled::open(&args.model)?,
@@ -168,38 +194,40 @@ pub fn run(args: Args) -> Result<ExitCode> {
         eprintln!("warning: --eta is ignored: only DDIM uses it, this run samples with {}", sampler.method);
     }
 
-    let classes = config.num_classes();
-    let listed = classes.map(|k| listed_classes(&args.class, k)).unwrap_or(1);
-    let num = args.num.unwrap_or((4 * listed).min(64));
-    let labels = match classes {
-        Some(k) => run_labels(&args.class, k, num, seed)?,
-        None if args.class == "all" => Vec::new(),
+    let classes = match config.num_classes() {
+        Some(k) => run_classes(&args.class, k, seed)?,
+        None if args.class == "all" => Classes::None,
         None => return Err(Error::invalid("--class given for an unconditional model")),
     };
-    let (start, end) = shard_range(args.shard.as_deref(), num)?;
-    let run =
-        Run { seed, first_image: start as u64, labels: if labels.is_empty() { labels } else { labels[start..end].to_vec() }, count: end - start };
-    let batch = args.batch.min(end - start).max(1);
+    let listed = config.num_classes().map(|k| listed_classes(&args.class, k)).unwrap_or(1);
+    let num = args.num.unwrap_or((4 * listed).min(64) as u64);
+    let shard = shard_of(args.shard.as_deref(), args.shards, &|name| std::env::var(name).ok())?;
+    let (start, end) = shard_range(shard, num);
+    output.check(end - start)?;
+    let run = Run { seed, first_image: start, classes, count: end - start };
+    let batch = args.batch.min(usize::try_from(run.count).unwrap_or(usize::MAX)).max(1);
 
-    // What makes this output: a finished file carrying the same key is this very shard.
-    let run_key = serde_json::json!({
-        "weights": match &args.weights {
-            Some(path) => format!("{} ({} bytes)", path.display(), std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)),
-            None => format!("bundled {} (ditrt {})", args.model, env!("CARGO_PKG_VERSION")),
-        },
-        "sampler": format!("{sampler:?}"),
-        "dtype": dtype.to_string(),
-        "seed": seed,
-        "class": args.class,
-        "num": num,
-        "shard": args.shard,
-        "vae": args.vae.as_ref().map(|p| p.display().to_string()),
-    })
-    .to_string();
-    if let Some(shard) = &args.shard {
-        match read_run_key(&args.out) {
-            Some(key) if key == run_key => {
-                println!("kept {}: shard {shard} of this run is already complete ({} images)", args.out.display(), end - start);
+    // What makes this output: a finished output carrying the same key is this very shard.
+    let key = RunKey {
+        run: serde_json::json!({
+            "weights": match &args.weights {
+                Some(path) => format!("{} ({} bytes)", path.display(), std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)),
+                None => format!("bundled {} (ditrt {})", args.model, env!("CARGO_PKG_VERSION")),
+            },
+            "sampler": format!("{sampler:?}"),
+            "dtype": dtype.to_string(),
+            "seed": seed,
+            "class": args.class,
+            "vae": args.vae.as_ref().map(|p| p.display().to_string()),
+        }),
+        num,
+        first: start,
+        end,
+    };
+    if let Some((i, n)) = shard {
+        match output.finished_key(&key) {
+            Some(found) if found == key.encode() => {
+                println!("kept {}: shard {i}/{n} of this run is already complete ({} images)", args.out.display(), run.count);
                 return Ok(ExitCode::SUCCESS);
             }
             Some(_) => eprintln!("{} holds another run's images: it will be replaced", args.out.display()),
@@ -212,6 +240,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         check_finite(vae, Some(dtype))?;
     }
     let mut pipeline = model.build(backend::select(&args.backend)?, dtype, batch, vae.as_ref())?;
+    let image = pipeline.image_geometry()?;
+    let columns = if args.class == "random" || listed > 16 { 8 } else { listed };
+    let spec = SinkSpec { key, height: image.height, width: image.width, labelled: !matches!(run.classes, Classes::None), columns };
+    output.check_space(&spec)?;
+    let mut sink = output.open(&spec)?;
     let (config, sampler) = (&pipeline.model().config, &pipeline.model().sampler);
     eprintln!(
         "sampling {} image(s) [{start}, {end}) of {num} from {} ({}) on {}, {dtype}\n  {sampler}, seed {}{}",
@@ -223,18 +256,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if args.seed.0.is_none() { " (random: pass --seed to repeat)" } else { "" }
     );
     let mut progress = Progress::new();
-    let images = pipeline.generate(&run, &mut |p| progress.update(p))?;
+    pipeline.generate_into(&run, &mut |p| progress.update(p), &mut |images, labels| sink.append(images, labels))?;
+    sink.finish()?;
     progress.finish();
-
-    match output {
-        Output::Png => {
-            let names: Vec<String> = run.labels.iter().map(|y| y.to_string()).collect();
-            let cols = if args.class == "random" || listed > 16 { 8 } else { listed };
-            let (w, h, rgb) = render_grid(&images, &names, cols);
-            write_png(&args.out, w, h, &rgb, &run_key)?;
-        }
-        Output::Npz => write_npz(&args.out, &images, &run_key)?,
-    }
-    println!("wrote {} ({} images, {}x{})", args.out.display(), images.count, images.height, images.width);
+    println!("wrote {} ({} images, {}x{})", args.out.display(), run.count, image.height, image.width);
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use ditrt::pipeline::bundled;
-use ditrt::pipeline::generate::{RecipeOverrides, Run, SamplingModel};
+use ditrt::pipeline::generate::{Classes, RecipeOverrides, Run, SamplingModel};
 use ditrt::tensor::DType;
 use ditrt::tools::soak::soak;
 use ditrt::{backend, Error, Result};
@@ -36,8 +36,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let run = Run {
         seed: 0,
         first_image: 0,
-        labels: if classes > 0 { (0..args.batch as u32).map(|i| i % classes).collect() } else { Vec::new() },
-        count: args.batch,
+        classes: if classes > 0 { Classes::Cycle((0..classes).collect()) } else { Classes::None },
+        count: args.batch as u64,
     };
     let mut pipeline = model.build(backend::select(&args.backend)?, DType::F32, args.batch, None)?;
     let warmup = args.warmup.unwrap_or(args.steps / 10);

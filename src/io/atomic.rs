@@ -50,15 +50,62 @@ pub fn check_writable(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A file written under a temporary name beside `path` and renamed to `path` by `commit`: until
+/// then (an error, a panic, a kill) nothing appears under the final name, and dropping it
+/// uncommitted removes the temporary.
+pub struct AtomicFile {
+    file: File,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> Result<Self> {
+        let tmp = temporary(path)?;
+        let file = File::create(&tmp).map_err(|e| Error::File { path: path.to_path_buf(), msg: format!("cannot write: {e}") })?;
+        Ok(AtomicFile { file, tmp, path: path.to_path_buf() })
+    }
+
+    /// The temporary file, to write (and seek in).
+    pub fn file(&mut self) -> &mut File {
+        &mut self.file
+    }
+
+    /// An error about the final path.
+    pub fn error(&self, what: impl std::fmt::Display) -> Error {
+        Error::File { path: self.path.clone(), msg: format!("cannot write: {what}") }
+    }
+
+    /// Flush to disk and rename into place.
+    pub fn commit(self) -> Result<()> {
+        self.file.sync_all().and_then(|_| std::fs::rename(&self.tmp, &self.path)).map_err(|e| self.error(e))
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        // After a commit the temporary is gone and this fails harmlessly.
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
 /// Write `bytes` to `path` through a temporary file in the same directory and a rename, so an
 /// interrupted write never leaves a partial file under the final name.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let err = |msg: String| Error::File { path: path.to_path_buf(), msg };
-    let tmp = temporary(path)?;
-    let result = File::create(&tmp).and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all())).and_then(|_| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(err(format!("cannot write: {e}")));
+    let mut file = AtomicFile::create(path)?;
+    file.file().write_all(bytes).map_err(|e| file.error(e))?;
+    file.commit()
+}
+
+/// Bytes free to this user on the file system holding `dir` (statvfs); None where it cannot be
+/// asked.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs writes only into the zeroed struct it is given; the path is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut st) } != 0 {
+        return None;
     }
-    Ok(())
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
 }

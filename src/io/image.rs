@@ -1,6 +1,4 @@
-//! Samples to pictures: uint8 conversion, labelled PNG grids, and .npz files in the layout of
-//! the ADM evaluation suite (uint8 N×H×W×3 under `arr_0`).
-use std::io::Write;
+//! Samples to pictures: uint8 conversion, PNG files and labelled PNG grids (.npz: `npz`).
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -162,91 +160,13 @@ pub fn write_png(path: &Path, width: usize, height: usize, rgb: &[u8], run_key: 
     write_atomically(path, &bytes)
 }
 
-/// `.npy` bytes of a uint8 array.
-fn npy_u8(shape: &[usize], data: &[u8]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let mut header = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': ({},), }}", dims.join(", "));
-    // Magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64.
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + data.len());
-    out.extend_from_slice(b"\x93NUMPY\x01\x00");
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(data);
-    out
-}
-
-/// A zip archive with one stored (uncompressed) member, as numpy's `np.savez` writes it, and
-/// `comment` as the archive comment (numpy ignores it).
-fn zip_stored(name: &str, data: &[u8], comment: &str) -> Result<Vec<u8>> {
-    let comment_len = u16::try_from(comment.len()).map_err(|_| Error::invalid("npz comment longer than 64 KiB"))?;
-    let size = u32::try_from(data.len()).map_err(|_| Error::invalid("npz larger than 4 GiB (shard the run with --shard)"))?;
-    let crc = crc32fast::hash(data);
-    let mut local = Vec::new();
-    // Local file header: signature, version 20, flags 0, method 0 (stored), time, date.
-    local.extend_from_slice(&[0x50, 0x4b, 0x03, 0x04, 20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0]);
-    for v in [crc, size, size] {
-        local.extend_from_slice(&v.to_le_bytes());
-    }
-    local.extend_from_slice(&(name.len() as u16).to_le_bytes());
-    local.extend_from_slice(&0u16.to_le_bytes());
-    local.extend_from_slice(name.as_bytes());
-    local.extend_from_slice(data);
-    let central_at = local.len() as u32;
-    let mut central = vec![0x50, 0x4b, 0x01, 0x02, 20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0];
-    for v in [crc, size, size] {
-        central.extend_from_slice(&v.to_le_bytes());
-    }
-    central.extend_from_slice(&(name.len() as u16).to_le_bytes());
-    central.extend_from_slice(&[0; 12]); // extra, comment, disk, internal attr, external attr
-    central.extend_from_slice(&0u32.to_le_bytes()); // offset of the local header
-    central.extend_from_slice(name.as_bytes());
-    let mut end = vec![0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 1, 0, 1, 0];
-    end.extend_from_slice(&(central.len() as u32).to_le_bytes());
-    end.extend_from_slice(&central_at.to_le_bytes());
-    end.extend_from_slice(&comment_len.to_le_bytes());
-    end.extend_from_slice(comment.as_bytes());
-    let mut out = local;
-    out.write_all(&central).and_then(|_| out.write_all(&end)).expect("writing to a Vec");
-    Ok(out)
-}
-
-/// Write images as an .npz holding `arr_0`, uint8 N×H×W×3, atomically; `run_key` goes into the
-/// archive comment.
-pub fn write_npz(path: &Path, images: &Images, run_key: &str) -> Result<()> {
-    let npy = npy_u8(&[images.count, images.height, images.width, 3], &images.to_rgb());
-    write_atomically(path, &zip_stored("arr_0.npy", &npy, run_key)?)
-}
-
-/// The run key a finished `write_png` / `write_npz` output carries; None when `path` is missing,
-/// unreadable or not such a file. Outputs are renamed into place only when complete, so a file
-/// with a key is a whole one.
-pub fn read_run_key(path: &Path) -> Option<String> {
-    use std::io::{BufReader, Read, Seek, SeekFrom};
-    // Only the head (PNG text chunks precede the image data) or the tail (the zip comment) is
-    // read: a finished shard may be hundreds of MB.
-    let mut file = std::fs::File::open(path).ok()?;
-    let mut magic = [0u8; 4];
-    file.read_exact(&mut magic).ok()?;
-    if &magic == b"\x89PNG" {
-        file.rewind().ok()?;
-        let reader = png::Decoder::new(BufReader::new(file)).read_info().ok()?;
-        let text = &reader.info().uncompressed_latin1_text;
-        return text.iter().find(|t| t.keyword == PNG_RUN_KEY).map(|t| t.text.clone());
-    }
-    // Zip: the end-of-central-directory record (22 bytes + a comment of at most 64 KiB) closes
-    // the file.
-    let len = file.metadata().ok()?.len();
-    let tail_len = len.min(65535 + 22);
-    file.seek(SeekFrom::Start(len - tail_len)).ok()?;
-    let mut tail = Vec::with_capacity(tail_len as usize);
-    file.read_to_end(&mut tail).ok()?;
-    let comment_len = |at: usize| u16::from_le_bytes([tail[at + 20], tail[at + 21]]) as usize;
-    let end = (0..tail.len().saturating_sub(21))
-        .rev()
-        .find(|&at| tail[at..].starts_with(&[0x50, 0x4b, 0x05, 0x06]) && at + 22 + comment_len(at) == tail.len())?;
-    String::from_utf8(tail[end + 22..].to_vec()).ok()
+/// The run key a finished `write_png` output carries; None when `path` is missing, unreadable
+/// or not such a file. Outputs are renamed into place only when complete, so a file with a key
+/// is a whole one.
+pub fn read_png_run_key(path: &Path) -> Option<String> {
+    // Text chunks precede the image data: only the head is read.
+    let file = std::fs::File::open(path).ok()?;
+    let reader = png::Decoder::new(std::io::BufReader::new(file)).read_info().ok()?;
+    let text = &reader.info().uncompressed_latin1_text;
+    text.iter().find(|t| t.keyword == PNG_RUN_KEY).map(|t| t.text.clone())
 }

@@ -7,6 +7,9 @@
 //! come through here.
 use std::sync::Arc;
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::io::image::Images;
@@ -17,7 +20,7 @@ use crate::pipeline::denoiser::GraphDenoiser;
 use crate::pipeline::vae_decode::LatentDecoder;
 use crate::sampling::recipe::{Recipe, SamplerName, SAMPLING_KEY};
 use crate::sampling::{sample, Denoiser, SamplerConfig, SeededNoise};
-use crate::tensor::DType;
+use crate::tensor::{DType, ImageGeometry};
 
 /// Changes to a model's recipe; None keeps the file's (or the official) value.
 #[derive(Clone, Debug, Default)]
@@ -84,24 +87,54 @@ impl SamplingModel {
     }
 }
 
+/// The class of each image of a run, a function of its global index alone: nothing
+/// proportional to the run's size is held, and shards agree with one whole run.
+#[derive(Clone, Debug)]
+pub enum Classes {
+    /// An unconditional model.
+    None,
+    /// Image i has class list[i % list.len()].
+    Cycle(Vec<u32>),
+    /// Image i has a class drawn uniformly from 0..num_classes by a stream keyed by (seed, i),
+    /// apart from the noise streams.
+    Random { seed: u64, num_classes: u32 },
+}
+
+impl Classes {
+    /// Key of the label streams: they never share draws with the noise streams.
+    const RANDOM_KEY: u64 = 0x6c61_6265_6c73;
+
+    /// Class of image `index`; None for an unconditional run.
+    pub fn of(&self, index: u64) -> Option<u32> {
+        match self {
+            Classes::None => None,
+            Classes::Cycle(list) => Some(list[(index % list.len() as u64) as usize]),
+            Classes::Random { seed, num_classes } => {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed ^ Self::RANDOM_KEY);
+                rng.set_stream(index);
+                Some(rng.random_range(0..*num_classes))
+            }
+        }
+    }
+}
+
 /// Which images of a run to make.
 #[derive(Clone, Debug)]
 pub struct Run {
     pub seed: u64,
-    /// Global index of the first image (noise streams are keyed by it).
+    /// Global index of the first image (noise streams and classes are keyed by it).
     pub first_image: u64,
-    /// One class per image (empty for unconditional models).
-    pub labels: Vec<u32>,
+    pub classes: Classes,
     /// Number of images.
-    pub count: usize,
+    pub count: u64,
 }
 
 /// Where a run stands after a model evaluation.
 #[derive(Clone, Copy, Debug)]
 pub struct RunProgress {
     /// Images finished, and in the run.
-    pub images_done: usize,
-    pub images: usize,
+    pub images_done: u64,
+    pub images: u64,
     /// Sampler step within the batch being sampled (model evaluations, 1-based), of `steps`.
     pub step: usize,
     pub steps: usize,
@@ -128,36 +161,64 @@ impl Pipeline {
     }
 
     /// Model evaluations that `count` images take (progress reporting).
-    pub fn evaluations(&self, count: usize) -> usize {
-        count.div_ceil(self.batch) * self.model.sampler.evaluations()
+    pub fn evaluations(&self, count: u64) -> usize {
+        let n = count.div_ceil(self.batch as u64).saturating_mul(self.model.sampler.evaluations() as u64);
+        usize::try_from(n).unwrap_or(usize::MAX)
     }
 
-    /// Sample the run's images in batches, decoding latents where the pipeline has a decoder;
-    /// `progress` is called after every model evaluation.
-    pub fn generate(&mut self, run: &Run, progress: &mut dyn FnMut(RunProgress)) -> Result<Images> {
-        if !run.labels.is_empty() && run.labels.len() != run.count {
-            return Err(Error::invalid(format!("{} labels for {} images", run.labels.len(), run.count)));
+    /// Geometry of the images the pipeline makes (decoded, for a latent model).
+    pub fn image_geometry(&self) -> Result<ImageGeometry> {
+        match &self.decoder {
+            Some(d) => d.image_geometry(),
+            None => Ok(self.denoiser.geometry()),
         }
+    }
+
+    /// Sample the run's images batch by batch, decoding latents where the pipeline has a
+    /// decoder, and hand each batch with its classes (empty when unconditional) to `sink` as
+    /// soon as it is made (an `ImageSink`'s append); `progress` is called after every model
+    /// evaluation. A run of 0 images makes nothing.
+    pub fn generate_into(
+        &mut self,
+        run: &Run,
+        progress: &mut dyn FnMut(RunProgress),
+        sink: &mut dyn FnMut(&Images, &[u32]) -> Result<()>,
+    ) -> Result<()> {
         let g = self.denoiser.geometry();
         let (evaluations, per_batch) = (self.evaluations(run.count), self.model.sampler.evaluations());
-        let mut parts = Vec::new();
-        for (index, start) in (0..run.count).step_by(self.batch).enumerate() {
-            let n = self.batch.min(run.count - start);
-            let labels = if run.labels.is_empty() { &[][..] } else { &run.labels[start..start + n] };
-            let mut noise = SeededNoise::new(run.seed, run.first_image + start as u64, n);
+        let mut start = 0u64;
+        let mut batches_done = 0usize;
+        while start < run.count {
+            let n = (self.batch as u64).min(run.count - start) as usize;
+            let first = run.first_image + start;
+            let labels: Vec<u32> = (first..first + n as u64).filter_map(|i| run.classes.of(i)).collect();
+            let mut noise = SeededNoise::new(run.seed, first, n);
             let mut report = |step, steps| {
-                let evaluations_done = index * per_batch + step;
+                let evaluations_done = batches_done.saturating_mul(per_batch).saturating_add(step);
                 progress(RunProgress { images_done: start, images: run.count, step, steps, evaluations_done, evaluations })
             };
-            let x = sample(&mut self.denoiser, &self.model.sampler, labels, &mut noise, &mut report)?;
-            parts.push(match &self.decoder {
+            let x = sample(&mut self.denoiser, &self.model.sampler, &labels, &mut noise, &mut report)?;
+            let images = match &self.decoder {
                 None => Images::from_samples(&x, n, g.channels, g.height, g.width),
                 Some(d) => {
                     let (pixels, image) = d.decode(&x, n)?;
                     Images::from_samples(&pixels, n, image.channels, image.height, image.width)
                 }
-            });
+            };
+            sink(&images, &labels)?;
+            start += n as u64;
+            batches_done += 1;
         }
+        Ok(())
+    }
+
+    /// The run's images in memory (a small run: tests, soak).
+    pub fn generate(&mut self, run: &Run, progress: &mut dyn FnMut(RunProgress)) -> Result<Images> {
+        let mut parts = Vec::new();
+        self.generate_into(run, progress, &mut |images, _| {
+            parts.push(images.clone());
+            Ok(())
+        })?;
         if parts.is_empty() {
             return Err(Error::invalid("nothing to sample: 0 images"));
         }

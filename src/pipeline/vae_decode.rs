@@ -47,6 +47,14 @@ impl LatentDecoder {
         Ok(LatentDecoder { session: Session::new(backend, &graph)?, batch, latent })
     }
 
+    /// Geometry of one decoded image.
+    pub fn image_geometry(&self) -> Result<ImageGeometry> {
+        match self.session.output_shape("out").map(|s| s.dims()) {
+            Some(&[_, channels, height, width]) => Ok(ImageGeometry { channels, height, width }),
+            other => Err(Error::invalid(format!("VAE decoder output of shape {other:?}, expected [N, C, H, W]"))),
+        }
+    }
+
     /// Decode `count` latents [count, C, h, w] (as sampled, i.e. scaled) to images in [-1, 1]:
     /// returns (pixels [count, 3, H, W], geometry of one image).
     pub fn decode(&self, latents: &[f32], count: usize) -> Result<(Vec<f32>, ImageGeometry)> {

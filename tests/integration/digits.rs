@@ -8,7 +8,7 @@ use ditrt::backend::Backend;
 use ditrt::io::image::Images;
 use ditrt::io::safetensors::read_all;
 use ditrt::pipeline::bundled;
-use ditrt::pipeline::generate::{RecipeOverrides, Run, SamplingModel};
+use ditrt::pipeline::generate::{Classes, RecipeOverrides, Run, SamplingModel};
 use ditrt::tensor::DType;
 
 const PER_DIGIT: usize = 10;
@@ -35,7 +35,7 @@ fn classify(images: &Images) -> Vec<usize> {
 fn sample_digits(model: &str, backend: Arc<dyn Backend>, per_digit: usize) -> (Vec<u32>, Images) {
     let model = SamplingModel::new(bundled::open(model).unwrap(), &RecipeOverrides::default()).unwrap();
     let labels: Vec<u32> = (0..10 * per_digit).map(|i| (i / per_digit) as u32).collect();
-    let run = Run { seed: 2024, first_image: 0, labels: labels.clone(), count: labels.len() };
+    let run = Run { seed: 2024, first_image: 0, classes: Classes::Cycle(labels.clone()), count: labels.len() as u64 };
     let mut pipeline = model.build(backend, DType::F32, labels.len(), None).unwrap();
     (labels, pipeline.generate(&run, &mut |_| {}).unwrap())
 }

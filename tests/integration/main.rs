@@ -8,6 +8,7 @@ mod fuzz_regressions;
 mod input_checks;
 mod layers;
 mod ops;
+mod outputs;
 mod reliability;
 mod sample_cli;
 mod sampling;

@@ -13,7 +13,7 @@ use crate::ditrt;
 
 const BUNDLED_DIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/dit_digits.safetensors");
 
-fn assert_one_line_error(code: i32, stderr: &str, needles: &[&str]) {
+pub fn assert_one_line_error(code: i32, stderr: &str, needles: &[&str]) {
     assert_eq!(code, 2, "{stderr}");
     assert_eq!(stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{stderr}");
     for n in needles {

@@ -17,17 +17,102 @@ fn sample(args: &[&str], out: &Path) -> (i32, String, String) {
     (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
 }
 
+/// One array of an .npz: numpy dtype, shape and data bytes.
+#[derive(Debug, PartialEq)]
+pub struct NpyMember {
+    pub descr: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+/// An .npz as this test reads it, independently of ditrt's reader: every stored member (by
+/// name without `.npy`) found through the central directory, zip64 records followed, CRCs
+/// checked; `zip64` tells whether the zip64 end records are there.
+#[derive(Debug)]
+pub struct Npz {
+    pub members: Vec<(String, NpyMember)>,
+    pub comment: String,
+    pub zip64: bool,
+}
+
+fn le(b: &[u8], at: usize, n: usize) -> u64 {
+    b[at..at + n].iter().rev().fold(0, |v, &x| v << 8 | x as u64)
+}
+
+pub fn parse_npz(b: &[u8]) -> Npz {
+    let end = (0..b.len() - 21)
+        .rev()
+        .find(|&at| b[at..].starts_with(b"PK\x05\x06") && at + 22 + le(b, at + 20, 2) as usize == b.len())
+        .expect("end record");
+    let comment = String::from_utf8(b[end + 22..].to_vec()).unwrap();
+    let zip64 = end >= 20 && b[end - 20..].starts_with(b"PK\x06\x07");
+    let (entries, mut at) = if zip64 {
+        let record = le(b, end - 12, 8) as usize;
+        assert!(b[record..].starts_with(b"PK\x06\x06"), "zip64 locator points at no zip64 end record");
+        (le(b, record + 32, 8), le(b, record + 48, 8) as usize)
+    } else {
+        (le(b, end + 10, 2), le(b, end + 16, 4) as usize)
+    };
+    let mut members = Vec::new();
+    for _ in 0..entries {
+        assert!(b[at..].starts_with(b"PK\x01\x02"), "central header expected at {at}");
+        assert_eq!(le(b, at + 10, 2), 0, "stored members only");
+        let (name_len, extra_len, comment_len) = (le(b, at + 28, 2) as usize, le(b, at + 30, 2) as usize, le(b, at + 32, 2) as usize);
+        let name = String::from_utf8(b[at + 46..at + 46 + name_len].to_vec()).unwrap();
+        let mut fields = [le(b, at + 24, 4), le(b, at + 20, 4), le(b, at + 42, 4)];
+        let extra = &b[at + 46 + name_len..at + 46 + name_len + extra_len];
+        if extra_len > 0 {
+            assert_eq!(le(extra, 0, 2), 1, "only the zip64 extra field is expected");
+            let mut field = 4;
+            for v in fields.iter_mut().filter(|v| **v == 0xFFFF_FFFF) {
+                *v = le(extra, field, 8);
+                field += 8;
+            }
+            assert_eq!(field, extra.len(), "zip64 extra length");
+        }
+        let [size, compressed, offset] = fields.map(|v| v as usize);
+        assert_eq!(size, compressed);
+        assert!(b[offset..].starts_with(b"PK\x03\x04"), "local header of {name}");
+        let data_at = offset + 30 + le(b, offset + 26, 2) as usize + le(b, offset + 28, 2) as usize;
+        let npy = &b[data_at..data_at + size];
+        assert_eq!(crc32fast::hash(npy), le(b, at + 16, 4) as u32, "CRC of {name}");
+        assert_eq!(le(b, offset + 14, 4), le(b, at + 16, 4), "local CRC of {name}");
+        let header_len = le(npy, 8, 2) as usize;
+        let header = std::str::from_utf8(&npy[10..10 + header_len]).unwrap();
+        let descr = header.split("'descr': '").nth(1).unwrap().split('\'').next().unwrap().to_string();
+        let dims = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
+        let shape: Vec<usize> = dims.split(',').filter_map(|d| d.trim().parse().ok()).collect();
+        let member = NpyMember { descr, shape, data: npy[10 + header_len..].to_vec() };
+        members.push((name.trim_end_matches(".npy").to_string(), member));
+        at += 46 + name_len + extra_len + comment_len;
+    }
+    Npz { members, comment, zip64 }
+}
+
+impl Npz {
+    pub fn read(path: &Path) -> Npz {
+        parse_npz(&std::fs::read(path).unwrap())
+    }
+
+    pub fn member(&self, name: &str) -> Option<&NpyMember> {
+        self.members.iter().find(|(n, _)| n == name).map(|(_, m)| m)
+    }
+
+    /// The int64 `labels` member.
+    pub fn labels(&self) -> Option<Vec<i64>> {
+        let m = self.member("labels")?;
+        assert_eq!(m.descr, "<i8");
+        Some(m.data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect())
+    }
+}
+
 /// arr_0 of an .npz written by ditrt: (shape, pixels).
-fn read_npz(path: &Path) -> (Vec<usize>, Vec<u8>) {
-    let bytes = std::fs::read(path).unwrap();
-    let start = bytes.windows(6).position(|w| w == b"\x93NUMPY").expect("npy inside");
-    let npy = &bytes[start..];
-    let header_len = u16::from_le_bytes([npy[8], npy[9]]) as usize;
-    let header = std::str::from_utf8(&npy[10..10 + header_len]).unwrap();
-    let dims = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
-    let shape: Vec<usize> = dims.split(',').filter_map(|d| d.trim().parse().ok()).collect();
-    let n: usize = shape.iter().product();
-    (shape, npy[10 + header_len..10 + header_len + n].to_vec())
+pub fn read_npz(path: &Path) -> (Vec<usize>, Vec<u8>) {
+    let npz = Npz::read(path);
+    let arr = npz.member("arr_0").expect("arr_0");
+    assert_eq!(arr.descr, "|u1");
+    assert_eq!(arr.data.len(), arr.shape.iter().product::<usize>());
+    (arr.shape.clone(), arr.data.clone())
 }
 
 #[test]
