@@ -207,18 +207,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let run = Run { seed, first_image: start, classes, count: end - start };
     let batch = args.batch.min(usize::try_from(run.count).unwrap_or(usize::MAX)).max(1);
 
+    let vae = args.vae.as_ref().map(SafetensorsFile::open).transpose()?;
+    if let (Some(vae), true) = (&vae, args.check_weights) {
+        check_finite(vae, Some(dtype))?;
+    }
     // What makes this output: a finished output carrying the same key is this very shard.
     let key = RunKey {
         run: serde_json::json!({
             "weights": match &args.weights {
-                Some(path) => format!("{} ({} bytes)", path.display(), std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)),
+                // By content: a file changed in place (same name, same size) is another run.
+                Some(path) => format!("{} ({})", path.display(), model.file.content_id()),
                 None => format!("bundled {} (ditrt {})", args.model, env!("CARGO_PKG_VERSION")),
             },
             "sampler": format!("{sampler:?}"),
             "dtype": dtype.to_string(),
             "seed": seed,
             "class": args.class,
-            "vae": args.vae.as_ref().map(|p| p.display().to_string()),
+            "vae": vae.as_ref().map(|v| format!("{} ({})", v.path().display(), v.content_id())),
         }),
         num,
         first: start,
@@ -235,10 +240,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
 
-    let vae = args.vae.as_ref().map(SafetensorsFile::open).transpose()?;
-    if let (Some(vae), true) = (&vae, args.check_weights) {
-        check_finite(vae, Some(dtype))?;
-    }
     let mut pipeline = model.build(backend::select(&args.backend)?, dtype, batch, vae.as_ref())?;
     let image = pipeline.image_geometry()?;
     let columns = if args.class == "random" || listed > 16 { 8 } else { listed };

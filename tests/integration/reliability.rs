@@ -343,3 +343,25 @@ fn duplicate_keys_are_refused() {
     let (code, _, stderr) = ditrt(&["inspect", twice.to_str().unwrap()]);
     assert_one_line_error(code, &stderr, &["twice.safetensors", "header", "key \"w\" appears twice"]);
 }
+
+/// A finished shard is kept only for the same weights by content: the file changed in place
+/// (same name and size, one value different) is another run, whose images replace it.
+#[test]
+fn a_shard_is_redone_when_the_weights_change_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("w.safetensors");
+    edited_copy(&weights, |_, _| {});
+    let out = dir.path().join("shard.npz");
+    let (w, o) = (weights.to_str().unwrap(), out.to_str().unwrap());
+    let args = ["sample", "--weights", w, "--num", "2", "--steps", "2", "--backend", "cpu", "--shard", "0/1", "--out", o];
+    assert_eq!(ditrt(&args).0, 0);
+    let (code, stdout, _) = ditrt(&args);
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("kept "), "{stdout}");
+    let size = std::fs::metadata(&weights).unwrap().len();
+    poisoned_copy_with(&weights, "final_layer.linear.bias", &[(0, 0.5)]);
+    assert_eq!(std::fs::metadata(&weights).unwrap().len(), size);
+    let (code, stdout, stderr) = ditrt(&args);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("holds another run's images") && stdout.starts_with("wrote "), "{stdout}{stderr}");
+}
