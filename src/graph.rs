@@ -60,7 +60,7 @@ impl GraphBuilder {
 
     /// A weight, stored in the graph's dtype and uploaded once per session.
     pub fn weight(&mut self, name: &str, tensor: HostTensor) -> View {
-        let tensor = tensor.to_dtype(self.dtype);
+        let tensor = tensor.into_dtype(self.dtype);
         let view = self.value(ValueKind::Weight(name.to_string()), tensor.shape.clone(), self.dtype);
         self.weights.push((view.buf.0 as usize, tensor));
         view
@@ -285,7 +285,7 @@ impl Session {
 /// Refuses a graph whose planned memory (weights, inputs, outputs, arena) exceeds what the
 /// backend has free, before anything is allocated: a too-large batch is a one-line error, not an
 /// out-of-memory abort halfway through.
-fn preflight(backend: &dyn Backend, graph: &Graph) -> Result<()> {
+pub fn preflight(backend: &dyn Backend, graph: &Graph) -> Result<()> {
     let Some(free) = backend.free_memory() else {
         return Ok(());
     };

@@ -111,6 +111,15 @@ impl HostTensor {
     }
 
     /// The same values stored as `dtype` (round to nearest even for f16/bf16).
+    /// The tensor stored as `dtype`: itself, not a copy, when it already is.
+    pub fn into_dtype(self, dtype: DType) -> HostTensor {
+        if dtype == self.dtype {
+            self
+        } else {
+            self.to_dtype(dtype)
+        }
+    }
+
     pub fn to_dtype(&self, dtype: DType) -> HostTensor {
         if dtype == self.dtype {
             return self.clone();

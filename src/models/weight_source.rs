@@ -8,7 +8,7 @@ use rand_distr::{Distribution, Normal};
 
 use crate::error::Result;
 use crate::io::safetensors::SafetensorsFile;
-use crate::tensor::{HostTensor, Shape};
+use crate::tensor::{DType, HostTensor, Shape};
 
 /// Where a model gets its parameters from, by official key and expected shape.
 pub trait WeightSource {
@@ -71,6 +71,21 @@ impl WeightSource for RandomWeights {
         let n: usize = shape.iter().product();
         let values: Vec<f32> = (0..n).map(|_| self.normal.sample(&mut self.rng)).collect();
         Ok(HostTensor::from_f32(shape, &values))
+    }
+    fn finish(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Zeros of `.0`'s dtype for any key, freshly allocated: pages the OS maps only when written,
+/// so a graph planned with them costs no resident memory for its weights (memory preflights,
+/// plans of full-size presets).
+pub struct ZeroWeights(pub DType);
+
+impl WeightSource for ZeroWeights {
+    fn fetch(&mut self, _key: &str, shape: &[usize]) -> Result<HostTensor> {
+        let n: usize = shape.iter().product();
+        Ok(HostTensor { shape: Shape(shape.to_vec()), dtype: self.0, bytes: vec![0; n * self.0.size()] })
     }
     fn finish(&self) -> Result<()> {
         Ok(())

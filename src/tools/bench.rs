@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::graph::Session;
-use crate::models::weight_source::RandomWeights;
+use crate::graph::{preflight, Session};
+use crate::models::weight_source::{RandomWeights, ZeroWeights};
 use crate::models::ModelConfig;
 use crate::tensor::{DType, HostTensor};
 
@@ -40,6 +40,9 @@ pub fn random_session(
     dtype: DType,
     seed: u64,
 ) -> Result<(Session, crate::graph::ArenaPlan, usize)> {
+    // A graph too large for the backend is refused before gigabytes of random weights are
+    // drawn: planned first with zero weights, whose pages are never touched.
+    preflight(backend.as_ref(), &config.build(&mut ZeroWeights(dtype), batch, dtype)?)?;
     // Small weights keep activations in range for every dtype.
     let graph = config.build(&mut RandomWeights::new(seed, 0.02), batch, dtype)?;
     let session = Session::new(backend, &graph)?;

@@ -8,7 +8,9 @@ use ditrt::models::ModelConfig;
 use ditrt::tensor::DType;
 use ditrt::tools::verify::default_tolerance;
 
-use crate::{check_model_fixtures, ZeroWeights};
+use ditrt::models::weight_source::ZeroWeights;
+
+use crate::check_model_fixtures;
 
 const PREFIXES: [&str; 2] = ["diffit_p", "diffit_unet_"];
 
@@ -60,11 +62,11 @@ fn diffit_presets_build() {
     assert_eq!(ModelConfig::Diffit(xl512).param_count(), 561_330_144 + grown);
     // The 256 px plan (its dense biases are 28 x 16 x 256^2 values).
     let cfg = ModelConfig::Diffit(DiffitConfig::preset("DiffiT-XL/2").unwrap());
-    cfg.build(&mut ZeroWeights, 1, DType::BF16).unwrap();
+    cfg.build(&mut ZeroWeights(DType::BF16), 1, DType::BF16).unwrap();
     let cifar = ModelConfig::DiffitUnet(DiffitUnetConfig::preset("DiffiT-CIFAR10").unwrap());
     assert_eq!(cifar.num_classes(), None);
     assert_eq!(cifar.output_channels(), 3);
-    cifar.build(&mut ZeroWeights, 2, DType::F32).unwrap();
+    cifar.build(&mut ZeroWeights(DType::BF16), 2, DType::F32).unwrap();
 }
 
 #[test]

@@ -21,8 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ditrt::backend::Backend;
-use ditrt::models::weight_source::WeightSource;
-use ditrt::tensor::{DType, HostTensor, Shape};
+use ditrt::tensor::DType;
 use ditrt::tools::verify::verify_fixture;
 
 /// Runs the ditrt binary: (exit code, stdout, stderr).
@@ -64,19 +63,5 @@ fn check_model_fixtures_on(prefix: &str, backend: Arc<dyn Backend>, dtype: DType
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         println!("{name} {dtype} on {}: rel_l2={:.3e} max_abs={:.3e}", backend.name(), cmp.rel_l2, cmp.max_abs);
         assert!(cmp.passes(tol), "{name} {dtype}: rel_l2 {:.3e} > {tol:e} (non-finite: {})", cmp.rel_l2, cmp.non_finite);
-    }
-}
-
-/// Zero weights of any requested shape, stored as bf16: full-size presets build their plans
-/// without generating billions of random values.
-pub struct ZeroWeights;
-
-impl WeightSource for ZeroWeights {
-    fn fetch(&mut self, _key: &str, shape: &[usize]) -> ditrt::Result<HostTensor> {
-        let n: usize = shape.iter().product();
-        Ok(HostTensor { shape: Shape(shape.to_vec()), dtype: DType::BF16, bytes: vec![0; n * DType::BF16.size()] })
-    }
-    fn finish(&self) -> ditrt::Result<()> {
-        Ok(())
     }
 }

@@ -78,6 +78,27 @@ fn a_batch_too_large_for_memory_is_refused_before_allocating() {
     assert_one_line_error(code, &stderr, &["backend cpu", "batch 50000000", "GiB activations", "is free; lower --batch"]);
 }
 
+/// The preflight runs before the random weights exist: refusing DiT-XL/2 at a huge batch peaks
+/// far below its 2.7 GB of f32 weights (it used to draw them all first).
+#[test]
+#[allow(clippy::zombie_processes)] // reaped by wait4, which std's Child does not offer
+fn bench_refuses_a_huge_batch_before_drawing_weights() {
+    let child = Command::new(env!("CARGO_BIN_EXE_ditrt"))
+        .args(["bench", "--preset", "DiT-XL/2", "--batch", "100000", "--backend", "cpu", "--warmup", "0", "--iters", "1"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // wait4 gives this child's own peak resident size (getrusage's would mix in other tests').
+    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+    // SAFETY: waits for our own child; status and usage are plain out-parameters.
+    assert_eq!(unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) }, child.id() as i32);
+    assert_eq!(libc::WEXITSTATUS(status), 2);
+    let peak_mib = usage.ru_maxrss as f64 / 1024.0;
+    // Drawing the weights took 3.5 GB; planning with untouched zeros leaves only the 0.9 GB
+    // adaLN concatenation resident.
+    assert!(peak_mib < 1536.0, "peak resident {peak_mib:.0} MiB while refusing");
+}
+
 /// `--backend cuda` without the feature, the driver or a device is one line; `auto` then falls
 /// back to another backend.
 #[test]

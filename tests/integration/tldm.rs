@@ -6,7 +6,9 @@ use ditrt::models::ModelConfig;
 use ditrt::tensor::DType;
 use ditrt::tools::verify::default_tolerance;
 
-use crate::{check_model_fixtures, ZeroWeights};
+use ditrt::models::weight_source::ZeroWeights;
+
+use crate::check_model_fixtures;
 
 #[test]
 fn tldm_matches_pytorch_f32() {
@@ -44,7 +46,7 @@ fn every_tldm_preset_builds_a_plan() {
                 let cfg = TldmConfig::preset(&name).unwrap_or_else(|| panic!("{name}"));
                 assert_eq!((cfg.input_size, cfg.patch_size), (res / 8, patch), "{name}");
                 let depth = cfg.depth;
-                let graph = ModelConfig::Tldm(cfg).build(&mut ZeroWeights, 1, DType::BF16).unwrap_or_else(|e| panic!("{name}: {e}"));
+                let graph = ModelConfig::Tldm(cfg).build(&mut ZeroWeights(DType::BF16), 1, DType::BF16).unwrap_or_else(|e| panic!("{name}: {e}"));
                 assert_eq!(graph.ops().iter().filter(|o| o.name() == "attention").count(), depth, "{name}");
                 assert!(graph.plan.arena_bytes > 0, "{name}");
             }

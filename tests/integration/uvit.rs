@@ -5,7 +5,9 @@ use ditrt::models::ModelConfig;
 use ditrt::tensor::DType;
 use ditrt::tools::verify::default_tolerance;
 
-use crate::{check_model_fixtures, ZeroWeights};
+use ditrt::models::weight_source::ZeroWeights;
+
+use crate::check_model_fixtures;
 
 #[test]
 fn uvit_matches_pytorch_f32() {
@@ -61,7 +63,7 @@ fn every_uvit_preset_builds_a_plan() {
         let blocks = 2 * (cfg.depth / 2) + 1;
         let model = ModelConfig::Uvit(cfg.clone());
         assert_eq!(model.num_classes(), (preset.num_classes > 0).then_some(preset.num_classes), "{}", preset.name);
-        let graph = model.build(&mut ZeroWeights, 2, DType::BF16).unwrap_or_else(|e| panic!("{}: {e}", preset.name));
+        let graph = model.build(&mut ZeroWeights(DType::BF16), 2, DType::BF16).unwrap_or_else(|e| panic!("{}: {e}", preset.name));
         let count = |op: &str| graph.ops().iter().filter(|o| o.name() == op).count();
         assert_eq!(count("attention"), blocks, "{}", preset.name);
         assert_eq!(count("skip_concat_linear"), cfg.depth / 2, "{}", preset.name);

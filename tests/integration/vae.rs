@@ -5,7 +5,9 @@ use ditrt::models::ModelConfig;
 use ditrt::tensor::DType;
 use ditrt::tools::verify::default_tolerance;
 
-use crate::{check_model_fixtures, ZeroWeights};
+use ditrt::models::weight_source::ZeroWeights;
+
+use crate::check_model_fixtures;
 
 #[test]
 fn vae_matches_pytorch_f32() {
@@ -43,6 +45,6 @@ fn vae_is_not_a_denoiser() {
 fn vae_presets_build() {
     for name in ["SD-VAE-KL-f8", "SD-VAE-KL-f8-512"] {
         let cfg = ModelConfig::Vae(VaeConfig::preset(name).unwrap_or_else(|| panic!("{name}")));
-        cfg.build(&mut ZeroWeights, 1, DType::BF16).unwrap_or_else(|e| panic!("{name}: {e}"));
+        cfg.build(&mut ZeroWeights(DType::BF16), 1, DType::BF16).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
