@@ -8,9 +8,10 @@ use ditrt::Result;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Architecture: dit, uvit, tldm, diffit, diffit_unet or vae.
-    #[arg(long, default_value = "dit")]
-    arch: String,
+    /// Architecture (dit, uvit, tldm, diffit, diffit_unet, vae); default: the one the preset
+    /// belongs to.
+    #[arg(long)]
+    arch: Option<String>,
     /// Config, e.g. DiT-S/2, DiT-XL/2 (256 px), DiT-XL/2-512, U-ViT-H/2-ImageNet256,
     /// TLDM-XL/2, DiffiT-XL/2, DiffiT-CIFAR10, SD-VAE-KL-f8.
     #[arg(long, default_value = "DiT-S/2")]
@@ -33,7 +34,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let config = ModelConfig::preset(&args.arch, &args.preset)?;
+    let config = match &args.arch {
+        Some(arch) => ModelConfig::preset(arch, &args.preset)?,
+        None => ModelConfig::preset_any(&args.preset)?,
+    };
     let dtype = DType::parse(&args.dtype)?;
     let backend = backend::select(&args.backend)?;
     if !args.json {

@@ -32,6 +32,10 @@ impl DiffitConfig {
         }
     }
 
+    pub fn preset_names() -> String {
+        "DiffiT-XL/2, DiffiT-XL/2-512".into()
+    }
+
     fn block_spec(&self) -> DiffitBlockSpec {
         let d = self.hidden_size;
         // The official window is the patch grid (diffit.py: window_size = input_size // patch_size).

@@ -49,6 +49,10 @@ pub struct DiffitUnetConfig {
 
 impl DiffitUnetConfig {
     /// "DiffiT-CIFAR10": 32x32x3, unconditional (our sizes, see the README).
+    pub fn preset_names() -> String {
+        "DiffiT-CIFAR10".into()
+    }
+
     pub fn preset(name: &str) -> Option<DiffitUnetConfig> {
         (name == "DiffiT-CIFAR10").then(|| DiffitUnetConfig {
             image_size: 32,

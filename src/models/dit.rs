@@ -25,6 +25,10 @@ impl DitConfig {
     pub fn preset(name: &str) -> Option<DitConfig> {
         PatchConfig::family(name.strip_prefix("DiT-")?).map(DitConfig)
     }
+
+    pub fn preset_names() -> String {
+        PatchConfig::family_names("DiT-")
+    }
 }
 
 impl Backbone for DitConfig {

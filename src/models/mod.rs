@@ -50,7 +50,21 @@ macro_rules! backbones {
                     $($arch => <$config>::preset(name).map(ModelConfig::$variant),)*
                     other => return Err(unknown_arch(other)),
                 };
-                config.ok_or_else(|| Error::invalid(format!("unknown {arch} preset '{name}'")))
+                let known = match arch {
+                    $($arch => <$config>::preset_names(),)*
+                    _ => unreachable!("arch checked above"),
+                };
+                config.ok_or_else(|| Error::invalid(format!("unknown {arch} preset '{}' (known: {known})", one_line(name))))
+            }
+
+            /// The preset called `name` of whichever backbone has one (preset names are distinct
+            /// across backbones), for commands that take a preset without an arch.
+            pub fn preset_any(name: &str) -> Result<Self> {
+                $(if let Some(config) = <$config>::preset(name) {
+                    return Ok(ModelConfig::$variant(config));
+                })*
+                let known = [$(<$config>::preset_names()),*];
+                Err(Error::invalid(format!("unknown preset '{}' (known: {})", one_line(name), known.join("; "))))
             }
         }
 

@@ -73,10 +73,19 @@ impl HostParam {
             let rows: usize = parts.iter().map(|t| t.shape.dims()[0]).sum();
             let cols = parts[0].numel() / parts[0].shape.dims()[0];
             let dtype = parts[0].dtype;
-            let mut bytes = Vec::with_capacity(rows * cols * dtype.size());
-            for part in parts {
-                bytes.extend_from_slice(&part.into_dtype(dtype).bytes);
-            }
+            let len = rows * cols * dtype.size();
+            // All-zero parts (`ZeroWeights`, planning) give a fresh zero buffer, whose pages the
+            // OS maps only when written: a plan stays free of resident weights. Real weights
+            // stop the scan at their first nonzero byte.
+            let bytes = if parts.iter().all(|p| p.bytes.iter().all(|&b| b == 0)) {
+                vec![0; len]
+            } else {
+                let mut bytes = Vec::with_capacity(len);
+                for part in parts {
+                    bytes.extend_from_slice(&part.into_dtype(dtype).bytes);
+                }
+                bytes
+            };
             let shape = if cols == 1 { Shape(vec![rows]) } else { Shape(vec![rows, cols]) };
             HostTensor { shape, dtype, bytes }
         }))

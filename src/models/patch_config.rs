@@ -79,6 +79,12 @@ impl PatchConfig {
     }
 
     /// "<prefix>-<size>/<patch>" ("DiT-XL/2") for the family's sizes, else "<prefix> (custom)/<patch>".
+    /// The family's preset names under `prefix`, compactly: "DiT-{S,B,L,XL}/{2,4,8}[-512]".
+    pub fn family_names(prefix: &str) -> String {
+        let sizes: Vec<&str> = SIZES.iter().map(|s| s.0).collect();
+        format!("{prefix}{{{}}}/{{2,4,8}}[-512]", sizes.join(","))
+    }
+
     pub fn family_name(&self, prefix: &str) -> String {
         match SIZES.iter().find(|s| (s.1, s.2, s.3) == (self.depth, self.hidden_size, self.num_heads)) {
             Some(s) => format!("{prefix}-{}/{}", s.0, self.patch_size),

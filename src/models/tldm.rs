@@ -33,6 +33,10 @@ impl TldmConfig {
         PatchConfig::family(name.strip_prefix("TLDM-")?).map(TldmConfig)
     }
 
+    pub fn preset_names() -> String {
+        PatchConfig::family_names("TLDM-")
+    }
+
     fn block_spec(&self) -> PreNormBlockSpec {
         PreNormBlockSpec {
             dim: self.hidden_size,

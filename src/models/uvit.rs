@@ -75,6 +75,10 @@ pub const PRESETS: &[Preset] = &[
 
 impl UvitConfig {
     /// One of the released checkpoints by name, e.g. "U-ViT-H/2-ImageNet256".
+    pub fn preset_names() -> String {
+        PRESETS.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+    }
+
     pub fn preset(name: &str) -> Option<UvitConfig> {
         let p = PRESETS.iter().find(|p| p.name == name)?;
         let &(_, embed_dim, depth, num_heads) = SIZES.iter().find(|s| s.0 == p.size)?;

@@ -39,6 +39,10 @@ pub struct VaeConfig {
 impl VaeConfig {
     /// "SD-VAE-KL-f8" (latent 32, 256 px) or "SD-VAE-KL-f8-512" (latent 64): SD's first stage
     /// (ch 128, ch_mult 1,2,4,4, 2 res blocks, z 4), e.g. stabilityai/sd-vae-ft-ema / -mse.
+    pub fn preset_names() -> String {
+        "SD-VAE-KL-f8, SD-VAE-KL-f8-512".into()
+    }
+
     pub fn preset(name: &str) -> Option<VaeConfig> {
         let latent_size = match name {
             "SD-VAE-KL-f8" => 32,

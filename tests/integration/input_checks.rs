@@ -90,3 +90,13 @@ fn wgpu_backend_variable_is_checked() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
 }
+
+/// `bench --preset` alone finds the backbone; an unknown preset lists the known ones.
+#[test]
+fn bench_takes_its_arch_from_the_preset_and_lists_presets() {
+    let (code, stdout, stderr) = ditrt(&["bench", "--preset", "U-ViT-S/2-CIFAR10", "--backend", "cpu", "--warmup", "0", "--iters", "1", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("U-ViT"), "{stdout}");
+    refused(&["bench", "--preset", "DiT-Q/2"], "unknown preset 'DiT-Q/2' (known: DiT-{S,B,L,XL}/{2,4,8}[-512]; U-ViT-S/2-CIFAR10");
+    refused(&["bench", "--arch", "vae", "--preset", "SD-VAE-KL-f4"], "unknown vae preset 'SD-VAE-KL-f4' (known: SD-VAE-KL-f8, SD-VAE-KL-f8-512)");
+}
