@@ -191,7 +191,24 @@ pub struct Session {
 }
 
 impl Session {
+    /// `graph` bound to `backend`, or, where `backend` refuses it (an op beyond one of its
+    /// limits, a dtype it lacks, too little memory) and was chosen by `auto`, to auto's next
+    /// choice, with a one-line note on stderr.
     pub fn new(backend: Arc<dyn Backend>, graph: &Graph) -> Result<Self> {
+        match Self::bind(backend.clone(), graph) {
+            Err(refused @ Error::Backend { .. }) => match backend.fallback() {
+                Some(next) => {
+                    let next = next?;
+                    eprintln!("note: {refused}; auto runs this graph on {} instead", next.name());
+                    Self::new(next, graph)
+                }
+                None => Err(refused),
+            },
+            bound => bound,
+        }
+    }
+
+    fn bind(backend: Arc<dyn Backend>, graph: &Graph) -> Result<Self> {
         for v in &graph.values {
             if !backend.supports(v.dtype) {
                 return Err(Error::Backend { backend: backend.name(), msg: format!("dtype {} is not supported", v.dtype) });

@@ -10,7 +10,8 @@
 //! accesses; a trait method cannot be made final, so each backend makes the one call itself.)
 //!
 //! `view_checks` holds the checks the rules are made of, `table` the buffer table every backend
-//! keeps.
+//! keeps. What each backend refuses beyond the rules (its hard limits) is in docs/LIMITS.md.
+pub mod auto;
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
@@ -84,6 +85,12 @@ pub trait Backend: Send + Sync {
     fn compile(&self, ops: &[Op]) -> Result<Box<dyn CompiledOps>> {
         Ok(Box::new(Replay(ops.to_vec())))
     }
+
+    /// The backend to bind a graph to when this one refuses it (`Session::new`): `auto`'s next
+    /// choice, opened now. None for a backend chosen by name.
+    fn fallback(&self) -> Option<Result<std::sync::Arc<dyn Backend>>> {
+        None
+    }
 }
 
 /// A sequence of launches prepared by `Backend::compile`.
@@ -107,13 +114,14 @@ impl CompiledOps for Replay {
 pub const BACKEND_NAMES: &[&str] = &["auto", "cpu", "wgpu", "cuda"];
 
 /// The backend called `name`. `auto` picks CUDA when a device answers, else wgpu on a real GPU
-/// adapter, else the CPU (a CPU adapter such as lavapipe is slower than the CPU backend); `wgpu`
-/// takes any adapter.
+/// adapter, else the CPU (a CPU adapter such as lavapipe is slower than the CPU backend), and
+/// falls back along that order for a graph its choice refuses (`auto::Auto`); `wgpu` takes any
+/// adapter.
 pub fn select(name: &str) -> Result<std::sync::Arc<dyn Backend>> {
     use crate::error::Error;
     use std::sync::Arc;
     match name {
-        "auto" => Ok(auto()),
+        "auto" => auto::Auto::first(AUTO_ORDER),
         "cpu" => Ok(Arc::new(cpu::CpuBackend::new())),
         #[cfg(feature = "wgpu")]
         "wgpu" => Ok(Arc::new(wgpu::WgpuBackend::new()?)),
@@ -127,14 +135,11 @@ pub fn select(name: &str) -> Result<std::sync::Arc<dyn Backend>> {
     }
 }
 
-fn auto() -> std::sync::Arc<dyn Backend> {
+/// `auto`'s order of preference.
+const AUTO_ORDER: &[auto::Opener] = &[
     #[cfg(feature = "cuda")]
-    if let Ok(gpu) = cuda::CudaBackend::new() {
-        return std::sync::Arc::new(gpu);
-    }
+    || Ok(std::sync::Arc::new(cuda::CudaBackend::new()?)),
     #[cfg(feature = "wgpu")]
-    if let Ok(gpu) = wgpu::WgpuBackend::hardware() {
-        return std::sync::Arc::new(gpu);
-    }
-    std::sync::Arc::new(cpu::CpuBackend::new())
-}
+    || Ok(std::sync::Arc::new(wgpu::WgpuBackend::hardware()?)),
+    || Ok(std::sync::Arc::new(cpu::CpuBackend::new())),
+];

@@ -7,6 +7,7 @@ mod dit;
 mod fuzz_regressions;
 mod input_checks;
 mod layers;
+mod limits;
 mod ops;
 mod outputs;
 mod reliability;

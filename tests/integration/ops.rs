@@ -204,6 +204,22 @@ fn attention() {
     });
 }
 
+/// Heads wider than one 128-dim chunk of the wgpu shader and the 256 dims the CUDA fallback
+/// keeps in registers: the general paths cut the head into chunks. 520 is no multiple of
+/// either; 512 over 1024 keys is the SD VAE's mid-block attention at 256 px (64 of its 1024
+/// queries: four query tiles, and lavapipe's time stays in seconds).
+#[test]
+fn attention_wide_heads() {
+    for_each_case(|case| {
+        for head_dim in [160, 256, 520] {
+            for (batch, heads, q_len, kv_len) in [(2, 2, 17, 33), (1, 2, 70, 150)] {
+                attention_case(case, AttentionShape { batch, heads, q_len, kv_len, head_dim }, head_dim != 256);
+            }
+        }
+        attention_case(case, AttentionShape { batch: 1, heads: 1, q_len: 64, kv_len: 1024, head_dim: 512 }, false);
+    });
+}
+
 /// With q_len == kv_len, q, k and v are windows of one packed [q | k | v] buffer (row stride
 /// 3 * width); otherwise q is its own buffer and k, v share a packed [k | v] one. The output
 /// rows are padded to exercise out_stride.

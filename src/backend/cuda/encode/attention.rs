@@ -1,9 +1,9 @@
 //! Fused attention: kernels/attention.cu (tensor cores, FlashAttention-2 scheme) for f16/bf16,
 //! head dims 64, 72, 96, 128 and views aligned as it loads them; kernels/attention_fallback.cu
-//! (one warp per query row, online softmax) for everything else up to head_dim 256.
+//! (one warp per query row, online softmax, 256 output dims per block) for everything else, any
+//! head_dim.
 use cudarc::driver::sys::CUdeviceptr;
 
-use super::super::device::err;
 use super::{elem, suffix, Encoder};
 use crate::backend::Attention;
 use crate::error::Result;
@@ -15,8 +15,8 @@ const MMA_HEAD_DIMS: [usize; 4] = [64, 72, 96, 128];
 const MMA_ROWS: usize = 64;
 const FALLBACK_ROWS: usize = 4;
 const THREADS: usize = 128;
-/// attention_fallback.cu keeps head_dim / 32 values per lane in 8 registers.
-const FALLBACK_MAX_HEAD_DIM: usize = 256;
+/// Output dims per block of attention_fallback.cu (OUT_DIMS): a wider head takes more blocks.
+const FALLBACK_OUT_DIMS: usize = 256;
 
 /// Whether attention.cu's memory accesses are aligned for these views: q and out are moved as
 /// 4-byte pairs, k and v as 16-byte vectors (8 elements, so head_dim % 8 == 0 too).
@@ -42,10 +42,8 @@ pub(super) fn attention(e: &Encoder, op: &Attention) -> Result<()> {
         let function = format!("attention_mma_{}_d{head_dim}", suffix(dtype));
         return e.launch(name, &function, [q_len.div_ceil(MMA_ROWS), heads, batch], THREADS, &args);
     }
-    if head_dim > FALLBACK_MAX_HEAD_DIM {
-        return Err(err(format!("{name}: head_dim {head_dim} is above the {FALLBACK_MAX_HEAD_DIM} this backend supports")));
-    }
     let args: Vec<_> = pointers.into_iter().chain(sizes).chain([head_dim.into()]).chain(strides).chain([op.scale.into()]).collect();
     let function = format!("attention_fallback_{}", suffix(dtype));
-    e.launch("attention_fallback", &function, [q_len.div_ceil(FALLBACK_ROWS), heads, batch], THREADS, &args)
+    let grid = [q_len.div_ceil(FALLBACK_ROWS), heads * head_dim.div_ceil(FALLBACK_OUT_DIMS), batch];
+    e.launch("attention_fallback", &function, grid, THREADS, &args)
 }

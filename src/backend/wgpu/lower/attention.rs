@@ -1,5 +1,5 @@
-//! Fused attention: one workgroup per (16 query rows, head, sample), shaders/attention.wgsl.
-use super::super::device::err;
+//! Fused attention for any head_dim: one workgroup per (16 query rows, head and 128-dim chunk
+//! of its output, sample), shaders/attention.wgsl.
 use super::super::dispatch::{Builder, Dispatch, Grid};
 use super::super::shaders::ATTENTION;
 use super::elem;
@@ -8,14 +8,11 @@ use crate::error::Result;
 
 /// Query rows per workgroup (BLOCK_Q in the shader).
 const BLOCK_Q: usize = 16;
-/// The longest head the shader holds in registers (MAX_HEAD_DIM).
-const MAX_HEAD_DIM: usize = 128;
+/// Head dims per chunk (CHUNK_DIMS in the shader): a workgroup writes one chunk of a head.
+const CHUNK_DIMS: usize = 128;
 
 pub(super) fn attention(op: &Attention) -> Result<Dispatch> {
     let dtype = elem("attention", &[("q", &op.q), ("k", &op.k), ("v", &op.v), ("out", &op.out)], &[("bias", &op.bias)])?;
-    if op.head_dim > MAX_HEAD_DIM {
-        return Err(err(format!("attention: head_dim {} is more than the {MAX_HEAD_DIM} the wgpu shader holds", op.head_dim)));
-    }
     Builder::new(&ATTENTION, vec![("elem", dtype)])
         .value(op.q_len)
         .value(op.kv_len)
@@ -29,5 +26,5 @@ pub(super) fn attention(op: &Attention) -> Result<Dispatch> {
         .optional("bias", &op.bias)
         .view("out", &op.out)
         .value(op.out_stride)
-        .finish(Grid::Fixed([op.q_len.div_ceil(BLOCK_Q), op.heads, op.batch]))
+        .finish(Grid::Fixed([op.q_len.div_ceil(BLOCK_Q), op.heads * op.head_dim.div_ceil(CHUNK_DIMS), op.batch]))
 }

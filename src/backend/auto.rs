@@ -1,0 +1,67 @@
+//! `--backend auto`: the first backend that opens, in the order CUDA, wgpu on a hardware
+//! adapter, CPU; and for a graph that backend refuses (an op beyond one of its limits,
+//! docs/LIMITS.md), the next in that order (`Backend::fallback`, used by `Session::new`).
+use std::sync::Arc;
+
+use super::{Backend, BufId, CompiledOps, Op, View};
+use crate::error::{Error, Result};
+use crate::tensor::DType;
+
+/// Opens one backend.
+pub type Opener = fn() -> Result<Arc<dyn Backend>>;
+
+/// The backend `auto` chose, and the openers after it. Every call goes to the chosen one.
+pub struct Auto {
+    chosen: Arc<dyn Backend>,
+    rest: Vec<Opener>,
+}
+
+impl Auto {
+    /// The first of `order` that opens, remembering the ones after it; else the last error.
+    pub fn first(order: &[Opener]) -> Result<Arc<dyn Backend>> {
+        let mut last = Error::invalid("auto: no backend to choose from");
+        for (i, open) in order.iter().enumerate() {
+            match open() {
+                Ok(chosen) => return Ok(Arc::new(Auto { chosen, rest: order[i + 1..].to_vec() })),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+}
+
+impl Backend for Auto {
+    fn name(&self) -> String {
+        self.chosen.name()
+    }
+    fn supports(&self, dtype: DType) -> bool {
+        self.chosen.supports(dtype)
+    }
+    fn free_memory(&self) -> Option<u64> {
+        self.chosen.free_memory()
+    }
+    fn alloc(&self, bytes: usize) -> Result<BufId> {
+        self.chosen.alloc(bytes)
+    }
+    fn free(&self, buf: BufId) {
+        self.chosen.free(buf)
+    }
+    fn write(&self, dst: View, bytes: &[u8]) -> Result<()> {
+        self.chosen.write(dst, bytes)
+    }
+    fn read(&self, src: View) -> Result<Vec<u8>> {
+        self.chosen.read(src)
+    }
+    fn synchronize(&self) -> Result<()> {
+        self.chosen.synchronize()
+    }
+    fn launch(&self, op: &Op) -> Result<()> {
+        self.chosen.launch(op)
+    }
+    fn compile(&self, ops: &[Op]) -> Result<Box<dyn CompiledOps>> {
+        self.chosen.compile(ops)
+    }
+    fn fallback(&self) -> Option<Result<Arc<dyn Backend>>> {
+        (!self.rest.is_empty()).then(|| Auto::first(&self.rest))
+    }
+}
