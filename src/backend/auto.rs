@@ -3,7 +3,7 @@
 //! docs/LIMITS.md), the next in that order (`Backend::fallback`, used by `Session::new`).
 use std::sync::Arc;
 
-use super::{Backend, BufId, CompiledOps, Op, View};
+use super::{Backend, Buffers, CompiledOps, Op};
 use crate::error::{Error, Result};
 use crate::tensor::DType;
 
@@ -40,17 +40,8 @@ impl Backend for Auto {
     fn free_memory(&self) -> Option<u64> {
         self.chosen.free_memory()
     }
-    fn alloc(&self, bytes: usize) -> Result<BufId> {
-        self.chosen.alloc(bytes)
-    }
-    fn free(&self, buf: BufId) {
-        self.chosen.free(buf)
-    }
-    fn write(&self, dst: View, bytes: &[u8]) -> Result<()> {
-        self.chosen.write(dst, bytes)
-    }
-    fn read(&self, src: View) -> Result<Vec<u8>> {
-        self.chosen.read(src)
+    fn buffers(&self) -> Result<&dyn Buffers> {
+        self.chosen.buffers()
     }
     fn synchronize(&self) -> Result<()> {
         self.chosen.synchronize()
