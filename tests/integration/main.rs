@@ -10,6 +10,7 @@ mod layers;
 mod limits;
 mod ops;
 mod outputs;
+mod real_widths;
 mod reliability;
 mod sample_cli;
 mod sampling;
