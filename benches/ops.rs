@@ -373,23 +373,7 @@ fn attention(bench: &mut Bench, target: &Target) {
             let mut buffers = Buffers::new(target);
             let width = heads * head_dim;
             let qkv = buffers.random(batch * tokens * 3 * width, dtype);
-            let len = qkv.len - 2 * width;
-            let op = Attention {
-                batch,
-                heads,
-                q_len: tokens,
-                kv_len: tokens,
-                head_dim,
-                scale: 1.0 / (head_dim as f32).sqrt(),
-                q: qkv.slice(0, len),
-                q_stride: 3 * width,
-                k: qkv.slice(width, len),
-                v: qkv.slice(2 * width, len),
-                kv_stride: 3 * width,
-                bias: None,
-                out: buffers.random(batch * tokens * width, dtype),
-                out_stride: width,
-            };
+            let op = Attention::packed(batch, heads, tokens, head_dim, qkv, buffers.random(batch * tokens * width, dtype), None);
             let flops = 4.0 * (batch * heads * tokens * tokens * head_dim) as f64;
             bench.op(target, name, format!("b={batch} h={heads} n={tokens} d={head_dim}"), dtype, Work::Flops(flops), Op::Attention(op));
         }

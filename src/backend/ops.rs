@@ -153,6 +153,31 @@ pub struct Attention {
     pub out_stride: usize,
 }
 
+impl Attention {
+    /// Self-attention over a packed [batch * tokens, 3 * heads * head_dim] = [q | k | v]
+    /// buffer, scale 1/sqrt(head_dim), into `out` [batch * tokens, heads * head_dim].
+    pub fn packed(batch: usize, heads: usize, tokens: usize, head_dim: usize, qkv: View, out: View, bias: Option<View>) -> Attention {
+        let width = heads * head_dim;
+        let span = batch * tokens * 3 * width - 2 * width;
+        Attention {
+            batch,
+            heads,
+            q_len: tokens,
+            kv_len: tokens,
+            head_dim,
+            scale: 1.0 / (head_dim as f32).sqrt(),
+            q: qkv.slice(0, span),
+            q_stride: 3 * width,
+            k: qkv.slice(width, span),
+            v: qkv.slice(2 * width, span),
+            kv_stride: 3 * width,
+            bias,
+            out,
+            out_stride: width,
+        }
+    }
+}
+
 /// q, k, v of time-dependent self-attention (DiffiT TMSA):
 /// out[b, t, :] = x[b, t, :] w^T + bias + time[b, :], w is [n, k], time is [batch, n].
 #[derive(Clone, Copy, Debug)]

@@ -41,26 +41,8 @@ impl Linear {
 /// `heads` heads of D/heads), scale 1/sqrt(D/heads); returns [rows, D]. `bias` is an optional
 /// additive [heads, tokens, tokens] logit bias.
 pub fn packed_attention(g: &mut GraphBuilder, qkv: View, batch: usize, tokens: usize, dim: usize, heads: usize, bias: Option<View>) -> View {
-    let rows = batch * tokens;
-    let out = g.temp([rows, dim]);
-    let span = rows * 3 * dim - 2 * dim;
-    let head_dim = dim / heads;
-    g.push(Op::Attention(Attention {
-        batch,
-        heads,
-        q_len: tokens,
-        kv_len: tokens,
-        head_dim,
-        scale: 1.0 / (head_dim as f32).sqrt(),
-        q: qkv.slice(0, span),
-        q_stride: 3 * dim,
-        k: qkv.slice(dim, span),
-        v: qkv.slice(2 * dim, span),
-        kv_stride: 3 * dim,
-        bias,
-        out,
-        out_stride: dim,
-    }));
+    let out = g.temp([batch * tokens, dim]);
+    g.push(Op::Attention(Attention::packed(batch, heads, tokens, dim / heads, qkv, out, bias)));
     out
 }
 
