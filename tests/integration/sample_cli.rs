@@ -160,8 +160,8 @@ fn bad_requests_fail_with_one_line_and_write_nothing() {
         (&["--class", "10"][..], "class id 10 out of range"),
         (&["--shard", "3/3"][..], "--shard '3/3'"),
         (&["--steps", "0"][..], "steps must be in 1..=1000"),
-        (&["--dtype", "f8"][..], "unknown dtype 'f8'"),
-        (&["--backend", "tpu"][..], "unknown backend 'tpu'"),
+        (&["--dtype", "f8"][..], "[possible values: f32, f16, bf16]"),
+        (&["--backend", "tpu"][..], "[possible values: auto, cpu, wgpu, cuda]"),
     ] {
         let (code, _, stderr) = sample(args, &out);
         assert_eq!(code, 2, "{args:?}: {stderr}");
