@@ -100,7 +100,8 @@ impl Progress {
     pub fn finish(&self) {
         match (self.columns, &self.last) {
             (Some(_), _) => eprintln!(),
-            (None, Some(p)) => eprintln!("{}", status(p, self.start.elapsed().as_secs_f64(), usize::MAX)),
+            // The run is done: every image is, though the last report came before its batch ended.
+            (None, Some(p)) => eprintln!("{}", status(&RunProgress { images_done: p.images, ..*p }, self.start.elapsed().as_secs_f64(), usize::MAX)),
             (None, None) => {}
         }
     }
