@@ -298,6 +298,9 @@ impl NpzReader {
             }
             (entries, central_len, central_at) = (u64_at(&record, 32), u64_at(&record, 40), u64_at(&record, 48));
         }
+        if central_at.checked_add(central_len).is_none_or(|end| end > len) {
+            return Err(err("central directory lies beyond the end of the file"));
+        }
         let mut central = vec![0u8; usize::try_from(central_len).map_err(|_| err("central directory too large"))?];
         file.read_exact_at(&mut central, central_at).map_err(|e| err(&e.to_string()))?;
         let mut members = Vec::new();
@@ -311,6 +314,9 @@ impl NpzReader {
             }
             let (name_len, extra_len, comment_len) =
                 (u16_at(&central, at + 28) as usize, u16_at(&central, at + 30) as usize, u16_at(&central, at + 32) as usize);
+            if central.len() < at + 46 + name_len + extra_len + comment_len {
+                return Err(err("damaged central directory"));
+            }
             let name = String::from_utf8_lossy(&central[at + 46..at + 46 + name_len]).into_owned();
             let (mut size, mut compressed, mut offset) = (u32_at(&central, at + 24), u32_at(&central, at + 20), u32_at(&central, at + 42));
             // Zip64 extra: the 8-byte values of the fields that read 0xFFFFFFFF, in order.
@@ -318,6 +324,9 @@ impl NpzReader {
             let mut e = 0;
             while e + 4 <= extra.len() {
                 let (id, len) = (u16_at(extra, e), u16_at(extra, e + 2) as usize);
+                if e + 4 + len > extra.len() {
+                    return Err(err("damaged zip64 extra field"));
+                }
                 if id == 1 {
                     let mut field = e + 4;
                     for v in [&mut size, &mut compressed, &mut offset] {

@@ -225,3 +225,25 @@ fn the_npz_writer_refuses_batches_that_do_not_fit() {
     w.append(&grey.to_rgb(), &[2]).unwrap();
     assert!(w.append(&grey.to_rgb(), &[2]).is_err(), "more images than announced");
 }
+
+/// A damaged shard (a name length or directory size pointing past the data) is one line naming
+/// the file, never a panic or an absurd allocation.
+#[test]
+fn merge_refuses_damaged_shards_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("s.npz");
+    ok(&["--num", "2", "--out", good.to_str().unwrap()]);
+    let bytes = std::fs::read(&good).unwrap();
+    let central = bytes.windows(4).rposition(|w| w == [0x50, 0x4b, 0x01, 0x02]).unwrap();
+    let end = bytes.windows(4).rposition(|w| w == [0x50, 0x4b, 0x05, 0x06]).unwrap();
+    let mut long_name = bytes.clone();
+    long_name[central + 28..central + 30].copy_from_slice(&u16::MAX.to_le_bytes());
+    let mut huge_directory = bytes.clone();
+    huge_directory[end + 12..end + 16].copy_from_slice(&u32::MAX.to_le_bytes());
+    for (name, damaged) in [("long-name.npz", long_name), ("huge-directory.npz", huge_directory)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, damaged).unwrap();
+        let out = dir.path().join("all.npz");
+        one_line_error(ditrt(&["merge", path.to_str().unwrap(), "-o", out.to_str().unwrap()]), &[name, "not an .npz"]);
+    }
+}
