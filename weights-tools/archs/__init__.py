@@ -138,6 +138,18 @@ def from_command_line(name, flag, value, preset, presets):
     return None
 
 
+def preset_entry(presets, preset, num_heads):
+    """The sizes `presets` holds for `preset`, which must exist; an explicit --num-heads must
+    agree with them."""
+    if preset not in presets:
+        raise ConvertError(f"unknown --preset {preset!r} (known: {', '.join(presets)})")
+    want = presets[preset]
+    if num_heads is not None and num_heads != want["num_heads"]:
+        raise ConvertError(f"--preset {preset}: --num-heads {num_heads} disagrees with the preset's "
+                           f"{want['num_heads']}")
+    return want
+
+
 def heads_for(num_heads, width, defaults, what):
     """The head count: `num_heads` if given, else the official one for this width (`defaults`:
     width -> heads); it must divide the width, which the messages call `what`."""

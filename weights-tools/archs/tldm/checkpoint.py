@@ -7,7 +7,7 @@ through timm pre-LN blocks (qkv bias, tanh GELU, LN eps 1e-6); `final_layer.norm
 LN) and `final_layer.linear` on the patch tokens; learned sigma.
 """
 
-from archs import ConvertError
+from archs import ConvertError, preset_entry
 from archs.dit import checkpoint as dit
 
 PRESETS = {name.replace("DiT-", "TLDM-"): p for name, p in dit.PRESETS.items()}
@@ -43,12 +43,7 @@ def infer_config(shapes, num_heads=None, preset=None):
     """DiT's dimensions from the same keys; heads from --num-heads, the preset or the width."""
     if preset is None:
         return make_config(**_fields(dit.infer_config(shapes, num_heads=num_heads)))
-    if preset not in PRESETS:
-        raise ConvertError(f"unknown --preset {preset!r} (known: {', '.join(PRESETS)})")
-    want = PRESETS[preset]
-    if num_heads is not None and num_heads != want["num_heads"]:
-        raise ConvertError(f"--preset {preset}: --num-heads {num_heads} disagrees with the preset's "
-                           f"{want['num_heads']}")
+    want = preset_entry(PRESETS, preset, num_heads)
     cfg = make_config(**_fields(dit.infer_config(shapes, num_heads=1)))  # dimensions first, heads below
     for name, value in want.items():
         if name != "num_heads" and cfg[name] != value:

@@ -10,7 +10,7 @@ num_classes 1000 + null_class.
 import math
 import re
 
-from archs import ConvertError, heads_for, shape_of
+from archs import ConvertError, heads_for, preset_entry, shape_of
 
 # (embed_dim, depth, heads) of U-ViT-S/M/L/H; depth as in the configs (depth/2 in-blocks, a
 # mid-block, depth/2 out-blocks: the paper's 13/17/21/29 layers).
@@ -141,12 +141,7 @@ def infer_config(shapes, num_heads=None, preset=None):
                            "(U-ViT pairs each in-block with an out-block)")
 
     if preset is not None:
-        if preset not in PRESETS:
-            raise ConvertError(f"unknown --preset {preset!r} (known: {', '.join(PRESETS)})")
-        want = PRESETS[preset]
-        if num_heads is not None and num_heads != want["num_heads"]:
-            raise ConvertError(f"--preset {preset}: --num-heads {num_heads} disagrees with the preset's "
-                               f"{want['num_heads']}")
+        want = preset_entry(PRESETS, preset, num_heads)
         num_heads = want["num_heads"]
         null_class = want["null_class"] and conditional
     else:
