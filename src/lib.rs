@@ -9,7 +9,7 @@
 //! 3. `io`: safetensors, images (PNG, npz, PNG folders) and the sink they are written through,
 //!    atomic writes
 //! 4. `sampling`: schedules, samplers, guidance, recipes (sees a `Denoiser`, never a model)
-//! 5. `models`: one file per backbone, config + weights -> graph
+//! 5. `models`: one file per backbone, config + weights -> graph; `text`: the CLIP tokenizer
 //! 6. `pipeline`: a model's graph as a denoiser, VAE decoding, bundled models, generation
 //! 7. `tools`: bench, verify, soak, weight checks, merging shards
 //!
@@ -26,6 +26,7 @@ pub mod io;
 pub mod sampling;
 
 pub mod models;
+pub mod text;
 
 pub mod pipeline;
 

@@ -1,4 +1,4 @@
-//! The `ditrt` command line: sample, merge, inspect, verify, bench, soak.
+//! The `ditrt` command line: sample, merge, inspect, verify, bench, soak, tokenize.
 mod cli;
 
 use std::process::ExitCode;
@@ -27,6 +27,8 @@ enum Command {
     Bench(cli::bench::Args),
     /// Sample a bundled model for many steps and check that resident memory stays flat.
     Soak(cli::soak::Args),
+    /// Print each prompt's 77 CLIP token ids as a JSON array, one line per prompt.
+    Tokenize(cli::tokenize::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => cli::verify::run(a),
         Command::Bench(a) => cli::bench::run(a),
         Command::Soak(a) => cli::soak::run(a),
+        Command::Tokenize(a) => cli::tokenize::run(a),
     };
     match result {
         Ok(code) => code,

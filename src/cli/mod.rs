@@ -5,6 +5,7 @@ pub mod merge;
 pub mod progress;
 pub mod sample;
 pub mod soak;
+pub mod tokenize;
 pub mod verify;
 
 /// Parses a count that must be at least 1 (`--batch`, `--iters`, `--steps`): 0 is refused

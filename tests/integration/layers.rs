@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 /// The library's top-level modules, bottom up (src/lib.rs).
 const LAYERS: &[&[&str]] =
-    &[&["error", "Error", "Result"], &["tensor"], &["backend"], &["graph"], &["io"], &["sampling"], &["models"], &["pipeline"], &["tools"]];
+    &[&["error", "Error", "Result"], &["tensor"], &["backend"], &["graph"], &["io"], &["sampling"], &["models", "text"], &["pipeline"], &["tools"]];
 
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|layer| layer.contains(&module))

@@ -15,6 +15,7 @@ mod reliability;
 mod sample_cli;
 mod sampling;
 mod tldm;
+mod tokenizer;
 mod uvit;
 mod vae;
 mod weights;
