@@ -16,6 +16,7 @@ mod sample_cli;
 mod sampling;
 mod tldm;
 mod uvit;
+mod uvit_t2i;
 mod vae;
 mod weights;
 
