@@ -4,8 +4,9 @@
 Every arch (archs.ALL) lists its small configs in archs/<arch>/fixtures.py; for each:
   <name>.safetensors          weights, official keys, f32, metadata {"ditrt.config": JSON}
   <name>.fixture.safetensors  the inputs the model takes: x (f32, B x C x H x W), t (f32, B, real
-                              in [0, 999]), y (i64, B, the last = num_classes = null class); and
-                              out (f32)
+                              in [0, 999]), y (i64, B, the last = num_classes = null class),
+                              context (f32, B x 77 x context width, text-conditioned models);
+                              and out (f32)
 Every parameter is re-randomised (DiT zero-inits adaLN and the output layer, which would hide
 those paths) with scales that keep activations O(1). `out` is computed in float64 from the
 f32-rounded weights and inputs, then rounded to f32. Fixed seeds: reruns give the same files.

@@ -88,18 +88,30 @@ pub struct GraphIo {
     /// Id of the null class used for guidance, where the model has one (U-ViT's pixel-space
     /// ImageNet-64 models have classes but none).
     pub null_class: Option<u32>,
+    /// The text context a text-conditioned denoiser takes as input `context`; None otherwise.
+    pub context: Option<ContextIo>,
+}
+
+/// A text-conditioned denoiser's context input: `tokens` text-encoder states of width `dim`
+/// per sample (CLIP's 77 x 768 for U-ViT's MS-COCO models).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContextIo {
+    pub tokens: usize,
+    pub dim: usize,
 }
 
 /// A backbone with its parameters bound.
 pub trait Forward {
     /// Records the forward pass for `batch` samples. Inputs: `x` [B, C, H, W], `t` f32 [B],
-    /// `y` u32 [B] (class-conditional models only); output `out` [B, C_out, H, W]. The VAE
-    /// takes only `x` (the latent) and outputs the decoded image.
+    /// `y` u32 [B] (class-conditional models only), `context` f32 [B, tokens, dim]
+    /// (text-conditioned models only, `GraphIo::context`; stored like `x`); output `out`
+    /// [B, C_out, H, W]. The VAE takes only `x` (the latent) and outputs the decoded image.
     fn forward(&self, g: &mut GraphBuilder, batch: usize);
 }
 
 /// A denoiser's sampling: the official (sampler, steps, scale) with eta 0, its training schedule
-/// and guidance form. Guidance needs the null class; a model without one samples unguided.
+/// and guidance form. Guidance needs an unconditional input: the null class, or for a text
+/// model the empty prompt's context; a model with neither samples unguided.
 pub fn denoiser_sampling(
     backbone: &dyn Backbone,
     (sampler, steps, cfg_scale): (SamplerName, usize, f64),
@@ -109,6 +121,6 @@ pub fn denoiser_sampling(
     Ok(BackboneSampling {
         official: Recipe { sampler, steps, cfg_scale, eta: 0.0, schedule: None },
         schedule,
-        guidance: if backbone.null_class().is_some() { guidance } else { GuidanceForm::Unguided },
+        guidance: if backbone.null_class().is_some() || backbone.io().context.is_some() { guidance } else { GuidanceForm::Unguided },
     })
 }

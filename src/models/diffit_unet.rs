@@ -198,6 +198,7 @@ impl Backbone for DiffitUnetConfig {
             output_channels: self.out_channels(),
             num_classes: classes,
             null_class: classes.map(|k| k as u32),
+            context: None,
         }
     }
 

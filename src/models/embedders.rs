@@ -1,9 +1,11 @@
-//! The DiT-family embedders bound to their official keys: DiT's timestep MLP, a class table,
-//! and (DiT, DiffiT, the in-context LDM) patch embedding plus the stored position table.
+//! The embedders bound to their official keys: DiT's timestep MLP, a class table, a text
+//! context's projection, and (DiT, DiffiT, the in-context LDM) patch embedding plus the stored
+//! position table.
 use crate::backend::{Activation, Add, Embedding, Op, Patchify, TimestepEmbedding, View};
 use crate::error::Result;
 use crate::graph::GraphBuilder;
-use crate::models::layers::Linear;
+use crate::models::backbone::ContextIo;
+use crate::models::layers::{copy_tokens, Linear, TokenSpan};
 use crate::models::params::Params;
 use crate::models::patch_config::PatchConfig;
 use crate::tensor::DType;
@@ -48,6 +50,32 @@ impl LabelTable {
         let out = g.temp([batch, self.dim]);
         g.push(Op::Embedding(Embedding { rows: batch, dim: self.dim, table_rows: self.rows, table: self.table, ids: y, out }));
         out
+    }
+}
+
+/// A text context's tokens through one Linear (context width -> model width, with bias):
+/// `weight` [width, dim], `bias` [width].
+pub struct ContextEmbed {
+    linear: Linear,
+    io: ContextIo,
+}
+
+impl ContextEmbed {
+    pub fn load(p: Params, io: ContextIo, width: usize) -> Result<ContextEmbed> {
+        Ok(ContextEmbed { linear: Linear::load(p, &[width, io.dim], true)?, io })
+    }
+
+    /// The graph input `context` [batch, tokens, dim], projected into `seq` from `seq.first`.
+    pub fn apply(&self, g: &mut GraphBuilder, batch: usize, seq: TokenSpan) {
+        let ContextIo { tokens, dim } = self.io;
+        let context = g.input("context", [batch, tokens, dim], g.dtype());
+        let embedded = self.linear.apply(g, context, batch * tokens, Activation::None);
+        copy_tokens(g, batch, tokens, self.linear.n, TokenSpan::whole(embedded, tokens), seq);
+    }
+
+    /// Multiply-adds per image.
+    pub fn macs(io: ContextIo, width: usize) -> f64 {
+        (io.tokens * io.dim * width) as f64
     }
 }
 

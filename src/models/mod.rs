@@ -7,12 +7,15 @@ pub mod diffit_block;
 pub mod diffit_unet;
 pub mod dit;
 pub mod embedders;
+pub mod flat_config;
 pub mod layers;
 pub mod params;
 pub mod patch_config;
 pub mod sizes;
 pub mod tldm;
 pub mod uvit;
+pub mod uvit_t2i;
+pub mod uvit_trunk;
 pub mod vae;
 pub mod weight_source;
 pub mod windows;
@@ -82,6 +85,8 @@ macro_rules! backbones {
 backbones! {
     Dit(dit::DitConfig) = "dit",
     Uvit(uvit::UvitConfig) = "uvit",
+    /// U-ViT text-to-image: takes the text context (input `context`), no classes.
+    UvitT2i(uvit_t2i::UvitT2iConfig) = "uvit_t2i",
     Tldm(tldm::TldmConfig) = "tldm",
     Diffit(diffit::DiffitConfig) = "diffit",
     DiffitUnet(diffit_unet::DiffitUnetConfig) = "diffit_unet",

@@ -121,6 +121,7 @@ impl PatchConfig {
             output_channels: self.out_channels(),
             num_classes: Some(self.num_classes),
             null_class: Some(self.num_classes as u32),
+            context: None,
         }
     }
 

@@ -163,6 +163,7 @@ impl Backbone for VaeConfig {
             output_channels: self.out_channels,
             num_classes: None,
             null_class: None,
+            context: None,
         }
     }
 

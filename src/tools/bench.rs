@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::graph::{preflight, Session};
+use crate::models::backbone::ContextIo;
 use crate::models::weight_source::{RandomWeights, ZeroWeights};
 use crate::models::ModelConfig;
 use crate::tensor::{DType, HostTensor};
@@ -50,7 +51,8 @@ pub fn random_session(
     Ok((session, graph.plan.clone(), graph.peak_bytes()))
 }
 
-/// Random inputs from `seed` by input name: x uniform in [-1, 1), t in [0, 999), class ids.
+/// Random inputs from `seed` by input name: x uniform in [-1, 1), t in [0, 999), class ids, a
+/// text context uniform in [-1, 1).
 fn random_inputs(config: &ModelConfig, batch: usize, seed: u64) -> Vec<(&'static str, HostTensor)> {
     let g = config.input_geometry();
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
@@ -60,6 +62,10 @@ fn random_inputs(config: &ModelConfig, batch: usize, seed: u64) -> Vec<(&'static
     if let Some(classes) = config.num_classes() {
         let y: Vec<u32> = (0..batch).map(|_| rng.random_range(0..classes as u32)).collect();
         inputs.push(("y", HostTensor::from_u32([batch], &y)));
+    }
+    if let Some(ContextIo { tokens, dim }) = config.io().context {
+        let context: Vec<f32> = (0..batch * tokens * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+        inputs.push(("context", HostTensor::from_f32([batch, tokens, dim], &context)));
     }
     inputs
 }

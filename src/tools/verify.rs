@@ -1,5 +1,6 @@
-//! Running a model on a fixture (inputs `x`, `t`, `y` and the reference output `out`, all
-//! written by weights-tools from the PyTorch reference) and measuring the difference.
+//! Running a model on a fixture (inputs `x`, `t`, `y`, `context` — those the graph takes — and
+//! the reference output `out`, all written by weights-tools from the PyTorch reference) and
+//! measuring the difference.
 use std::path::Path;
 use std::sync::Arc;
 
@@ -76,7 +77,7 @@ pub fn verify_fixture(backend: Arc<dyn Backend>, weights: &Path, fixture: &Path,
     // The inputs come from the fixture: a wrong shape or class id is the fixture's, named so.
     let input_err = |name: &str, e: Error| Error::Tensor { path: fixture.to_path_buf(), key: name.into(), msg: e.to_string() };
     session.set_input("x", x).map_err(|e| input_err("x", e))?;
-    for name in ["t", "y"] {
+    for name in ["t", "y", "context"] {
         if session.has_input(name) {
             let input = fixture_tensor(&tensors, fixture, name)?;
             let largest = config.null_class().or_else(|| config.num_classes().and_then(|n| (n as u32).checked_sub(1)));

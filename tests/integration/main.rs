@@ -17,6 +17,7 @@ mod sampling;
 mod tldm;
 mod tokenizer;
 mod uvit;
+mod uvit_t2i;
 mod vae;
 mod weights;
 

@@ -11,9 +11,8 @@ use ditrt::backend::cpu::CpuBackend;
 use ditrt::backend::Backend;
 use ditrt::io::safetensors::{write_safetensors, SafetensorsFile, CONFIG_KEY};
 use ditrt::models::dit::DitConfig;
-use ditrt::models::tldm::TldmConfig;
 use ditrt::models::weight_source::{RandomWeights, WeightSource};
-use ditrt::models::{diffit, uvit, vae, ModelConfig};
+use ditrt::models::{diffit, uvit, uvit_t2i, vae, ModelConfig};
 use ditrt::pipeline::generate::{Classes, RecipeOverrides, Run, SamplingModel};
 use ditrt::tensor::DType;
 use ditrt::tools::bench::random_session;
@@ -34,6 +33,7 @@ fn all_presets() -> Vec<(&'static str, String)> {
         }
     }
     presets.extend(uvit::PRESETS.iter().map(|p| ("uvit", p.name.to_string())));
+    presets.extend(uvit_t2i::PRESETS.iter().map(|p| ("uvit_t2i", p.0.to_string())));
     presets.extend(["DiffiT-XL/2", "DiffiT-XL/2-512"].map(|p| ("diffit", p.to_string())));
     presets.push(("diffit_unet", "DiffiT-CIFAR10".into()));
     presets.extend(["SD-VAE-KL-f8", "SD-VAE-KL-f8-512"].map(|p| ("vae", p.to_string())));
@@ -48,17 +48,21 @@ fn cut(config: ModelConfig) -> ModelConfig {
             (c.depth, c.input_size) = (1, 4 * c.patch_size);
             ModelConfig::Dit(DitConfig(c))
         }
-        ModelConfig::Tldm(TldmConfig(mut c)) => {
-            (c.depth, c.input_size) = (1, 4 * c.patch_size);
-            ModelConfig::Tldm(TldmConfig(c))
+        ModelConfig::Tldm(mut c) => {
+            (c.patch.depth, c.patch.input_size) = (1, 4 * c.patch_size);
+            ModelConfig::Tldm(c)
         }
         ModelConfig::Diffit(diffit::DiffitConfig(mut c)) => {
             (c.depth, c.input_size) = (1, 4 * c.patch_size);
             ModelConfig::Diffit(diffit::DiffitConfig(c))
         }
         ModelConfig::Uvit(mut c) => {
-            (c.depth, c.img_size) = (2, 4 * c.patch_size);
+            (c.sizes.depth, c.sizes.img_size) = (2, 4 * c.patch_size);
             ModelConfig::Uvit(c)
+        }
+        ModelConfig::UvitT2i(mut c) => {
+            (c.sizes.depth, c.sizes.img_size) = (2, 4 * c.patch_size);
+            ModelConfig::UvitT2i(c)
         }
         ModelConfig::DiffitUnet(mut c) => {
             (c.blocks_per_level, c.image_size) = (1, 16);

@@ -9,15 +9,22 @@ use ditrt::models::weight_source::ZeroWeights;
 
 use crate::check_model_fixtures;
 
+/// The class-conditional and unconditional fixtures (uvit_t2i_* are uvit_t2i.rs's).
+const PREFIXES: [&str; 2] = ["uvit_cond", "uvit_uncond"];
+
 #[test]
 fn uvit_matches_pytorch_f32() {
-    check_model_fixtures("uvit_", DType::F32, 1e-5);
+    for prefix in PREFIXES {
+        check_model_fixtures(prefix, DType::F32, 1e-5);
+    }
 }
 
 #[test]
 fn uvit_matches_pytorch_half_precision() {
-    for dtype in [DType::F16, DType::BF16] {
-        check_model_fixtures("uvit_", dtype, default_tolerance(dtype));
+    for prefix in PREFIXES {
+        for dtype in [DType::F16, DType::BF16] {
+            check_model_fixtures(prefix, dtype, default_tolerance(dtype));
+        }
     }
 }
 

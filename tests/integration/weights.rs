@@ -42,7 +42,8 @@ fn verify_error(path: &Path) -> String {
     }
 }
 
-fn assert_names(msg: &str, parts: &[&str]) {
+/// `msg` is one line naming each of `parts`.
+pub fn assert_names(msg: &str, parts: &[&str]) {
     assert!(!msg.contains('\n'), "error is not one line: {msg}");
     for p in parts {
         assert!(msg.contains(p), "error '{msg}' does not mention '{p}'");

@@ -22,9 +22,9 @@ import importlib
 import json
 
 # Every arch package, in the order make_fixtures.py writes their fixtures.
-ALL = ("dit", "diffit", "diffit_unet", "vae", "uvit", "tldm")
+ALL = ("dit", "diffit", "diffit_unet", "vae", "uvit", "tldm", "uvit_t2i")
 # The ones convert.py takes (--arch); diffit_unet has no released checkpoint to convert.
-ARCHS = ("dit", "uvit", "tldm", "diffit", "vae")
+ARCHS = ("dit", "uvit", "tldm", "diffit", "vae", "uvit_t2i")
 
 
 class ConvertError(Exception):

@@ -5,10 +5,11 @@ A fixtures module provides:
   CONFIGS = {name: (seed, config dict)}
   expected_shapes(cfg) -> {key: shape}: the parameters, in the model's key order
   init_std(name, shape) -> std of the N(0, std^2) draw of a parameter (O(1) activations)
-  random_inputs(cfg, rng) -> {"x": ..., and "t", "y" if the model takes them}, numpy
+  random_inputs(cfg, rng) -> {"x": ..., and "t", "y", "context" if the model takes them}, numpy
   reference_model(cfg, weights) -> the float64 PyTorch reference holding exactly `weights`
   path_parts(cfg, weights) -> [(label, key, rows)]: what the path check zeroes, one at a time
-and optionally MIN_PATH_EFFECT (a lower floor than the default, with the reason beside it) and
+and optionally MIN_PATH_EFFECT (a lower floor than the default, with the reason beside it),
+MIN_PATH_EFFECTS = {name: floor} (the same for single fixtures, the reason beside it) and
 activation_stats(model, inputs) -> a line of internal activation statistics for the log.
 """
 
@@ -35,9 +36,9 @@ def load_spec(arch):
 
 
 def forward(model, inputs):
-    """The model's output (numpy) on the numpy `inputs`, fed as x, t, y (those present)."""
+    """The model's output (numpy) on the numpy `inputs`, fed as x, t, y, context (those present)."""
     with torch.no_grad():
-        return model(*(torch.from_numpy(inputs[k]) for k in ("x", "t", "y") if k in inputs)).numpy()
+        return model(*(torch.from_numpy(inputs[k]) for k in ("x", "t", "y", "context") if k in inputs)).numpy()
 
 
 def random_weights(spec, shapes, rng):
@@ -88,7 +89,7 @@ def write_all(spec, fixtures_dir):
         model = spec.reference_model(cfg, weights)
         out = forward(model, inputs)
         rel, label = path_check(spec, cfg, weights, inputs, out)
-        if rel < getattr(spec, "MIN_PATH_EFFECT", MIN_PATH_EFFECT):
+        if rel < getattr(spec, "MIN_PATH_EFFECTS", {}).get(name, getattr(spec, "MIN_PATH_EFFECT", MIN_PATH_EFFECT)):
             raise SystemExit(f"{name}: zeroing {label} changes the output by only {rel:.2%}; rescale the init")
         write_safetensors(os.path.join(fixtures_dir, f"{name}.safetensors"), weights,
                           {"ditrt.config": json.dumps(cfg)})

@@ -114,3 +114,16 @@ def test_tldm_inference_errors():
     expect_convert_error(lambda: infer(shapes, num_heads=3), "--num-heads 3 does not divide")
     xl = tldm_arch.expected_shapes(tldm_arch.make_config(32, 2, 4, 1152, 28, 16))
     expect_convert_error(lambda: infer(xl, num_heads=8, preset="TLDM-XL/2"), "--num-heads 8 disagrees")
+
+
+def test_tldm_context_keys_and_inference():
+    cfg = SPECS["tldm"].CONFIGS["tldm_ctx_p2"][1]
+    shapes = tldm_arch.expected_shapes(cfg)
+    assert list(meta_state_dict(TLDM, cfg)) == list(shapes)  # context_embedder after y_embedder
+    assert shapes["context_embedder.weight"] == (32, 24)
+    assert tldm_arch.infer_config(shapes, num_heads=2) == cfg
+    plain = tldm_arch.expected_shapes(SPECS["tldm"].CONFIGS["tldm_p2"][1])
+    assert "context_dim" not in tldm_arch.infer_config(plain, num_heads=2)  # class-only JSON unchanged
+    flat = dict(shapes, **{"context_embedder.weight": (32,)})
+    expect_convert_error(lambda: tldm_arch.infer_config(flat, num_heads=2),
+                         "key 'context_embedder.weight': expected a 2-D tensor, found shape [32]")

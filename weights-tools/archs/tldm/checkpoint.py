@@ -4,20 +4,26 @@ inference from checkpoint shapes. Torch-free.
 ditrt's choices (README.md, "In-context transformer LDM: our choices"): DiT's sizes, config
 fields, patch/time/class embedders and key names; [time, class, patches] in one sequence
 through timm pre-LN blocks (qkv bias, tanh GELU, LN eps 1e-6); `final_layer.norm_final` (affine
-LN) and `final_layer.linear` on the patch tokens; learned sigma.
+LN) and `final_layer.linear` on the patch tokens; learned sigma. With `context_dim`, a text
+context's 77 tokens through `context_embedder` (Linear context_dim -> D with bias) follow the
+class token: [time, class, context..., patches].
 """
 
-from archs import ConvertError, preset_entry
+from archs import ConvertError, preset_entry, shape_of
 from archs.dit import checkpoint as dit
 
 PRESETS = {name.replace("DiT-", "TLDM-"): p for name, p in dit.PRESETS.items()}
 
 
 def make_config(input_size, patch_size, in_channels, hidden_size, depth, num_heads,
-                mlp_ratio=4.0, num_classes=1000, learn_sigma=True):
-    """The `ditrt.config` JSON object: DiT's fields under arch "tldm"."""
-    return dict(dit.make_config(input_size, patch_size, in_channels, hidden_size, depth, num_heads,
-                                mlp_ratio, num_classes, learn_sigma), arch="tldm")
+                mlp_ratio=4.0, num_classes=1000, learn_sigma=True, context_dim=None):
+    """The `ditrt.config` JSON object: DiT's fields under arch "tldm", and `context_dim` only for
+    a model with a text context."""
+    cfg = dict(dit.make_config(input_size, patch_size, in_channels, hidden_size, depth, num_heads,
+                               mlp_ratio, num_classes, learn_sigma), arch="tldm")
+    if context_dim is not None:
+        cfg["context_dim"] = int(context_dim)
+    return cfg
 
 
 def expected_shapes(cfg):
@@ -26,6 +32,9 @@ def expected_shapes(cfg):
     hidden = int(d * cfg["mlp_ratio"])
     out_channels = 2 * c if cfg["learn_sigma"] else c
     shapes = dit.embedder_shapes(cfg)
+    if "context_dim" in cfg:
+        shapes["context_embedder.weight"] = (d, cfg["context_dim"])
+        shapes["context_embedder.bias"] = (d,)
     for i in range(cfg["depth"]):
         b = f"blocks.{i}"
         for name, shape in [("norm1", (d,)), ("attn.qkv", (3 * d, d)), ("attn.proj", (d, d)), ("norm2", (d,)),
@@ -40,11 +49,16 @@ def expected_shapes(cfg):
 
 
 def infer_config(shapes, num_heads=None, preset=None):
-    """DiT's dimensions from the same keys; heads from --num-heads, the preset or the width."""
+    """DiT's dimensions from the same keys, the context width from `context_embedder` (where
+    present); heads from --num-heads, the preset or the width."""
+    context_dim = None
+    if "context_embedder.weight" in shapes:
+        context_dim = shape_of(shapes, "context_embedder.weight", 2, "TLDM")[1]
     if preset is None:
-        return make_config(**_fields(dit.infer_config(shapes, num_heads=num_heads)))
+        return make_config(**_fields(dit.infer_config(shapes, num_heads=num_heads)), context_dim=context_dim)
     want = preset_entry(PRESETS, preset, num_heads)
-    cfg = make_config(**_fields(dit.infer_config(shapes, num_heads=1)))  # dimensions first, heads below
+    # dimensions first, heads below
+    cfg = make_config(**_fields(dit.infer_config(shapes, num_heads=1)), context_dim=context_dim)
     for name, value in want.items():
         if name != "num_heads" and cfg[name] != value:
             raise ConvertError(f"--preset {preset}: checkpoint has {name} {cfg[name]}, preset has {value}")

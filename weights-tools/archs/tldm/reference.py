@@ -1,7 +1,8 @@
 """In-context transformer LDM (Chahal, arXiv 2212.14678) in PyTorch, with ditrt's choices
-(README.md, "In-context transformer LDM: our choices"): DiT's embedders and key names, the time
-and class embeddings as two extra tokens [time, class, patches] of one sequence through plain
-pre-LN blocks (no cross-attention, no adaLN), LN -> linear on the patch tokens -> unpatchify.
+(docs/models/tldm.md): DiT's embedders and key names, the time and class embeddings (and, with
+`context_dim`, a text context's tokens through `context_embedder`) as extra tokens [time, class,
+context..., patches] of one sequence through plain pre-LN blocks (no cross-attention, no adaLN),
+LN -> linear on the patch tokens -> unpatchify.
 The forward pass runs in the dtype of the parameters.
 """
 
@@ -29,10 +30,10 @@ class FinalLayer(nn.Module):
 
 class TLDM(nn.Module):
     def __init__(self, input_size=32, patch_size=2, in_channels=4, hidden_size=1152, depth=28,
-                 num_heads=16, mlp_ratio=4.0, num_classes=1000, learn_sigma=True):
+                 num_heads=16, mlp_ratio=4.0, num_classes=1000, learn_sigma=True, context_dim=None):
         super().__init__()
         self.config = make_config(input_size, patch_size, in_channels, hidden_size, depth,
-                                  num_heads, mlp_ratio, num_classes, learn_sigma)
+                                  num_heads, mlp_ratio, num_classes, learn_sigma, context_dim)
         self.patch_size = patch_size
         self.out_channels = 2 * in_channels if learn_sigma else in_channels
         grid = input_size // patch_size
@@ -41,6 +42,7 @@ class TLDM(nn.Module):
         self.x_embedder = PatchEmbed(in_channels, hidden_size, patch_size)
         self.t_embedder = TimestepEmbedder(hidden_size)
         self.y_embedder = LabelEmbedder(num_classes, hidden_size)
+        self.context_embedder = nn.Linear(context_dim, hidden_size) if context_dim is not None else None
         self.blocks = nn.ModuleList(
             PreNormBlock(hidden_size, num_heads, mlp_ratio, qkv_bias=True, gelu_approx="tanh", eps=LN_EPS)
             for _ in range(depth))
@@ -74,11 +76,14 @@ class TLDM(nn.Module):
         nn.init.zeros_(self.final_layer.linear.weight)
         nn.init.zeros_(self.final_layer.linear.bias)
 
-    def forward(self, x, t, y):
-        """x (B, C, H, W), t (B,) real timesteps, y (B,) labels (num_classes = null) -> (B, out_channels, H, W)."""
+    def forward(self, x, t, y, context=None):
+        """x (B, C, H, W), t (B,) real timesteps, y (B,) labels (num_classes = null), context
+        (B, 77, context_dim) with `context_dim` -> (B, out_channels, H, W)."""
         dtype = self.pos_embed.dtype
         x = self.x_embedder(x.to(dtype)) + self.pos_embed
         cond = torch.stack([self.t_embedder(t.to(dtype)), self.y_embedder(y)], dim=1)  # [time, class]
+        if self.context_embedder is not None:
+            cond = torch.cat([cond, self.context_embedder(context.to(dtype))], dim=1)  # [time, class, context...]
         x = torch.cat([cond, x], dim=1)
         for block in self.blocks:
             x = block(x)
