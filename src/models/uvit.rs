@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::{Activation, Add, Conv2d, Op, PatchGeometry, Patchify, SkipConcatLinear, TimestepEmbedding, Unpatchify, View};
 use crate::error::Result;
 use crate::graph::GraphBuilder;
-use crate::models::backbone::{denoiser_sampling, Backbone, Forward, GraphIo};
+use crate::models::backbone::{denoiser_sampling, Backbone, Forward, GraphIo, ModelInput};
 use crate::models::embedders::LabelTable;
 use crate::models::layers::{copy_tokens, AffineLayerNorm, Linear, PreNormBlock, PreNormBlockSpec, TokenSpan};
 use crate::models::params::Params;
@@ -218,7 +218,7 @@ impl Backbone for UvitConfig {
     fn io(&self) -> GraphIo {
         let classes = self.is_conditional().then_some(self.num_classes);
         GraphIo {
-            input: ImageGeometry { channels: self.in_chans, height: self.img_size, width: self.img_size },
+            input: ModelInput::Image(ImageGeometry { channels: self.in_chans, height: self.img_size, width: self.img_size }),
             output_channels: self.in_chans,
             num_classes: classes,
             null_class: classes.filter(|_| self.null_class).map(|k| k as u32),
