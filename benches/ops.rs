@@ -315,7 +315,7 @@ fn format_seconds(seconds: f64) -> String {
 /// name, size, (m, k, n), activation, accumulate; every GEMM has a bias.
 type GemmCase = (&'static str, Size, (usize, usize, usize), Activation, bool);
 
-const GEMMS: [GemmCase; 11] = [
+const GEMMS: [GemmCase; 12] = [
     ("gemm peak", Size::Large, (8192, 8192, 8192), Activation::None, false),
     ("gemm square", Size::Small, (1024, 1024, 1024), Activation::None, false),
     ("gemm square", Size::Large, (4096, 4096, 4096), Activation::None, false),
@@ -326,6 +326,8 @@ const GEMMS: [GemmCase; 11] = [
     ("gemm fc1 gelu", Size::Large, (ROWS, XL2.2, 4 * XL2.2), Activation::GeluTanh, false),
     ("gemm fc2 residual", Size::Large, (ROWS, 4 * XL2.2, XL2.2), Activation::None, true),
     ("gemm fc1 gelu-erf", Size::Large, (ROWS, XL2.2, 4 * XL2.2), Activation::GeluErf, false),
+    // CLIP-L's text MLP over 16 prompts of 77 tokens.
+    ("gemm fc1 quick-gelu", Size::Medium, (16 * 77, 768, 3072), Activation::QuickGelu, false),
     ("gemm simt (acc+act)", Size::Large, (ROWS, XL2.2, 4 * XL2.2), Activation::GeluTanh, true),
 ];
 

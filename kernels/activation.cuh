@@ -7,6 +7,7 @@
 #define ACT_GELU_TANH 1
 #define ACT_GELU_ERF 2
 #define ACT_SILU 3
+#define ACT_QUICK_GELU 4
 
 // sqrt(2 / pi)
 #define SQRT_2_OVER_PI 0.7978845608028654f
@@ -26,6 +27,9 @@ __device__ __forceinline__ float activate(float x, u64 act) {
         return x * normcdff(x);
     case ACT_SILU:
         return silu(x);
+    case ACT_QUICK_GELU:
+        // x sigmoid(1.702 x) (CLIP), written as SiLU is.
+        return x / (1.0f + expf(-1.702f * x));
     default:
         return x;
     }

@@ -131,16 +131,18 @@ def read_torch(path):
     return tensors
 
 
-DIFFUSERS_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+# A model folder's weights, first found first: diffusers', then transformers' names.
+FOLDER_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin", "model.safetensors",
+                  "pytorch_model.bin")
 
 
 def find_weights(path):
     """IN -> (the weights file, the config.json beside it or None). IN is the weights file or a
-    diffusers model folder, whose weights are DIFFUSERS_WEIGHTS[0], else [1]."""
+    diffusers or transformers model folder, whose weights are the first of FOLDER_WEIGHTS it has."""
     if os.path.isdir(path):
-        found = [f for f in (os.path.join(path, name) for name in DIFFUSERS_WEIGHTS) if os.path.isfile(f)]
+        found = [f for f in (os.path.join(path, name) for name in FOLDER_WEIGHTS) if os.path.isfile(f)]
         if not found:
-            raise ConvertError(f"{path}: a folder without {' or '.join(DIFFUSERS_WEIGHTS)}")
+            raise ConvertError(f"{path}: a folder without {' or '.join(FOLDER_WEIGHTS)}")
         path = found[0]
     config = os.path.join(os.path.dirname(os.path.abspath(path)), "config.json")
     return path, (config if os.path.isfile(config) else None)

@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         other.push(1);
         assert_one_line(&weights.fetch(key, &other).expect_err("a shape with one more axis differs"));
     }
-    if let Err(e) = weights.finish() {
+    if let Err(e) = weights.finish(&[]) {
         assert_one_line(&e);
     }
     if !keys.iter().any(|k| k == "fuzz.missing.key") {

@@ -1,17 +1,24 @@
 // Elementwise activations in f32. Codes (Params.act) as `activation_code` in
-// src/backend/wgpu/lower/mod.rs: 0 none, 1 GELU-tanh, 2 GELU-erf, 3 SiLU.
+// src/backend/wgpu/lower/mod.rs: 0 none, 1 GELU-tanh, 2 GELU-erf, 3 SiLU,
+// 4 quick GELU.
 
 fn activate(act: u32, x: f32) -> f32 {
     switch act {
         case 1u: { return gelu_tanh(x); }
         case 2u: { return gelu_erf(x); }
         case 3u: { return silu(x); }
+        case 4u: { return quick_gelu(x); }
         default: { return x; }
     }
 }
 
 fn silu(x: f32) -> f32 {
     return x / (1.0 + exp(-x));
+}
+
+// x sigmoid(1.702 x) (CLIP), written as SiLU is.
+fn quick_gelu(x: f32) -> f32 {
+    return x / (1.0 + exp(-1.702 * x));
 }
 
 // 0.5 x (1 + tanh u), u = sqrt(2/pi) (x + 0.044715 x^3), written x / (1 + e^{-2u}): the same

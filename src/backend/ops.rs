@@ -66,6 +66,13 @@ pub enum Activation {
     /// Exact GELU, x * Phi(x) with erf (U-ViT MLPs).
     GeluErf,
     Silu,
+    /// x * sigmoid(1.702 x), OpenAI CLIP's GELU approximation (CLIP text encoder MLPs).
+    QuickGelu,
+}
+
+impl Activation {
+    /// Every activation, for tests and kernel signature checks.
+    pub const ALL: [Activation; 5] = [Activation::None, Activation::GeluTanh, Activation::GeluErf, Activation::Silu, Activation::QuickGelu];
 }
 
 /// One vector per sample: sample b's vector starts `b * stride` elements into `view`.

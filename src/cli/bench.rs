@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use ditrt::backend;
+use ditrt::models::backbone::ModelInput;
 use ditrt::models::ModelConfig;
 use ditrt::tensor::DType;
 use ditrt::tools::bench::time_forward;
@@ -8,12 +9,12 @@ use ditrt::Result;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Architecture (dit, uvit, tldm, diffit, diffit_unet, vae); default: the one the preset
-    /// belongs to.
+    /// Architecture (dit, uvit, tldm, diffit, diffit_unet, vae, clip_text); default: the one
+    /// the preset belongs to.
     #[arg(long)]
     arch: Option<String>,
     /// Config, e.g. DiT-S/2, DiT-XL/2 (256 px), DiT-XL/2-512, U-ViT-H/2-ImageNet256,
-    /// TLDM-XL/2, DiffiT-XL/2, DiffiT-CIFAR10, SD-VAE-KL-f8.
+    /// TLDM-XL/2, DiffiT-XL/2, DiffiT-CIFAR10, SD-VAE-KL-f8, CLIP-ViT-L/14-text.
     #[arg(long, default_value = "DiT-S/2")]
     preset: String,
     #[arg(long, default_value_t = 1, value_parser = super::positive)]
@@ -51,11 +52,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     let t = time_forward(backend, &config, args.batch, dtype, args.warmup, args.iters)?;
+    // A text encoder's samples are prompts.
+    let samples = match config.io().input {
+        ModelInput::Image(_) => "images",
+        ModelInput::Tokens { .. } => "prompts",
+    };
     if args.json {
         println!("{}", serde_json::to_string(&t).expect("timing serialises"));
     } else {
         println!(
-            "{} batch {} {} on {}: {:.2} ms/forward (min {:.2}), {:.2} images/s, {:.1} GFLOP/s ({:.1} GFLOP/forward), arena {:.1} MiB, peak {:.1} MiB",
+            "{} batch {} {} on {}: {:.2} ms/forward (min {:.2}), {:.2} {samples}/s, {:.1} GFLOP/s ({:.1} GFLOP/forward), arena {:.1} MiB, peak {:.1} MiB",
             args.preset, t.batch, t.dtype, t.backend, t.ms_per_forward, t.ms_min, t.images_per_s, t.gflop_per_s, t.gflop_per_forward, t.arena_mib, t.peak_mib
         );
     }

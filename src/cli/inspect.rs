@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use ditrt::error::one_line;
 use ditrt::io::safetensors::SafetensorsFile;
+use ditrt::models::backbone::ModelInput;
 use ditrt::models::ModelConfig;
 use ditrt::sampling::recipe::Recipe;
 use ditrt::tools::weight_check::check_finite;
@@ -34,8 +35,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             (k.clone(), dtype, shape)
         })
         .collect();
-    let params: usize = infos.iter().map(|(_, _, s)| s.iter().product::<usize>()).sum();
-    let geom = config.input_geometry();
+    let is_data = |key: &str| config.data_keys().contains(&key);
+    let params: usize = infos.iter().filter(|(k, ..)| !is_data(k)).map(|(_, _, s)| s.iter().product::<usize>()).sum();
+    let (per, input) = match config.io().input {
+        ModelInput::Image(g) => ("image", format!("input {}x{}x{}", g.channels, g.height, g.width)),
+        ModelInput::Tokens { len, .. } => ("prompt", format!("{len} tokens")),
+    };
     let macs = config.macs_per_image();
 
     println!("file: {}", args.weights.display());
@@ -43,7 +48,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     println!("model: {}", config.describe());
     println!("config: {}", config.to_json());
     println!("parameters: {params} ({})", human(params as f64));
-    println!("multiply-adds per forward: {} per image ({:.0} MACs) at input {}x{}x{}", human(macs), macs, geom.channels, geom.height, geom.width);
+    println!("multiply-adds per forward: {} per {per} ({:.0} MACs) at {input}", human(macs), macs);
 
     // Check the file against what the config expects, by official key.
     let expected: HashMap<String, Vec<usize>> = config.param_shapes().into_iter().collect();
@@ -55,7 +60,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             _ => {}
         }
     }
-    for (key, dtype, _) in &infos {
+    for (key, dtype, _) in infos.iter().filter(|(k, ..)| !is_data(k)) {
         if !expected.contains_key(key) {
             problems.push(format!("unexpected key {}", one_line(key)));
         } else if !["F32", "F16", "BF16"].contains(&dtype.as_str()) {

@@ -27,9 +27,13 @@ pub trait Backbone {
     /// What its graph takes and gives.
     fn io(&self) -> GraphIo;
 
-    /// Shape of the input x (and of the prediction's first channels) per sample.
-    fn input_geometry(&self) -> ImageGeometry {
-        self.io().input
+    /// Shape of the input x (and of the prediction's first channels) per sample; an error for
+    /// a model that takes token ids instead (a text encoder).
+    fn input_geometry(&self) -> Result<ImageGeometry> {
+        match self.io().input {
+            ModelInput::Image(geometry) => Ok(geometry),
+            ModelInput::Tokens { .. } => Err(Error::invalid(format!("{} takes token ids, not an image", self.arch()))),
+        }
     }
 
     fn output_channels(&self) -> usize {
@@ -60,8 +64,14 @@ pub trait Backbone {
         self.param_shapes().iter().map(|(_, s)| s.iter().product::<usize>()).sum()
     }
 
+    /// Tensors a model file carries beside its parameters, read by no graph (clip_text: its
+    /// tokenizer's merges); `build` accepts them in a weights file.
+    fn data_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// The forward pass for `batch` samples stored as `dtype` (`Forward::forward` says its
-    /// inputs); `weights` must hold exactly the model's parameters.
+    /// inputs); `weights` must hold exactly the model's parameters (and its `data_keys`).
     fn build(&self, weights: &mut dyn WeightSource, batch: usize, dtype: DType) -> Result<Graph> {
         if batch == 0 {
             return Err(Error::invalid("batch must be at least 1"));
@@ -71,7 +81,7 @@ pub trait Backbone {
         let model = params::bind(&mut g, weights, |p| self.load(p))?;
         model.forward(&mut g, batch);
         let graph = g.finish()?;
-        weights.finish()?;
+        weights.finish(self.data_keys())?;
         Ok(graph)
     }
 }
@@ -79,9 +89,11 @@ pub trait Backbone {
 /// What a backbone's graph takes and gives.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GraphIo {
-    /// Shape of the input x per sample; the VAE's is its latent.
-    pub input: ImageGeometry,
-    /// Channels of the raw output (2C with learned sigma; the VAE's image channels).
+    /// Its main input per sample: the image x (the VAE's is its latent), or a text encoder's
+    /// token ids.
+    pub input: ModelInput,
+    /// Channels of the raw output (2C with learned sigma; the VAE's image channels; a text
+    /// encoder's width: it outputs one vector per token).
     pub output_channels: usize,
     /// Number of classes, without the null class; None if unconditional.
     pub num_classes: Option<usize>,
@@ -100,12 +112,24 @@ pub struct ContextIo {
     pub dim: usize,
 }
 
+/// A graph's main input per sample (`GraphIo::input`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ModelInput {
+    /// `x` [B, C, H, W] of this geometry.
+    Image(ImageGeometry),
+    /// `input_ids` u32 [B, len], each id below `vocab` (a text encoder: a tokenizer's ids,
+    /// padded to `len`).
+    Tokens { len: usize, vocab: usize },
+}
+
 /// A backbone with its parameters bound.
 pub trait Forward {
     /// Records the forward pass for `batch` samples. Inputs: `x` [B, C, H, W], `t` f32 [B],
     /// `y` u32 [B] (class-conditional models only), `context` f32 [B, tokens, dim]
     /// (text-conditioned models only, `GraphIo::context`; stored like `x`); output `out`
-    /// [B, C_out, H, W]. The VAE takes only `x` (the latent) and outputs the decoded image.
+    /// [B, C_out, H, W]. The VAE takes only `x` (the latent) and outputs the decoded image. A
+    /// text encoder takes only `input_ids` u32 [B, len] and outputs `out` [B, len, width] (one
+    /// vector per token).
     fn forward(&self, g: &mut GraphBuilder, batch: usize);
 }
 

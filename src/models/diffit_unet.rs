@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::{Add, Op, Upsample2x, View};
 use crate::error::Result;
 use crate::graph::GraphBuilder;
-use crate::models::backbone::{denoiser_sampling, Backbone, Forward, GraphIo};
+use crate::models::backbone::{denoiser_sampling, Backbone, Forward, GraphIo, ModelInput};
 use crate::models::conv_layers::{Conv, GroupNormLayer};
 use crate::models::diffit_block::{DiffitBlock, DiffitBlockSpec};
 use crate::models::embedders::{LabelTable, TimestepMlp, FREQ_DIM};
@@ -194,7 +194,7 @@ impl Backbone for DiffitUnetConfig {
     fn io(&self) -> GraphIo {
         let classes = (self.num_classes > 0).then_some(self.num_classes);
         GraphIo {
-            input: ImageGeometry { channels: self.in_channels, height: self.image_size, width: self.image_size },
+            input: ModelInput::Image(ImageGeometry { channels: self.in_channels, height: self.image_size, width: self.image_size }),
             output_channels: self.out_channels(),
             num_classes: classes,
             null_class: classes.map(|k| k as u32),

@@ -1,9 +1,11 @@
 //! Sub-graphs shared by the backbones: linear layers bound to official keys, packed-QKV
-//! self-attention, affine LayerNorm, the pre-LN transformer block and token concat/split.
+//! self-attention, a causal mask, affine LayerNorm, the pre-LN transformer block and token
+//! concat/split.
 use crate::backend::{Activation, Attention, Copy3d, Gemm, LayerNorm, Op, View};
 use crate::error::Result;
 use crate::graph::GraphBuilder;
-use crate::models::params::Params;
+use crate::models::params::{HostParam, Params};
+use crate::tensor::HostTensor;
 
 /// A linear layer's weights in the graph: w [n, k], optional bias [n].
 pub struct Linear {
@@ -31,6 +33,21 @@ impl Linear {
         out
     }
 
+    /// Separately stored q, k and v projections (scopes `names`, each `weight` [dim, dim] and
+    /// `bias` [dim]) as one [3 dim, dim] projection laid out [q | k | v].
+    pub fn load_packed_qkv(p: &mut Params, names: [&str; 3], dim: usize) -> Result<Linear> {
+        let (mut weights, mut biases) = (Vec::new(), Vec::new());
+        for name in names {
+            let mut proj = p.pp(name);
+            weights.push(proj.host("weight", &[dim, dim])?);
+            biases.push(proj.host("bias", &[dim])?);
+        }
+        let packed = names.join("|");
+        let w = p.store(&format!("{packed}.weight"), HostParam::concat_rows(weights));
+        let b = p.store(&format!("{packed}.bias"), HostParam::concat_rows(biases));
+        Ok(Linear { w, b: Some(b), n: 3 * dim, k: dim })
+    }
+
     /// out (+)= act(x W^T + b) into an existing view.
     pub fn apply_into(&self, g: &mut GraphBuilder, x: View, m: usize, act: Activation, out: View, accumulate: bool) {
         g.push(Op::Gemm(Gemm { m, n: self.n, k: self.k, x, x_stride: self.k, w: self.w, w_stride: self.k, bias: self.b, out, act, accumulate }));
@@ -44,6 +61,18 @@ pub fn packed_attention(g: &mut GraphBuilder, qkv: View, batch: usize, tokens: u
     let out = g.temp([batch * tokens, dim]);
     g.push(Op::Attention(Attention::packed(batch, heads, tokens, dim / heads, qkv, out, bias)));
     out
+}
+
+/// The logit bias of a masked key: f16's lowest finite value, so the bias stays finite in every
+/// storage dtype and a masked logit can never make an inf - inf.
+const MASKED: f32 = -65504.0;
+
+/// A causal mask as an additive [heads, tokens, tokens] attention bias, a constant of the graph:
+/// 0 where key <= query, `MASKED` above. Key 0 is never masked, so no row is empty.
+pub fn causal_bias(g: &mut GraphBuilder, heads: usize, tokens: usize) -> View {
+    let row = |q: usize| (0..tokens).map(move |k| if k > q { MASKED } else { 0.0 });
+    let values: Vec<f32> = (0..heads * tokens).flat_map(|r| row(r % tokens)).collect();
+    g.weight("causal_mask", HostTensor::from_f32([heads, tokens, tokens], &values))
 }
 
 /// LayerNorm with affine parameters `weight` (gamma) and `bias` (beta).
@@ -62,8 +91,13 @@ impl AffineLayerNorm {
     /// LN(x) * gamma + beta over `rows` rows of x (a new intermediate).
     pub fn apply(&self, g: &mut GraphBuilder, x: View, rows: usize) -> View {
         let out = g.temp([rows, self.dim]);
-        g.push(Op::LayerNorm(LayerNorm { rows, dim: self.dim, eps: self.eps, x, gamma: Some(self.gamma), beta: Some(self.beta), out }));
+        self.apply_into(g, x, rows, out);
         out
+    }
+
+    /// LN(x) * gamma + beta into an existing view.
+    pub fn apply_into(&self, g: &mut GraphBuilder, x: View, rows: usize, out: View) {
+        g.push(Op::LayerNorm(LayerNorm { rows, dim: self.dim, eps: self.eps, x, gamma: Some(self.gamma), beta: Some(self.beta), out }));
     }
 }
 
@@ -89,15 +123,17 @@ impl PreNormBlockSpec {
     }
 }
 
-/// A pre-LN transformer block bound to its weights.
+/// A pre-LN transformer block bound to its weights (`load` binds timm's keys; a model with
+/// other keys fills the fields itself).
 pub struct PreNormBlock {
-    spec: PreNormBlockSpec,
-    norm1: AffineLayerNorm,
-    qkv: Linear,
-    proj: Linear,
-    norm2: AffineLayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    pub spec: PreNormBlockSpec,
+    pub norm1: AffineLayerNorm,
+    /// [q | k | v] in one projection.
+    pub qkv: Linear,
+    pub proj: Linear,
+    pub norm2: AffineLayerNorm,
+    pub fc1: Linear,
+    pub fc2: Linear,
 }
 
 impl PreNormBlock {
@@ -118,10 +154,15 @@ impl PreNormBlock {
     /// The block in place on the residual stream `x` ([batch * tokens, dim]); both residual
     /// adds are the accumulate epilogue of the output GEMMs.
     pub fn apply(&self, g: &mut GraphBuilder, x: View, batch: usize, tokens: usize) {
+        self.apply_with_bias(g, x, batch, tokens, None);
+    }
+
+    /// `apply` with an additive [heads, tokens, tokens] attention bias (a causal mask).
+    pub fn apply_with_bias(&self, g: &mut GraphBuilder, x: View, batch: usize, tokens: usize, bias: Option<View>) {
         let rows = batch * tokens;
         let a = self.norm1.apply(g, x, rows);
         let qkv = self.qkv.apply(g, a, rows, Activation::None);
-        let attn = packed_attention(g, qkv, batch, tokens, self.spec.dim, self.spec.heads, None);
+        let attn = packed_attention(g, qkv, batch, tokens, self.spec.dim, self.spec.heads, bias);
         self.proj.apply_into(g, attn, rows, Activation::None, x, true);
         let a = self.norm2.apply(g, x, rows);
         let mid = self.fc1.apply(g, a, rows, self.spec.act);

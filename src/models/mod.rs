@@ -1,6 +1,7 @@
 //! Backbones: each file turns a config and its weights into a static graph over the op set.
 //! A backbone is its config type implementing `Backbone`, plus one line in the registry below.
 pub mod backbone;
+pub mod clip_text;
 pub mod conv_layers;
 pub mod diffit;
 pub mod diffit_block;
@@ -92,6 +93,8 @@ backbones! {
     DiffitUnet(diffit_unet::DiffitUnetConfig) = "diffit_unet",
     /// The SD VAE decoder: not a denoiser (input `x` is a latent, no `t` or `y`).
     Vae(vae::VaeConfig) = "vae",
+    /// The CLIP text encoder: not a denoiser (input `input_ids`, output one vector per token).
+    ClipText(clip_text::ClipTextConfig) = "clip_text",
 }
 
 impl ModelConfig {

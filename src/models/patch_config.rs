@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{Op, PatchGeometry, Unpatchify, View};
 use crate::graph::GraphBuilder;
-use crate::models::backbone::GraphIo;
+use crate::models::backbone::{GraphIo, ModelInput};
 use crate::models::embedders::FREQ_DIM;
 use crate::models::sizes::{check_bounds, check_params, check_positive, MAX_DEPTH, MAX_SIDE, MAX_SIZE};
 use crate::tensor::ImageGeometry;
@@ -117,7 +117,7 @@ impl PatchConfig {
     /// Class-conditional, the null class last.
     pub fn io(&self) -> GraphIo {
         GraphIo {
-            input: ImageGeometry { channels: self.in_channels, height: self.input_size, width: self.input_size },
+            input: ModelInput::Image(ImageGeometry { channels: self.in_channels, height: self.input_size, width: self.input_size }),
             output_channels: self.out_channels(),
             num_classes: Some(self.num_classes),
             null_class: Some(self.num_classes as u32),

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::graph::GraphBuilder;
-use crate::models::backbone::{denoiser_sampling, Backbone, Forward, GraphIo};
+use crate::models::backbone::{denoiser_sampling, Backbone, Forward, GraphIo, ModelInput};
 use crate::models::embedders::LabelTable;
 use crate::models::flat_config::flat_config;
 use crate::models::layers::{copy_tokens, TokenSpan};
@@ -129,7 +129,7 @@ impl Backbone for UvitConfig {
     fn io(&self) -> GraphIo {
         let classes = self.is_conditional().then_some(self.classes.num_classes);
         GraphIo {
-            input: ImageGeometry { channels: self.in_chans, height: self.img_size, width: self.img_size },
+            input: ModelInput::Image(ImageGeometry { channels: self.in_chans, height: self.img_size, width: self.img_size }),
             output_channels: self.in_chans,
             num_classes: classes,
             null_class: classes.filter(|_| self.classes.null_class).map(|k| k as u32),

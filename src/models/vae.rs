@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::backend::{Activation, Add, Op, Upsample2x, View};
 use crate::error::{Error, Result};
 use crate::graph::GraphBuilder;
-use crate::models::backbone::{Backbone, Forward, GraphIo};
+use crate::models::backbone::{Backbone, Forward, GraphIo, ModelInput};
 use crate::models::conv_layers::{channels_first, channels_last, Conv, GroupNormLayer};
 use crate::models::layers::{packed_attention, Linear};
-use crate::models::params::{HostParam, Params};
+use crate::models::params::Params;
 use crate::models::sizes::{check_bounds, check_params, check_positive, MAX_DEPTH, MAX_SIDE, MAX_SIZE};
 use crate::sampling::recipe::BackboneSampling;
 use crate::tensor::ImageGeometry;
@@ -159,7 +159,7 @@ impl Backbone for VaeConfig {
     /// The latent in, the image out; no classes.
     fn io(&self) -> GraphIo {
         GraphIo {
-            input: ImageGeometry { channels: self.latent_channels, height: self.latent_size, width: self.latent_size },
+            input: ModelInput::Image(ImageGeometry { channels: self.latent_channels, height: self.latent_size, width: self.latent_size }),
             output_channels: self.out_channels,
             num_classes: None,
             null_class: None,
@@ -250,16 +250,9 @@ struct MidAttention {
 impl MidAttention {
     fn load(mut p: Params, c: usize, groups: usize) -> Result<MidAttention> {
         let norm = GroupNormLayer::load(p.pp("group_norm"), c, groups, GN_EPS)?;
-        let (mut weights, mut biases) = (Vec::new(), Vec::new());
-        for name in ["to_q", "to_k", "to_v"] {
-            let mut proj = p.pp(name);
-            weights.push(proj.host("weight", &[c, c])?);
-            biases.push(proj.host("bias", &[c])?);
-        }
-        let w = p.store("to_q|to_k|to_v.weight", HostParam::concat_rows(weights));
-        let b = p.store("to_q|to_k|to_v.bias", HostParam::concat_rows(biases));
+        let qkv = Linear::load_packed_qkv(&mut p, ["to_q", "to_k", "to_v"], c)?;
         let out_proj = Linear::load(p.pp("to_out.0"), &[c, c], true)?;
-        Ok(MidAttention { norm, qkv: Linear { w, b: Some(b), n: 3 * c, k: c }, out_proj, channels: c })
+        Ok(MidAttention { norm, qkv, out_proj, channels: c })
     }
 
     /// In place on x [batch, C, side, side] (`spatial` pixels).

@@ -14,8 +14,9 @@ use crate::tensor::{DType, HostTensor, Shape};
 pub trait WeightSource {
     /// The floating tensor `key`, which must have exactly `shape`.
     fn fetch(&mut self, key: &str, shape: &[usize]) -> Result<HostTensor>;
-    /// Called after binding: a file with keys the model did not ask for is an error.
-    fn finish(&self) -> Result<()>;
+    /// Called after binding: a file with keys the model did not ask for, other than its
+    /// `data_keys` (`Backbone::data_keys`), is an error.
+    fn finish(&self, data_keys: &[&str]) -> Result<()>;
 }
 
 /// A safetensors file checked key by key against what the model asks for.
@@ -43,8 +44,8 @@ impl WeightSource for FileWeights<'_> {
         Ok(t)
     }
 
-    fn finish(&self) -> Result<()> {
-        let extra: Vec<String> = self.file.keys().into_iter().filter(|k| !self.used.contains(k)).collect();
+    fn finish(&self, data_keys: &[&str]) -> Result<()> {
+        let extra: Vec<String> = self.file.keys().into_iter().filter(|k| !self.used.contains(k) && !data_keys.contains(&k.as_str())).collect();
         match extra.first() {
             None => Ok(()),
             Some(first) => {
@@ -72,7 +73,7 @@ impl WeightSource for RandomWeights {
         let values: Vec<f32> = (0..n).map(|_| self.normal.sample(&mut self.rng)).collect();
         Ok(HostTensor::from_f32(shape, &values))
     }
-    fn finish(&self) -> Result<()> {
+    fn finish(&self, _data_keys: &[&str]) -> Result<()> {
         Ok(())
     }
 }
@@ -87,7 +88,7 @@ impl WeightSource for ZeroWeights {
         let n: usize = shape.iter().product();
         Ok(HostTensor { shape: Shape(shape.to_vec()), dtype: self.0, bytes: vec![0; n * self.0.size()] })
     }
-    fn finish(&self) -> Result<()> {
+    fn finish(&self, _data_keys: &[&str]) -> Result<()> {
         Ok(())
     }
 }

@@ -13,6 +13,7 @@ use crate::tensor::{DType, HostTensor};
 
 pub struct GraphDenoiser {
     config: ModelConfig,
+    geometry: ImageGeometry,
     session: Session,
     batch: usize,
 }
@@ -20,9 +21,10 @@ pub struct GraphDenoiser {
 impl GraphDenoiser {
     /// Build `config`'s graph for `batch` samples per launch and bind it to `backend`.
     pub fn new(backend: Arc<dyn Backend>, config: &ModelConfig, weights: &mut dyn WeightSource, batch: usize, dtype: DType) -> Result<Self> {
+        let geometry = config.input_geometry()?;
         let graph = config.build(weights, batch, dtype)?;
         let session = Session::new(backend, &graph)?;
-        Ok(GraphDenoiser { config: config.clone(), session, batch })
+        Ok(GraphDenoiser { config: config.clone(), geometry, session, batch })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -67,7 +69,7 @@ impl GraphDenoiser {
 
 impl Denoiser for GraphDenoiser {
     fn geometry(&self) -> ImageGeometry {
-        self.config.input_geometry()
+        self.geometry
     }
 
     fn out_channels(&self) -> usize {

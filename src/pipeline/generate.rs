@@ -69,7 +69,7 @@ impl SamplingModel {
         if batch == 0 {
             return Err(Error::invalid("batch must be at least 1"));
         }
-        let latent = self.config.input_geometry();
+        let latent = self.config.input_geometry()?;
         let decoder = match vae {
             Some(vae) => Some(LatentDecoder::new(backend.clone(), vae, latent, batch, dtype)?),
             None if [1, 3].contains(&latent.channels) => None,

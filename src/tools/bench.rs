@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::graph::{preflight, Session};
-use crate::models::backbone::ContextIo;
+use crate::models::backbone::{ContextIo, ModelInput};
 use crate::models::weight_source::{RandomWeights, ZeroWeights};
 use crate::models::ModelConfig;
 use crate::tensor::{DType, HostTensor};
@@ -25,6 +25,7 @@ pub struct ForwardTiming {
     pub iters: usize,
     pub ms_per_forward: f64,
     pub ms_min: f64,
+    /// Samples per second: images, or a text encoder's prompts.
     pub images_per_s: f64,
     /// 2 x multiply-adds of the forward / median time.
     pub gflop_per_s: f64,
@@ -52,10 +53,16 @@ pub fn random_session(
 }
 
 /// Random inputs from `seed` by input name: x uniform in [-1, 1), t in [0, 999), class ids, a
-/// text context uniform in [-1, 1).
+/// text context uniform in [-1, 1); a text encoder's token ids uniform over its vocabulary.
 fn random_inputs(config: &ModelConfig, batch: usize, seed: u64) -> Vec<(&'static str, HostTensor)> {
-    let g = config.input_geometry();
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
+    let g = match config.io().input {
+        ModelInput::Image(g) => g,
+        ModelInput::Tokens { len, vocab } => {
+            let ids: Vec<u32> = (0..batch * len).map(|_| rng.random_range(0..vocab as u32)).collect();
+            return vec![("input_ids", HostTensor::from_u32([batch, len], &ids))];
+        }
+    };
     let x: Vec<f32> = (0..batch * g.channels * g.height * g.width).map(|_| rng.random_range(-1.0..1.0)).collect();
     let t: Vec<f32> = (0..batch).map(|_| rng.random_range(0.0..999.0)).collect();
     let mut inputs = vec![("x", HostTensor::from_f32([batch, g.channels, g.height, g.width], &x)), ("t", HostTensor::from_f32([batch], &t))];
@@ -70,10 +77,10 @@ fn random_inputs(config: &ModelConfig, batch: usize, seed: u64) -> Vec<(&'static
     inputs
 }
 
-/// Sets those of `inputs` the session has (x always).
+/// Sets those of `inputs` the session has (the first, its main input, always).
 fn set_inputs(session: &Session, inputs: &[(&'static str, HostTensor)]) -> Result<()> {
-    for (name, tensor) in inputs {
-        if *name == "x" || session.has_input(name) {
+    for (i, (name, tensor)) in inputs.iter().enumerate() {
+        if i == 0 || session.has_input(name) {
             session.set_input(name, tensor)?;
         }
     }

@@ -1,6 +1,6 @@
-//! Running a model on a fixture (inputs `x`, `t`, `y`, `context` — those the graph takes — and
-//! the reference output `out`, all written by weights-tools from the PyTorch reference) and
-//! measuring the difference.
+//! Running a model on a fixture (the inputs its graph takes — `x`, `t`, `y`, `context`, or a
+//! text encoder's `input_ids` — and the reference output `out`, all written by weights-tools
+//! from the PyTorch reference) and measuring the difference.
 use std::path::Path;
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::graph::Session;
 use crate::io::safetensors::{read_all, SafetensorsFile};
+use crate::models::backbone::ModelInput;
 use crate::models::weight_source::FileWeights;
 use crate::models::ModelConfig;
 use crate::tensor::{DType, HostTensor};
@@ -55,17 +56,30 @@ fn fixture_tensor<'a>(tensors: &'a std::collections::HashMap<String, HostTensor>
     tensors.get(key).ok_or_else(|| Error::Tensor { path: path.to_path_buf(), key: key.into(), msg: "missing from fixture".into() })
 }
 
+/// (what its ids are, the largest id) of an id input: class ids `y`, token ids `input_ids`.
+fn largest_id(config: &ModelConfig, input: &str) -> Option<(&'static str, u32)> {
+    match (input, config.io().input) {
+        ("y", _) => config.null_class().or_else(|| config.num_classes().and_then(|n| (n as u32).checked_sub(1))).map(|l| ("class", l)),
+        ("input_ids", ModelInput::Tokens { vocab, .. }) => u32::try_from(vocab - 1).ok().map(|l| ("token", l)),
+        _ => None,
+    }
+}
+
 /// Run the model in `weights` on the fixture's inputs and compare with its `out`.
 pub fn verify_fixture(backend: Arc<dyn Backend>, weights: &Path, fixture: &Path, dtype: DType) -> Result<Comparison> {
     let file = SafetensorsFile::open(weights)?;
     let config = ModelConfig::from_file(&file)?;
     let tensors = read_all(fixture)?;
-    let x = fixture_tensor(&tensors, fixture, "x")?;
+    let main = match config.io().input {
+        ModelInput::Image(_) => "x",
+        ModelInput::Tokens { .. } => "input_ids",
+    };
+    let first = fixture_tensor(&tensors, fixture, main)?;
     let want = fixture_tensor(&tensors, fixture, "out")?;
-    let batch = x.shape.dims().first().copied().unwrap_or(0);
+    let batch = first.shape.dims().first().copied().unwrap_or(0);
     // The VAE is fully convolutional: it decodes the latent it is given; the config's size is
     // only a default (one converted file serves 256 px and 512 px).
-    let config = match (config, x.shape.dims()) {
+    let config = match (config, first.shape.dims()) {
         (ModelConfig::Vae(mut vae), &[_, _, h, w]) if h == w => {
             vae.latent_size = h;
             ModelConfig::Vae(vae)
@@ -76,17 +90,15 @@ pub fn verify_fixture(backend: Arc<dyn Backend>, weights: &Path, fixture: &Path,
     let session = Session::new(backend, &graph)?;
     // The inputs come from the fixture: a wrong shape or class id is the fixture's, named so.
     let input_err = |name: &str, e: Error| Error::Tensor { path: fixture.to_path_buf(), key: name.into(), msg: e.to_string() };
-    session.set_input("x", x).map_err(|e| input_err("x", e))?;
-    for name in ["t", "y", "context"] {
+    for name in ["x", "t", "y", "context", "input_ids"] {
         if session.has_input(name) {
             let input = fixture_tensor(&tensors, fixture, name)?;
-            let largest = config.null_class().or_else(|| config.num_classes().and_then(|n| (n as u32).checked_sub(1)));
-            if let (Some(largest), "y", DType::U32) = (largest, name, input.dtype) {
+            if let (Some((what, largest)), DType::U32) = (largest_id(&config, name), input.dtype) {
                 let ids = input.bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
                 if let Some(bad) = ids.into_iter().find(|&id| id > largest) {
                     return Err(input_err(
                         name,
-                        Error::invalid(format!("class id {bad} is out of range (the largest this model takes is {largest})")),
+                        Error::invalid(format!("{what} id {bad} is out of range (the largest this model takes is {largest})")),
                     ));
                 }
             }

@@ -121,7 +121,7 @@ fn tensor_key_with_newline_gives_one_line_error() {
     let bytes = file_bytes(&[], &[("a\nb", "F32", &[1], &[0, 0, 128, 63]), ("c\u{7}", "BOOL", &[1], &[1])]);
     let file = SafetensorsFile::from_bytes(ORIGIN, bytes).unwrap();
     one_line_error(file.tensor("c\u{7}"), &["tensor 'c\\u{7}'", "unsupported dtype BOOL"]);
-    one_line_error(ditrt::models::weight_source::WeightSource::finish(&FileWeights::new(&file)), &["tensor 'a\\nb'", "unexpected key"]);
+    one_line_error(ditrt::models::weight_source::WeightSource::finish(&FileWeights::new(&file), &[]), &["tensor 'a\\nb'", "unexpected key"]);
     // The reader's own message names the tensor whose data does not start where it should.
     let header = r#"{"x\ny":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#;
     let mut bad_offset = (header.len() as u64).to_le_bytes().to_vec();

@@ -1,5 +1,6 @@
 //! All integration tests in one binary (one file to carry to a GPU machine).
 mod cli;
+mod clip_text;
 mod common;
 mod diffit;
 mod digits;

@@ -6,8 +6,6 @@ use ditrt::backend::*;
 use ditrt::tensor::DType;
 use rand::Rng;
 
-const ACTIVATIONS: [Activation; 4] = [Activation::None, Activation::GeluTanh, Activation::GeluErf, Activation::Silu];
-
 // ---------------------------------------------------------------------------------------
 // f64 references
 // ---------------------------------------------------------------------------------------
@@ -33,6 +31,7 @@ fn activate(act: Activation, x: f64) -> f64 {
         Activation::GeluTanh => 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh()),
         Activation::GeluErf => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
         Activation::Silu => x / (1.0 + (-x).exp()),
+        Activation::QuickGelu => x / (1.0 + (-1.702 * x).exp()),
     }
 }
 
@@ -66,7 +65,7 @@ fn gemm() {
         for m in [1, 7, 33, 130] {
             for k in [3, 65] {
                 for n in [5, 96] {
-                    for act in ACTIVATIONS {
+                    for act in Activation::ALL {
                         for accumulate in [false, true] {
                             variant += 1;
                             gemm_case(case, (m, k, n), act, accumulate, variant % 2 == 0, variant % 3 != 0);
@@ -196,10 +195,22 @@ fn attention() {
         for head_dim in [32, 64, 72, 128] {
             // (1, 2, 70, 150): keys span several of the 64-key tiles GPU kernels stream through.
             for (batch, heads, q_len, kv_len) in [(2, 3, 40, 40), (2, 2, 17, 33), (1, 1, 1, 7), (1, 2, 65, 5), (1, 2, 70, 150)] {
-                for bias in [false, true] {
+                for bias in [LogitBias::None, LogitBias::Random] {
                     attention_case(case, AttentionShape { batch, heads, q_len, kv_len, head_dim }, bias);
                 }
             }
+        }
+    });
+}
+
+/// A causal mask as the CLIP text encoder passes it (models/layers.rs `causal_bias`): masked
+/// logits get f16's lowest finite value. 77 tokens span two of the GPU kernels' 64-key tiles,
+/// so the first queries see a whole tile masked; a key that leaked through would change them.
+#[test]
+fn attention_causal_mask() {
+    for_each_case(|case| {
+        for (heads, head_dim) in [(2, 32), (12, 64)] {
+            attention_case(case, AttentionShape { batch: 2, heads, q_len: 77, kv_len: 77, head_dim }, LogitBias::Causal);
         }
     });
 }
@@ -213,17 +224,28 @@ fn attention_wide_heads() {
     for_each_case(|case| {
         for head_dim in [160, 256, 520] {
             for (batch, heads, q_len, kv_len) in [(2, 2, 17, 33), (1, 2, 70, 150)] {
-                attention_case(case, AttentionShape { batch, heads, q_len, kv_len, head_dim }, head_dim != 256);
+                let bias = if head_dim != 256 { LogitBias::Random } else { LogitBias::None };
+                attention_case(case, AttentionShape { batch, heads, q_len, kv_len, head_dim }, bias);
             }
         }
-        attention_case(case, AttentionShape { batch: 1, heads: 1, q_len: 64, kv_len: 1024, head_dim: 512 }, false);
+        attention_case(case, AttentionShape { batch: 1, heads: 1, q_len: 64, kv_len: 1024, head_dim: 512 }, LogitBias::None);
     });
+}
+
+/// The additive logit bias of an attention case.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum LogitBias {
+    None,
+    /// Standard-normal values.
+    Random,
+    /// 0 where key <= query, f16's lowest finite value above (every head alike).
+    Causal,
 }
 
 /// With q_len == kv_len, q, k and v are windows of one packed [q | k | v] buffer (row stride
 /// 3 * width); otherwise q is its own buffer and k, v share a packed [k | v] one. The output
 /// rows are padded to exercise out_stride.
-fn attention_case(case: &mut Case, s: AttentionShape, with_bias: bool) {
+fn attention_case(case: &mut Case, s: AttentionShape, logit_bias: LogitBias) {
     let AttentionShape { batch, heads, q_len, kv_len, head_dim: hd } = s;
     let width = heads * hd;
     let (q_rows, kv_rows) = (batch * q_len, batch * kv_len);
@@ -244,7 +266,14 @@ fn attention_case(case: &mut Case, s: AttentionShape, with_bias: bool) {
         (q_host, q_off, q_stride) = (q_values, 0, width);
         (kv_host, k_off, v_off, kv_stride) = (kv, 0, width, 2 * width);
     }
-    let bias = case.random(heads * q_len * kv_len);
+    let bias = match logit_bias {
+        LogitBias::Causal => {
+            let row = |n: usize| (0..kv_len).map(move |j| if j > n { f32::from(half::f16::MIN) } else { 0.0 });
+            round_to(&(0..heads * q_len).flat_map(|r| row(r % q_len)).collect::<Vec<_>>(), case.dtype)
+        }
+        _ => case.random(heads * q_len * kv_len),
+    };
+    let with_bias = logit_bias != LogitBias::None;
     let out_stride = width + 8;
     let out = case.output(q_rows * out_stride);
     let scale = 1.0 / (hd as f32).sqrt();
@@ -295,7 +324,7 @@ fn attention_case(case: &mut Case, s: AttentionShape, with_bias: bool) {
             assert!(got[row + width..row + out_stride].iter().all(|v| v.is_nan()), "attention wrote into out_stride padding");
         }
     }
-    let name = format!("attention batch={batch} heads={heads} q_len={q_len} kv_len={kv_len} head_dim={hd} bias={with_bias}");
+    let name = format!("attention batch={batch} heads={heads} q_len={q_len} kv_len={kv_len} head_dim={hd} bias={logit_bias:?}");
     case.check(&name, &got_rows, &want);
 }
 
@@ -596,7 +625,7 @@ fn add() {
 #[test]
 fn unary() {
     for_each_case(|case| {
-        for act in ACTIVATIONS {
+        for act in Activation::ALL {
             for len in [1, 1000, 5000] {
                 for in_place in [false, true] {
                     // Spread wide enough to reach the activations' tails.

@@ -37,11 +37,13 @@ fn all_presets() -> Vec<(&'static str, String)> {
     presets.extend(["DiffiT-XL/2", "DiffiT-XL/2-512"].map(|p| ("diffit", p.to_string())));
     presets.push(("diffit_unet", "DiffiT-CIFAR10".into()));
     presets.extend(["SD-VAE-KL-f8", "SD-VAE-KL-f8-512"].map(|p| ("vae", p.to_string())));
+    presets.push(("clip_text", "CLIP-ViT-L/14-text".into()));
     presets
 }
 
 /// `config` with its widths kept and its depth and image cut: one block (U-ViT: one in, mid and
-/// out block), 4x4 patches, one resblock per level; the VAE at a 4x4 latent.
+/// out block), 4x4 patches, one resblock per level; the VAE at a 4x4 latent; the text encoder
+/// with one layer over all 77 positions and 4096 token ids.
 fn cut(config: ModelConfig) -> ModelConfig {
     match config {
         ModelConfig::Dit(DitConfig(mut c)) => {
@@ -71,6 +73,10 @@ fn cut(config: ModelConfig) -> ModelConfig {
         ModelConfig::Vae(mut c) => {
             (c.layers_per_block, c.latent_size) = (1, 4);
             ModelConfig::Vae(c)
+        }
+        ModelConfig::ClipText(mut c) => {
+            (c.layers, c.vocab_size) = (1, 4096);
+            ModelConfig::ClipText(c)
         }
     }
 }

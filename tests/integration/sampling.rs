@@ -40,7 +40,7 @@ impl FixtureDenoiser {
 
 impl Denoiser for FixtureDenoiser {
     fn geometry(&self) -> ImageGeometry {
-        self.config.input_geometry()
+        self.config.input_geometry().unwrap()
     }
     fn out_channels(&self) -> usize {
         self.config.output_channels()

@@ -36,7 +36,7 @@ fn vae_is_not_a_denoiser() {
     assert_eq!(cfg.num_classes(), None);
     assert_eq!(cfg.null_class(), None);
     assert_eq!(cfg.output_channels(), 3);
-    let g = cfg.input_geometry();
+    let g = cfg.input_geometry().unwrap();
     assert_eq!((g.channels, g.height, g.width), (4, 64, 64));
     assert!(cfg.sampling().is_err());
 }

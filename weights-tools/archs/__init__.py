@@ -12,9 +12,13 @@ and optionally
   canonical_tensors(tensors) -> (tensors, note or None): the checkpoint in the stored layout
     (keys of another layout renamed, buffers or other models' keys dropped), before inference;
   DIFFUSERS_CLASSES: the diffusers `_class_name`s whose config.json (beside the weights) the arch
-    reads; convert.py then passes it to the hooks as `config_json` (a ConfigJson).
-Each hook gets those of the options num_heads, preset, groups, config_json that it names as
-parameters; a flag given that no hook names is an error.
+    reads; convert.py then passes it to the hooks as `config_json` (a ConfigJson);
+  read_config_json(path) -> ConfigJson: instead of DIFFUSERS_CLASSES, for another config.json
+    layout (transformers');
+  data_tensors(cfg, weights_path) -> {key: array}: tensors stored beside the parameters, which
+    no graph reads (clip_text: its tokenizer).
+Each hook gets those of the options num_heads, preset, groups, tokenizer, config_json that it
+names as parameters; a flag given that no hook names is an error.
 A new arch is a package like the others, named in ALL (and in ARCHS if convert.py takes it).
 """
 
@@ -22,9 +26,9 @@ import importlib
 import json
 
 # Every arch package, in the order make_fixtures.py writes their fixtures.
-ALL = ("dit", "diffit", "diffit_unet", "vae", "uvit", "tldm", "uvit_t2i")
+ALL = ("dit", "diffit", "diffit_unet", "vae", "uvit", "tldm", "uvit_t2i", "clip_text")
 # The ones convert.py takes (--arch); diffit_unet has no released checkpoint to convert.
-ARCHS = ("dit", "uvit", "tldm", "diffit", "vae", "uvit_t2i")
+ARCHS = ("dit", "uvit", "tldm", "diffit", "vae", "uvit_t2i", "clip_text")
 
 
 class ConvertError(Exception):

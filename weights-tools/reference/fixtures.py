@@ -5,7 +5,8 @@ A fixtures module provides:
   CONFIGS = {name: (seed, config dict)}
   expected_shapes(cfg) -> {key: shape}: the parameters, in the model's key order
   init_std(name, shape) -> std of the N(0, std^2) draw of a parameter (O(1) activations)
-  random_inputs(cfg, rng) -> {"x": ..., and "t", "y", "context" if the model takes them}, numpy
+  random_inputs(cfg, rng) -> {"x": ..., and "t", "y", "context" if the model takes them} (a text
+    encoder: {"input_ids": ...}), numpy
   reference_model(cfg, weights) -> the float64 PyTorch reference holding exactly `weights`
   path_parts(cfg, weights) -> [(label, key, rows)]: what the path check zeroes, one at a time
 and optionally MIN_PATH_EFFECT (a lower floor than the default, with the reason beside it),
@@ -36,9 +37,11 @@ def load_spec(arch):
 
 
 def forward(model, inputs):
-    """The model's output (numpy) on the numpy `inputs`, fed as x, t, y, context (those present)."""
+    """The model's output (numpy) on the numpy `inputs`, fed as x, t, y, context or input_ids (those
+    present)."""
     with torch.no_grad():
-        return model(*(torch.from_numpy(inputs[k]) for k in ("x", "t", "y", "context") if k in inputs)).numpy()
+        keys = ("x", "t", "y", "context", "input_ids")
+        return model(*(torch.from_numpy(inputs[k]) for k in keys if k in inputs)).numpy()
 
 
 def random_weights(spec, shapes, rng):

@@ -11,6 +11,7 @@ pub(super) fn apply(act: Activation, values: &mut [f32]) {
         Activation::GeluTanh => values.iter_mut().for_each(|v| *v = gelu_tanh(*v)),
         Activation::GeluErf => values.iter_mut().for_each(|v| *v = gelu_erf(*v)),
         Activation::Silu => values.iter_mut().for_each(|v| *v = silu(*v)),
+        Activation::QuickGelu => values.iter_mut().for_each(|v| *v = quick_gelu(*v)),
     }
 }
 
@@ -27,6 +28,11 @@ fn gelu_erf(x: f32) -> f32 {
 
 pub(super) fn silu(x: f32) -> f32 {
     x / (1.0 + exp(-x))
+}
+
+/// x sigmoid(1.702 x), written x / (1 + e^{-1.702 x}) as SiLU is.
+fn quick_gelu(x: f32) -> f32 {
+    x / (1.0 + exp(-1.702 * x))
 }
 
 /// Phi(x) = erfc(-x / sqrt 2) / 2, with the Chebyshev erfc of Numerical Recipes (erfcc,

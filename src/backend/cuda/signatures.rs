@@ -116,8 +116,6 @@ impl Views {
     }
 }
 
-const ACTIVATIONS: [Activation; 4] = [Activation::None, Activation::GeluTanh, Activation::GeluErf, Activation::Silu];
-
 /// Every op kind at float dtype `t`, with the variants that pick other kernels: activations,
 /// accumulation, biases aligned for cuBLASLt's epilogue or not, every head dim up to 256 with
 /// views aligned for attention.cu and not.
@@ -125,7 +123,7 @@ fn ops(t: DType) -> Vec<Op> {
     let mut v = Views::default();
     let mut ops = Vec::new();
     let (m, n, k) = (5, 24, 16);
-    for act in ACTIVATIONS {
+    for act in Activation::ALL {
         for accumulate in [false, true] {
             // No bias, one at offset 0 (16-byte aligned), one at an odd element (never).
             for bias in [None, Some(v.view(n, t)), Some(v.at(1, n, t))] {

@@ -3,7 +3,7 @@
 //! it, else to kernels/linear.cu (SIMT tiles, f32 accumulation):
 //!   act None                  cuBLASLt, bias epilogue, beta = accumulate
 //!   act GeluTanh, no accum.   cuBLASLt GELU(_BIAS) epilogue (tanh approximation)
-//!   act GeluErf/Silu, no acc. cuBLASLt bias epilogue, then kernels/elementwise.cu unary in place
+//!   other act, no accum.     cuBLASLt bias epilogue, then kernels/elementwise.cu unary in place
 //!   bias not 16-byte aligned  as above without the bias epilogue (and for GELU-tanh without
 //!                             the GELU one): elementwise.cu add, then unary, in place
 //!   any act with accumulate   linear.cu (cuBLASLt's epilogue would activate the accumulated sum)

@@ -143,5 +143,6 @@ fn activation_code(act: Activation) -> u64 {
         Activation::GeluTanh => 1,
         Activation::GeluErf => 2,
         Activation::Silu => 3,
+        Activation::QuickGelu => 4,
     }
 }

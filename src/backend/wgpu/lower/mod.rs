@@ -66,5 +66,6 @@ fn activation_code(act: Activation) -> usize {
         Activation::GeluTanh => 1,
         Activation::GeluErf => 2,
         Activation::Silu => 3,
+        Activation::QuickGelu => 4,
     }
 }
