@@ -4,8 +4,10 @@ use std::process::ExitCode;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use ditrt::io::safetensors::SafetensorsFile;
 use ditrt::io::sink::{Output, RunKey, SinkSpec};
+use ditrt::io::latents::LatentsWriter;
 use ditrt::pipeline::bundled;
 use ditrt::pipeline::generate::{Classes, RecipeOverrides, Run, SamplingModel};
+use ditrt::pipeline::noise_file::InitialNoise;
 use ditrt::sampling::recipe::SamplerName;
 use ditrt::sampling::Method;
 use ditrt::tensor::DType;
@@ -25,10 +27,25 @@ pub struct Args {
     /// List the models built into the binary (backbone, size, default sampler) and exit.
     #[arg(long)]
     list: bool,
-    /// Classes: a comma list (images cycle through it), `all`, or `random`.
-    #[arg(long, default_value = "all")]
-    class: String,
-    /// Number of images (default: 4 per listed class, at most 64).
+    /// Classes: a comma list (images cycle through it), `all` (the default), or `random`.
+    #[arg(long)]
+    class: Option<String>,
+    /// A text-conditioned model's prompt (repeat for several).
+    #[arg(long)]
+    prompt: Vec<String>,
+    /// A file of prompts, one per line (blank lines skipped), after any --prompt.
+    #[arg(long)]
+    prompt_file: Option<PathBuf>,
+    /// A text-conditioned model's text encoder (ditrt safetensors with its vocabulary,
+    /// `convert.py --arch clip_text`); a bundled text model brings its own.
+    #[arg(long)]
+    text_encoder: Option<PathBuf>,
+    /// Initial noise x_T from a file (tensor `noise`, [images, C, H, W] of the model's input)
+    /// instead of the seeded noise, to reproduce a PyTorch run.
+    #[arg(long)]
+    noise: Option<PathBuf>,
+    /// Number of images (default: 4 per listed class, at most 64); with prompts, images per
+    /// prompt (default 4).
     #[arg(long)]
     num: Option<u64>,
     /// Images per sampler call (the model runs on twice as many when guided).
@@ -61,11 +78,14 @@ pub struct Args {
     #[arg(long, value_parser = super::positive)]
     threads: Option<usize>,
     /// Output: .png (labelled grid, at most 1024 images), .npz (uint8 N×H×W×3 under arr_0,
-    /// int64 classes under labels) or DIR/ (one PNG per image, named by index and class).
+    /// int64 classes (or prompt indices) under labels), DIR/ (one PNG per image, named by index
+    /// and class), or .safetensors (the samples before decoding, f32 `latents` [N, C, H, W]:
+    /// a latent model needs no --vae).
     #[arg(short = 'o', long, default_value = "samples.png")]
     out: PathBuf,
     /// VAE decoder for latent models (ditrt safetensors, `convert.py --arch vae`): samples are
-    /// divided by 0.18215 and decoded to images.
+    /// divided by the model's latent scale (0.18215; U-ViT's MS-COCO models 0.23010) and
+    /// decoded to images.
     #[arg(long)]
     vae: Option<PathBuf>,
     /// Read every weight first and refuse NaN or Inf values, naming the tensor.
@@ -101,6 +121,19 @@ fn run_classes(spec: &str, num_classes: usize, seed: u64) -> Result<Classes> {
             Ok(Classes::Cycle(classes))
         }
     }
+}
+
+/// The prompts of --prompt then --prompt-file (one per line, blank lines skipped).
+fn read_prompts(given: &[String], file: Option<&std::path::Path>) -> Result<Vec<String>> {
+    let mut prompts = given.to_vec();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::File { path: path.to_path_buf(), msg: format!("cannot read prompts: {e}") })?;
+        prompts.extend(text.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()).map(str::to_string));
+        if prompts.len() == given.len() {
+            return Err(Error::File { path: path.to_path_buf(), msg: "holds no prompt (one per line)".into() });
+        }
+    }
+    Ok(prompts)
 }
 
 /// Classes listed in `spec` (for the default image count and the grid's columns).
@@ -194,20 +227,51 @@ pub fn run(args: Args) -> Result<ExitCode> {
         eprintln!("warning: --eta is ignored: only DDIM uses it, this run samples with {}", sampler.method);
     }
 
-    let classes = match config.num_classes() {
-        Some(k) => run_classes(&args.class, k, seed)?,
-        None if args.class == "all" => Classes::None,
-        None => return Err(Error::invalid("--class given for an unconditional model")),
+    let geometry = config.input_geometry()?;
+    let prompts = read_prompts(&args.prompt, args.prompt_file.as_deref())?;
+    let text_model = config.io().context.is_some();
+    let (classes, listed) = match (text_model, config.num_classes()) {
+        (true, _) if args.class.is_some() => return Err(Error::invalid("--class given for a text-conditioned model: give --prompt")),
+        (true, _) if prompts.is_empty() => return Err(Error::invalid("a text-conditioned model needs --prompt TEXT or --prompt-file F")),
+        (true, _) => (Classes::Prompts { per_prompt: args.num.unwrap_or(4).max(1), prompts: prompts.len() as u32 }, prompts.len()),
+        (false, _) if !prompts.is_empty() => {
+            return Err(Error::invalid("--prompt given for a model that takes no text (class-conditional or unconditional): give --class"))
+        }
+        (false, Some(k)) => {
+            let spec = args.class.as_deref().unwrap_or("all");
+            (run_classes(spec, k, seed)?, listed_classes(spec, k))
+        }
+        (false, None) if args.class.is_some() => return Err(Error::invalid("--class given for an unconditional model")),
+        (false, None) => (Classes::None, 1),
     };
-    let listed = config.num_classes().map(|k| listed_classes(&args.class, k)).unwrap_or(1);
-    let num = args.num.unwrap_or((4 * listed).min(64) as u64);
+    let num = match &classes {
+        Classes::Prompts { per_prompt, prompts } => per_prompt.saturating_mul(*prompts as u64),
+        _ => args.num.unwrap_or((4 * listed).min(64) as u64),
+    };
     let shard = shard_of(args.shard.as_deref(), args.shards, &|name| std::env::var(name).ok())?;
     let (start, end) = shard_range(shard, num);
     output.check(end - start)?;
-    let run = Run { seed, first_image: start, classes, count: end - start };
+    let latents_out = matches!(output, Output::Latents(_));
+    if !latents_out && args.vae.is_none() && model.needs_decoder() {
+        return Err(Error::invalid(format!(
+            "{} samples {}-channel latents: give --vae with the SD KL-f8 decoder (weights-tools/convert.py --arch vae), or write the latents (--out F.safetensors)",
+            model.file.path().display(),
+            geometry.channels
+        )));
+    }
+    let noise = args.noise.as_ref().map(|path| InitialNoise::open(&SafetensorsFile::open(path)?, geometry, num)).transpose()?;
+    let run = Run { seed, first_image: start, classes, count: end - start, noise: noise.clone() };
     let batch = args.batch.min(usize::try_from(run.count).unwrap_or(usize::MAX)).max(1);
 
-    let vae = args.vae.as_ref().map(SafetensorsFile::open).transpose()?;
+    let text_encoder = match (&args.text_encoder, &args.weights) {
+        (Some(path), _) => Some(SafetensorsFile::open(path)?),
+        (None, None) if text_model => Some(bundled::open_text_encoder(&args.model)?),
+        (None, _) => None,
+    };
+    let vae = if latents_out { None } else { args.vae.as_ref().map(SafetensorsFile::open).transpose()? };
+    if latents_out && args.vae.is_some() {
+        eprintln!("warning: --vae is ignored: --out {} keeps the latents", args.out.display());
+    }
     if let (Some(vae), true) = (&vae, args.check_weights) {
         check_finite(vae, Some(dtype))?;
     }
@@ -223,6 +287,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "dtype": dtype.to_string(),
             "seed": seed,
             "class": args.class,
+            "prompts": prompts,
+            "per_prompt": args.num.filter(|_| text_model),
+            "text_encoder": text_encoder.as_ref().map(|t| format!("{} ({})", t.path().display(), t.content_id())),
+            "noise": noise.as_ref().map(|n| n.content_id.clone()),
             "vae": vae.as_ref().map(|v| format!("{} ({})", v.path().display(), v.content_id())),
         }),
         num,
@@ -240,12 +308,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
 
-    let mut pipeline = model.build(backend::select(&args.backend)?, dtype, batch, vae.as_ref())?;
-    let image = pipeline.image_geometry()?;
-    let columns = if args.class == "random" || listed > 16 { 8 } else { listed };
-    let spec = SinkSpec { key, height: image.height, width: image.width, labelled: !matches!(run.classes, Classes::None), columns };
-    output.check_space(&spec)?;
-    let mut sink = output.open(&spec)?;
+    let mut pipeline = model.build(backend::select(&args.backend)?, dtype, batch, vae.as_ref(), text_encoder.as_ref())?;
+    if text_model {
+        for cut in pipeline.set_prompts(&prompts)? {
+            eprintln!("note: prompt {} has {} tokens: the text encoder keeps the first 75", cut.prompt + 1, cut.tokens);
+        }
+    }
     let (config, sampler) = (&pipeline.model().config, &pipeline.model().sampler);
     eprintln!(
         "sampling {} image(s) [{start}, {end}) of {num} from {} ({}) on {}, {dtype}\n  {sampler}, seed {}{}",
@@ -257,9 +325,29 @@ pub fn run(args: Args) -> Result<ExitCode> {
         if args.seed.0.is_none() { " (random: pass --seed to repeat)" } else { "" }
     );
     let mut progress = Progress::new();
-    pipeline.generate_into(&run, &mut |p| progress.update(p), &mut |images, labels| sink.append(images, labels))?;
-    sink.finish()?;
+    let labelled = !matches!(run.classes, Classes::None);
+    let written = if let Output::Latents(path) = &output {
+        let latent = geometry;
+        let mut writer = LatentsWriter::new(path, key.encode(), latent, labelled);
+        pipeline.sample_into(&run, &mut |p| progress.update(p), &mut |x, labels| writer.append(x, labels))?;
+        writer.finish()?;
+        format!("latents {}x{}x{}", latent.channels, latent.height, latent.width)
+    } else {
+        let image = pipeline.image_geometry()?;
+        let columns = match &run.classes {
+            Classes::Prompts { per_prompt, .. } => (*per_prompt).clamp(1, 8) as usize,
+            _ if args.class.as_deref() == Some("random") || listed > 16 => 8,
+            _ => listed,
+        };
+        let label_names = text_model.then(|| prompts.clone());
+        let spec = SinkSpec { key, height: image.height, width: image.width, channels: 3, labelled, columns, label_names };
+        output.check_space(&spec)?;
+        let mut sink = output.open(&spec)?;
+        pipeline.generate_into(&run, &mut |p| progress.update(p), &mut |images, labels| sink.append(images, labels))?;
+        sink.finish()?;
+        format!("{}x{}", image.height, image.width)
+    };
     progress.finish();
-    println!("wrote {} ({} images, {}x{})", args.out.display(), run.count, image.height, image.width);
+    println!("wrote {} ({} images, {written})", args.out.display(), run.count);
     Ok(ExitCode::SUCCESS)
 }

@@ -38,8 +38,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         first_image: 0,
         classes: if classes > 0 { Classes::Cycle((0..classes).collect()) } else { Classes::None },
         count: args.batch as u64,
+        noise: None,
     };
-    let mut pipeline = model.build(backend::select(&args.backend)?, DType::F32, args.batch, None)?;
+    let mut pipeline = model.build(backend::select(&args.backend)?, DType::F32, args.batch, None, None)?;
     let warmup = args.warmup.unwrap_or(args.steps / 10);
     if warmup >= args.steps {
         return Err(Error::invalid(format!("soak: --warmup {warmup} leaves none of the {} steps to measure", args.steps)));

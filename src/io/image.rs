@@ -67,9 +67,10 @@ impl Images {
     }
 }
 
-/// 3×5 glyphs for labels: digits, '-' and ' ', one row of 3 bits per line.
+/// 3×5 glyphs for labels (class ids, prompts): digits, letters (lower case drawn as upper
+/// case), common punctuation and ' '; one row of 3 bits per line. Other characters draw as '?'.
 fn glyph(c: char) -> [u8; 5] {
-    match c {
+    match c.to_ascii_uppercase() {
         '0' => [7, 5, 5, 5, 7],
         '1' => [2, 6, 2, 2, 7],
         '2' => [7, 1, 7, 4, 7],
@@ -80,9 +81,54 @@ fn glyph(c: char) -> [u8; 5] {
         '7' => [7, 1, 1, 2, 2],
         '8' => [7, 5, 7, 5, 7],
         '9' => [7, 5, 7, 1, 7],
+        'A' => [2, 5, 7, 5, 5],
+        'B' => [6, 5, 6, 5, 6],
+        'C' => [3, 4, 4, 4, 3],
+        'D' => [6, 5, 5, 5, 6],
+        'E' => [7, 4, 6, 4, 7],
+        'F' => [7, 4, 6, 4, 4],
+        'G' => [3, 4, 5, 5, 3],
+        'H' => [5, 5, 7, 5, 5],
+        'I' => [7, 2, 2, 2, 7],
+        'J' => [1, 1, 1, 5, 2],
+        'K' => [5, 5, 6, 5, 5],
+        'L' => [4, 4, 4, 4, 7],
+        'M' => [5, 7, 7, 5, 5],
+        'N' => [6, 5, 5, 5, 5],
+        'O' => [2, 5, 5, 5, 2],
+        'P' => [6, 5, 6, 4, 4],
+        'Q' => [2, 5, 5, 6, 3],
+        'R' => [6, 5, 6, 5, 5],
+        'S' => [3, 4, 2, 1, 6],
+        'T' => [7, 2, 2, 2, 2],
+        'U' => [5, 5, 5, 5, 7],
+        'V' => [5, 5, 5, 5, 2],
+        'W' => [5, 5, 7, 7, 5],
+        'X' => [5, 5, 2, 5, 5],
+        'Y' => [5, 5, 2, 2, 2],
+        'Z' => [7, 1, 2, 4, 7],
         '-' => [0, 0, 7, 0, 0],
-        _ => [0; 5],
+        '.' => [0, 0, 0, 0, 2],
+        ',' => [0, 0, 0, 2, 4],
+        ':' => [0, 2, 0, 2, 0],
+        '\'' | '"' => [2, 2, 0, 0, 0],
+        '!' => [2, 2, 2, 0, 2],
+        '/' => [1, 1, 2, 4, 4],
+        '(' => [1, 2, 2, 2, 1],
+        ')' => [4, 2, 2, 2, 4],
+        '+' => [0, 2, 7, 2, 0],
+        ' ' => [0; 5],
+        _ => [7, 1, 3, 0, 2],
     }
+}
+
+/// `label` cut to `max` characters, its end marked "..." when cut.
+fn fit_label(label: &str, max: usize) -> String {
+    if label.chars().count() <= max {
+        return label.to_string();
+    }
+    let kept: String = label.chars().take(max.saturating_sub(3)).collect();
+    format!("{kept}...").chars().take(max).collect()
 }
 
 /// Layout of a labelled grid.
@@ -104,7 +150,8 @@ impl Grid {
 }
 
 /// A white-background grid, `cols` images per row, each upscaled (nearest) so its short side is
-/// at least 64 px, with its label drawn above it.
+/// at least 64 px, with its label drawn above it; a label wider than its cell runs on over the
+/// next cells' (empty) label space to the grid's edge, and is cut there with "...".
 pub fn render_grid(images: &Images, labels: &[String], cols: usize) -> (usize, usize, Vec<u8>) {
     let scale = 64usize.div_ceil(images.height.min(images.width)).max(1);
     let text_scale = 2;
@@ -114,7 +161,7 @@ pub fn render_grid(images: &Images, labels: &[String], cols: usize) -> (usize, u
     let mut rgb = vec![255u8; w * h * 3];
     for n in 0..images.count {
         let (x0, y0) = (g.pad + (n % g.cols) * g.cell_w(images.width), g.pad + (n / g.cols) * g.cell_h(images.height));
-        let label = labels.get(n).map(String::as_str).unwrap_or("");
+        let label = fit_label(labels.get(n).map(String::as_str).unwrap_or(""), (w - x0) / (4 * g.text_scale));
         for (k, ch) in label.chars().enumerate() {
             for (row, bits) in glyph(ch).iter().enumerate() {
                 for col in 0..3 {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::io::atomic::{check_writable, free_bytes};
 use crate::io::image::{read_png_run_key, render_grid, write_png, Images};
+use crate::io::latents::read_latents_run_key;
 use crate::io::npz::{NpzLayout, NpzReader, NpzWriter};
 use crate::io::png_folder::{read_marker, FolderShard, FolderWriter};
 
@@ -61,10 +62,15 @@ pub struct SinkSpec {
     pub key: RunKey,
     pub height: usize,
     pub width: usize,
+    /// Values per pixel of what is written: 3 (RGB) for images, C for latents.
+    pub channels: usize,
     /// Images carry classes.
     pub labelled: bool,
     /// Images per row of a grid.
     pub columns: usize,
+    /// What a grid writes for label id i (a text run's prompts): `names[i]`, over the first of
+    /// consecutive images with that id only. None: the id itself over every image.
+    pub label_names: Option<Vec<String>>,
 }
 
 impl SinkSpec {
@@ -77,12 +83,14 @@ impl SinkSpec {
     }
 }
 
-/// An output named on the command line: `F.png` (grid), `F.npz`, or `DIR/` (one PNG per image).
+/// An output named on the command line: `F.png` (grid), `F.npz`, `DIR/` (one PNG per image),
+/// or `F.safetensors` (the samples before decoding: `LatentsWriter`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
     Grid(PathBuf),
     Npz(PathBuf),
     Folder(PathBuf),
+    Latents(PathBuf),
 }
 
 impl Output {
@@ -94,13 +102,14 @@ impl Output {
         match path.extension().and_then(|e| e.to_str()) {
             Some("png") => Ok(Output::Grid(path.to_path_buf())),
             Some("npz") => Ok(Output::Npz(path.to_path_buf())),
-            _ => Err(Error::invalid(format!("--out {text}: expected a .png or .npz file, or a folder ending in /"))),
+            Some("safetensors") => Ok(Output::Latents(path.to_path_buf())),
+            _ => Err(Error::invalid(format!("--out {text}: expected a .png, .npz or .safetensors (latents) file, or a folder ending in /"))),
         }
     }
 
     pub fn path(&self) -> &Path {
         match self {
-            Output::Grid(p) | Output::Npz(p) | Output::Folder(p) => p,
+            Output::Grid(p) | Output::Npz(p) | Output::Folder(p) | Output::Latents(p) => p,
         }
     }
 
@@ -112,7 +121,7 @@ impl Output {
                 path: p.clone(),
                 msg: format!("a PNG grid holds at most {GRID_LIMIT} images, not {count}: write an .npz or a folder (--out DIR/)"),
             }),
-            Output::Grid(p) | Output::Npz(p) => check_writable(p),
+            Output::Grid(p) | Output::Npz(p) | Output::Latents(p) => check_writable(p),
             // The folder itself is made when written; here its nearest existing folder must
             // take files.
             Output::Folder(dir) => match std::fs::metadata(dir) {
@@ -129,6 +138,7 @@ impl Output {
             Output::Grid(p) => read_png_run_key(p),
             Output::Npz(p) => NpzReader::open(p).ok().map(|r| r.comment),
             Output::Folder(dir) => read_marker(dir, key.first, key.end),
+            Output::Latents(p) => read_latents_run_key(p),
         }
     }
 
@@ -141,6 +151,7 @@ impl Output {
             // PNG files: the raw pixels (noise-like images barely compress) and their headers.
             Output::Folder(_) => pixels + spec.count() as u128 * 1024,
             Output::Grid(_) => pixels,
+            Output::Latents(_) => spec.count() as u128 * (spec.height * spec.width * spec.channels) as u128 * 4 + 1024,
         };
         match free_bytes(existing_ancestor(self.path())) {
             Some(free) if need > free as u128 => Err(Error::File {
@@ -168,9 +179,14 @@ impl Output {
                 path: p.clone(),
                 images: Images { count: 0, height: spec.height, width: spec.width, channels: 3, pixels: Vec::new() },
                 labels: Vec::new(),
+                names: spec.label_names.clone(),
+                last_id: None,
                 columns: spec.columns,
                 key,
             }),
+            Output::Latents(p) => {
+                return Err(Error::File { path: p.clone(), msg: "a latents file takes the samples before decoding, not images".into() })
+            }
         })
     }
 }
@@ -198,6 +214,9 @@ struct Grid {
     path: PathBuf,
     images: Images,
     labels: Vec<String>,
+    names: Option<Vec<String>>,
+    /// Label id of the last image appended.
+    last_id: Option<u32>,
     columns: usize,
     key: String,
 }
@@ -206,7 +225,15 @@ impl ImageSink for Grid {
     fn append(&mut self, images: &Images, labels: &[u32]) -> Result<()> {
         self.images.count += images.count;
         self.images.pixels.extend(images.to_rgb());
-        self.labels.extend(labels.iter().map(u32::to_string));
+        for &id in labels {
+            let label = match &self.names {
+                None => id.to_string(),
+                Some(_) if self.last_id == Some(id) => String::new(),
+                Some(names) => names.get(id as usize).cloned().unwrap_or_else(|| id.to_string()),
+            };
+            self.labels.push(label);
+            self.last_id = Some(id);
+        }
         Ok(())
     }
     fn finish(self: Box<Self>) -> Result<()> {

@@ -27,6 +27,12 @@ pub trait Backbone {
     /// What its graph takes and gives.
     fn io(&self) -> GraphIo;
 
+    /// The factor a latent model's training multiplied the VAE's latents by: its samples are
+    /// divided by it before decoding. Stable Diffusion's 0.18215 unless the backbone says.
+    fn latent_scale(&self) -> f32 {
+        SD_LATENT_SCALE
+    }
+
     /// Shape of the input x (and of the prediction's first channels) per sample; an error for
     /// a model that takes token ids instead (a text encoder).
     fn input_geometry(&self) -> Result<ImageGeometry> {
@@ -85,6 +91,10 @@ pub trait Backbone {
         Ok(graph)
     }
 }
+
+/// Stable Diffusion's latent scale factor (the KL-f8 VAE's latents times this have about unit
+/// variance), which DiT, U-ViT's ImageNet models, DiffiT and the transformer LDM train with.
+pub const SD_LATENT_SCALE: f32 = 0.18215;
 
 /// What a backbone's graph takes and gives.
 #[derive(Clone, Copy, Debug, PartialEq)]

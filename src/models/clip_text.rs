@@ -146,6 +146,7 @@ impl Backbone for ClipTextConfig {
             output_channels: self.width,
             num_classes: None,
             null_class: None,
+            context: None,
         }
     }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::graph::GraphBuilder;
-use crate::models::backbone::{denoiser_sampling, Backbone, ContextIo, Forward, GraphIo};
+use crate::models::backbone::{denoiser_sampling, Backbone, ContextIo, Forward, GraphIo, ModelInput};
 use crate::models::embedders::ContextEmbed;
 use crate::models::flat_config::flat_config;
 use crate::models::layers::TokenSpan;
@@ -97,7 +97,7 @@ impl Backbone for UvitT2iConfig {
     /// No classes; guided through the empty prompt's context.
     fn io(&self) -> GraphIo {
         GraphIo {
-            input: ImageGeometry { channels: self.in_chans, height: self.img_size, width: self.img_size },
+            input: ModelInput::Image(ImageGeometry { channels: self.in_chans, height: self.img_size, width: self.img_size }),
             output_channels: self.in_chans,
             num_classes: None,
             null_class: None,
@@ -107,6 +107,13 @@ impl Backbone for UvitT2iConfig {
 
     /// The official MS-COCO evaluation (configs/mscoco_uvit.py, eval_t2i_discrete.py):
     /// DPM-Solver++ on Stable Diffusion's discrete betas, 50 evaluations, U-ViT scale 1.
+    /// configs/mscoco_uvit.py's `scale_factor=0.23010`, what the MS-COCO models were trained
+    /// with. The official sample script builds its autoencoder without one and so decodes with
+    /// 0.18215; we decode with the training scale (see docs/models/uvit_t2i.md).
+    fn latent_scale(&self) -> f32 {
+        0.23010
+    }
+
     fn sampling(&self) -> Result<BackboneSampling> {
         denoiser_sampling(self, (SamplerName::DpmSolver, 50, 1.0), NoiseSchedule::StableDiffusion, GuidanceForm::Uvit)
     }

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::graph::Session;
 use crate::models::weight_source::WeightSource;
 use crate::models::ModelConfig;
-use crate::sampling::Denoiser;
+use crate::sampling::{BatchCondition, Conditioning, Denoiser};
 use crate::tensor::ImageGeometry;
 use crate::tensor::{DType, HostTensor};
 
@@ -41,7 +41,7 @@ impl GraphDenoiser {
     }
 
     /// One launch of at most `self.batch` samples; shorter batches repeat their last sample.
-    fn launch(&mut self, x: &[f32], t: &[f32], y: &[u32]) -> Result<Vec<f32>> {
+    fn launch(&mut self, x: &[f32], t: &[f32], cond: BatchCondition) -> Result<Vec<f32>> {
         let g = self.geometry();
         let per = g.channels * g.height * g.width;
         let n = t.len();
@@ -55,10 +55,16 @@ impl GraphDenoiser {
         let b = self.batch;
         self.session.set_input("x", &HostTensor::from_f32([b, g.channels, g.height, g.width], &pad(x, per)))?;
         self.session.set_input("t", &HostTensor::from_f32([b], &pad(t, 1)))?;
-        if self.config.num_classes().is_some() {
-            let mut ids = y.to_vec();
-            ids.resize(b, y[n - 1]);
-            self.session.set_input("y", &HostTensor::from_u32([b], &ids))?;
+        match (cond, self.conditioning()) {
+            (BatchCondition::Labels(y), _) => {
+                let mut ids = y.to_vec();
+                ids.resize(b, y[n - 1]);
+                self.session.set_input("y", &HostTensor::from_u32([b], &ids))?;
+            }
+            (BatchCondition::Context(context), Conditioning::Text { tokens, dim }) => {
+                self.session.set_input("context", &HostTensor::from_f32([b, tokens, dim], &pad(context, tokens * dim)))?;
+            }
+            _ => {}
         }
         self.session.run()?;
         let mut out = self.session.output("out")?.to_f32();
@@ -76,33 +82,56 @@ impl Denoiser for GraphDenoiser {
         self.config.output_channels()
     }
 
-    fn null_class(&self) -> Option<u32> {
-        self.config.null_class()
+    fn conditioning(&self) -> Conditioning {
+        let io = self.config.io();
+        match (io.context, io.num_classes) {
+            (Some(context), _) => Conditioning::Text { tokens: context.tokens, dim: context.dim },
+            (None, Some(_)) => Conditioning::Classes { null: io.null_class },
+            (None, None) => Conditioning::Unconditional,
+        }
     }
 
-    fn predict(&mut self, x: &[f32], t: &[f32], y: &[u32]) -> Result<Vec<f32>> {
+    fn predict(&mut self, x: &[f32], t: &[f32], cond: BatchCondition) -> Result<Vec<f32>> {
         let g = self.geometry();
         let per = g.channels * g.height * g.width;
         let n = t.len();
         if n == 0 || x.len() != n * per {
             return Err(Error::invalid(format!("predict: x has {} values, expected {n} x {per}", x.len())));
         }
-        if let Some(classes) = self.config.num_classes() {
-            if y.len() != n {
-                return Err(Error::invalid(format!("predict: {} labels for {n} samples", y.len())));
+        match (self.conditioning(), cond) {
+            (Conditioning::Unconditional, BatchCondition::None) => {}
+            (Conditioning::Classes { null }, BatchCondition::Labels(y)) => {
+                if y.len() != n {
+                    return Err(Error::invalid(format!("predict: {} labels for {n} samples", y.len())));
+                }
+                // Valid ids: the classes, and the null class where there is one.
+                let rows = self.config.num_classes().unwrap_or(0) + null.is_some() as usize;
+                if let Some(bad) = y.iter().find(|&&id| id as usize >= rows) {
+                    return Err(Error::invalid(format!("class id {bad} out of range: the model's label table has {rows} rows")));
+                }
             }
-            // Valid ids: the classes, and the null class where there is one.
-            let rows = classes + self.null_class().is_some() as usize;
-            if let Some(bad) = y.iter().find(|&&id| id as usize >= rows) {
-                return Err(Error::invalid(format!("class id {bad} out of range: the model's label table has {rows} rows")));
+            (Conditioning::Text { tokens, dim }, BatchCondition::Context(context)) => {
+                if context.len() != n * tokens * dim {
+                    return Err(Error::invalid(format!("predict: {} context values for {n} samples of {tokens} x {dim}", context.len())));
+                }
+            }
+            (model, _) => {
+                return Err(Error::invalid(format!("predict: the condition does not fit the model's ({model:?}: class ids, text states or none)")))
             }
         }
         let out_per = self.out_channels() * g.height * g.width;
         let mut out = Vec::with_capacity(n * out_per);
         for start in (0..n).step_by(self.batch) {
             let end = (start + self.batch).min(n);
-            let ys = if y.is_empty() { &[][..] } else { &y[start..end] };
-            out.extend(self.launch(&x[start * per..end * per], &t[start..end], ys)?);
+            let part = match cond {
+                BatchCondition::None => BatchCondition::None,
+                BatchCondition::Labels(y) => BatchCondition::Labels(&y[start..end]),
+                BatchCondition::Context(c) => {
+                    let per = c.len() / n;
+                    BatchCondition::Context(&c[start * per..end * per])
+                }
+            };
+            out.extend(self.launch(&x[start * per..end * per], &t[start..end], part)?);
         }
         Ok(out)
     }

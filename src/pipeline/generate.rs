@@ -17,9 +17,11 @@ use crate::io::safetensors::SafetensorsFile;
 use crate::models::weight_source::FileWeights;
 use crate::models::ModelConfig;
 use crate::pipeline::denoiser::GraphDenoiser;
+use crate::pipeline::noise_file::InitialNoise;
+use crate::pipeline::prompts::{PromptEncoder, Truncated};
 use crate::pipeline::vae_decode::LatentDecoder;
 use crate::sampling::recipe::{Recipe, SamplerName, SAMPLING_KEY};
-use crate::sampling::{sample, Denoiser, SamplerConfig, SeededNoise};
+use crate::sampling::{sample, Condition, Denoiser, NoiseSource, SamplerConfig, SeededNoise};
 use crate::tensor::{DType, ImageGeometry};
 
 /// Changes to a model's recipe; None keeps the file's (or the official) value.
@@ -63,36 +65,56 @@ impl SamplingModel {
     }
 
     /// Bind the backbone's graph for `batch` images per sampler call (the model sees twice as
-    /// many samples when guided: both halves go in one launch) and, for a latent model, the VAE
-    /// decoder in `vae` for the same batch.
-    pub fn build(self, backend: Arc<dyn Backend>, dtype: DType, batch: usize, vae: Option<&SafetensorsFile>) -> Result<Pipeline> {
+    /// many samples when guided: both halves go in one launch), for a latent model the VAE
+    /// decoder in `vae` for the same batch (None: the run keeps its latents), and for a
+    /// text-conditioned model its text encoder.
+    pub fn build(
+        self,
+        backend: Arc<dyn Backend>,
+        dtype: DType,
+        batch: usize,
+        vae: Option<&SafetensorsFile>,
+        text_encoder: Option<&SafetensorsFile>,
+    ) -> Result<Pipeline> {
         if batch == 0 {
             return Err(Error::invalid("batch must be at least 1"));
         }
         let latent = self.config.input_geometry()?;
-        let decoder = match vae {
-            Some(vae) => Some(LatentDecoder::new(backend.clone(), vae, latent, batch, dtype)?),
-            None if [1, 3].contains(&latent.channels) => None,
-            None => {
+        let scale = self.config.latent_scale();
+        let decoder = vae.map(|vae| LatentDecoder::new(backend.clone(), vae, latent, scale, batch, dtype)).transpose()?;
+        let prompts = match (self.config.io().context, text_encoder) {
+            (Some(context), Some(file)) => Some(PromptEncoder::new(backend.clone(), file, dtype, context)?),
+            (Some(_), None) => {
                 return Err(Error::invalid(format!(
-                    "{} samples {}-channel latents: give --vae with the SD KL-f8 decoder (weights-tools/convert.py --arch vae)",
-                    self.file.path().display(),
-                    latent.channels
+                    "{} is text-conditioned: give its text encoder with --text-encoder (weights-tools/convert.py --arch clip_text)",
+                    self.file.path().display()
                 )))
             }
+            (None, Some(file)) => {
+                return Err(Error::invalid(format!("--text-encoder {}: this model takes no text", file.path().display())))
+            }
+            (None, None) => None,
         };
         let per_launch = batch * if self.sampler.guidance.is_guided() { 2 } else { 1 };
         let denoiser = GraphDenoiser::new(backend, &self.config, &mut FileWeights::new(&self.file), per_launch, dtype)?;
-        Ok(Pipeline { model: self, denoiser, decoder, batch })
+        Ok(Pipeline { sampling: RunSampler { model: self, denoiser, prompts, batch }, decoder })
+    }
+
+    /// Whether images of this model need a VAE to become pictures (its samples are latents).
+    pub fn needs_decoder(&self) -> bool {
+        self.config.input_geometry().is_ok_and(|g| ![1, 3].contains(&g.channels))
     }
 }
 
-/// The class of each image of a run, a function of its global index alone: nothing
-/// proportional to the run's size is held, and shards agree with one whole run.
+/// The class (or prompt) of each image of a run, a function of its global index alone:
+/// nothing proportional to the run's size is held, and shards agree with one whole run.
 #[derive(Clone, Debug)]
 pub enum Classes {
     /// An unconditional model.
     None,
+    /// A text-conditioned model: image i has prompt (i / per_prompt) % prompts (indices into
+    /// the prompts given to `Pipeline::set_prompts`).
+    Prompts { per_prompt: u64, prompts: u32 },
     /// Image i has class list[i % list.len()].
     Cycle(Vec<u32>),
     /// Image i has a class drawn uniformly from 0..num_classes by a stream keyed by (seed, i),
@@ -108,6 +130,7 @@ impl Classes {
     pub fn of(&self, index: u64) -> Option<u32> {
         match self {
             Classes::None => None,
+            Classes::Prompts { per_prompt, prompts } => Some(((index / per_prompt.max(&1)) % *prompts.max(&1) as u64) as u32),
             Classes::Cycle(list) => Some(list[(index % list.len() as u64) as usize]),
             Classes::Random { seed, num_classes } => {
                 let mut rng = ChaCha8Rng::seed_from_u64(seed ^ Self::RANDOM_KEY);
@@ -127,6 +150,8 @@ pub struct Run {
     pub classes: Classes,
     /// Number of images.
     pub count: u64,
+    /// x_T of every image of the whole run from a file (`--noise`) instead of the seeded streams.
+    pub noise: Option<Arc<InitialNoise>>,
 }
 
 /// Where a run stands after a model evaluation.
@@ -145,46 +170,28 @@ pub struct RunProgress {
 
 /// A model's graphs bound to a backend, ready to sample.
 pub struct Pipeline {
+    sampling: RunSampler,
+    decoder: Option<LatentDecoder>,
+}
+
+/// The sampling half of a pipeline (apart from the decoder, so that a batch can be decoded
+/// while the next is sampled by the same call).
+struct RunSampler {
     model: SamplingModel,
     denoiser: GraphDenoiser,
-    decoder: Option<LatentDecoder>,
+    prompts: Option<PromptEncoder>,
     batch: usize,
 }
 
-impl Pipeline {
-    pub fn model(&self) -> &SamplingModel {
-        &self.model
-    }
-
-    pub fn backend_name(&self) -> String {
-        self.denoiser.backend_name()
-    }
-
+impl RunSampler {
     /// Model evaluations that `count` images take (progress reporting).
-    pub fn evaluations(&self, count: u64) -> usize {
+    fn evaluations(&self, count: u64) -> usize {
         let n = count.div_ceil(self.batch as u64).saturating_mul(self.model.sampler.evaluations() as u64);
         usize::try_from(n).unwrap_or(usize::MAX)
     }
 
-    /// Geometry of the images the pipeline makes (decoded, for a latent model).
-    pub fn image_geometry(&self) -> Result<ImageGeometry> {
-        match &self.decoder {
-            Some(d) => d.image_geometry(),
-            None => Ok(self.denoiser.geometry()),
-        }
-    }
-
-    /// Sample the run's images batch by batch, decoding latents where the pipeline has a
-    /// decoder, and hand each batch with its classes (empty when unconditional) to `sink` as
-    /// soon as it is made (an `ImageSink`'s append); `progress` is called after every model
-    /// evaluation. A run of 0 images makes nothing.
-    pub fn generate_into(
-        &mut self,
-        run: &Run,
-        progress: &mut dyn FnMut(RunProgress),
-        sink: &mut dyn FnMut(&Images, &[u32]) -> Result<()>,
-    ) -> Result<()> {
-        let g = self.denoiser.geometry();
+    /// `Pipeline::sample_into`.
+    fn sample_into(&mut self, run: &Run, progress: &mut dyn FnMut(RunProgress), sink: &mut dyn FnMut(&[f32], &[u32]) -> Result<()>) -> Result<()> {
         let (evaluations, per_batch) = (self.evaluations(run.count), self.model.sampler.evaluations());
         let mut start = 0u64;
         let mut batches_done = 0usize;
@@ -192,24 +199,97 @@ impl Pipeline {
             let n = (self.batch as u64).min(run.count - start) as usize;
             let first = run.first_image + start;
             let labels: Vec<u32> = (first..first + n as u64).filter_map(|i| run.classes.of(i)).collect();
-            let mut noise = SeededNoise::new(run.seed, first, n);
+            let condition = match (&run.classes, &self.prompts) {
+                (Classes::None, _) => Condition::None,
+                (Classes::Prompts { .. }, Some(prompts)) => prompts.condition(&labels)?,
+                (Classes::Prompts { .. }, None) => return Err(Error::invalid("prompts given for a model that takes no text")),
+                (_, Some(_)) => return Err(Error::invalid("a text-conditioned model samples from prompts, not classes")),
+                (_, None) => Condition::Classes(labels.clone()),
+            };
+            let mut noise: Box<dyn NoiseSource> = match &run.noise {
+                Some(file) => Box::new(file.source(run.seed, first, n)?),
+                None => Box::new(SeededNoise::new(run.seed, first, n)),
+            };
             let mut report = |step, steps| {
                 let evaluations_done = batches_done.saturating_mul(per_batch).saturating_add(step);
                 progress(RunProgress { images_done: start, images: run.count, step, steps, evaluations_done, evaluations })
             };
-            let x = sample(&mut self.denoiser, &self.model.sampler, &labels, &mut noise, &mut report)?;
-            let images = match &self.decoder {
-                None => Images::from_samples(&x, n, g.channels, g.height, g.width),
-                Some(d) => {
-                    let (pixels, image) = d.decode(&x, n)?;
-                    Images::from_samples(&pixels, n, image.channels, image.height, image.width)
-                }
-            };
-            sink(&images, &labels)?;
+            let x = sample(&mut self.denoiser, &self.model.sampler, &condition, noise.as_mut(), &mut report)?;
+            sink(&x, &labels)?;
             start += n as u64;
             batches_done += 1;
         }
         Ok(())
+    }
+}
+
+impl Pipeline {
+    pub fn model(&self) -> &SamplingModel {
+        &self.sampling.model
+    }
+
+    pub fn backend_name(&self) -> String {
+        self.sampling.denoiser.backend_name()
+    }
+
+    /// Model evaluations that `count` images take (progress reporting).
+    pub fn evaluations(&self, count: u64) -> usize {
+        self.sampling.evaluations(count)
+    }
+
+    /// Geometry of the images the pipeline makes (decoded, for a latent model).
+    pub fn image_geometry(&self) -> Result<ImageGeometry> {
+        match &self.decoder {
+            Some(d) => d.image_geometry(),
+            None => Ok(self.sampling.denoiser.geometry()),
+        }
+    }
+
+    /// Encode a text-conditioned model's prompts (each once) for the runs that follow; returns
+    /// the prompts cut to the text encoder's context.
+    pub fn set_prompts(&mut self, prompts: &[String]) -> Result<Vec<Truncated>> {
+        match &mut self.sampling.prompts {
+            Some(encoder) => encoder.set_prompts(prompts),
+            None => Err(Error::invalid("prompts given for a model that takes no text")),
+        }
+    }
+
+    /// Sample the run's images batch by batch and hand each batch's samples (model space,
+    /// before decoding: [n, C, H, W]) with its classes or prompt indices (empty when
+    /// unconditional) to `sink` as soon as it is made; `progress` is called after every model
+    /// evaluation. A run of 0 images makes nothing.
+    pub fn sample_into(&mut self, run: &Run, progress: &mut dyn FnMut(RunProgress), sink: &mut dyn FnMut(&[f32], &[u32]) -> Result<()>) -> Result<()> {
+        self.sampling.sample_into(run, progress, sink)
+    }
+
+    /// `sample_into` with each batch made into images, decoded where the pipeline has a
+    /// decoder (a latent model without one is an error).
+    pub fn generate_into(
+        &mut self,
+        run: &Run,
+        progress: &mut dyn FnMut(RunProgress),
+        sink: &mut dyn FnMut(&Images, &[u32]) -> Result<()>,
+    ) -> Result<()> {
+        let g = self.sampling.denoiser.geometry();
+        if self.decoder.is_none() && self.sampling.model.needs_decoder() {
+            return Err(Error::invalid(format!(
+                "{} samples {}-channel latents: give --vae with the SD KL-f8 decoder (weights-tools/convert.py --arch vae), or write the latents (--out F.safetensors)",
+                self.sampling.model.file.path().display(),
+                g.channels
+            )));
+        }
+        let decoder = &self.decoder;
+        self.sampling.sample_into(run, progress, &mut |x, labels| {
+            let n = x.len() / (g.channels * g.height * g.width);
+            let images = match decoder {
+                None => Images::from_samples(x, n, g.channels, g.height, g.width),
+                Some(d) => {
+                    let (pixels, image) = d.decode(x, n)?;
+                    Images::from_samples(&pixels, n, image.channels, image.height, image.width)
+                }
+            };
+            sink(&images, labels)
+        })
     }
 
     /// The run's images in memory (a small run: tests, soak).

@@ -1,7 +1,9 @@
-//! From a model file to images: a backbone's graph as a sampler's denoiser, text encoding,
-//! VAE decoding, the bundled models, and sampling runs over image ranges.
+//! From a model file to images: a backbone's graph as a sampler's denoiser, prompts through
+//! a text encoder, VAE decoding, the bundled models, and sampling runs over image ranges.
 pub mod bundled;
 pub mod denoiser;
 pub mod generate;
+pub mod noise_file;
+pub mod prompts;
 pub mod text_encoder;
 pub mod vae_decode;

@@ -1,5 +1,6 @@
-//! The last stage of latent sampling: latents scaled back by 1/0.18215 and decoded to images
-//! by the Stable Diffusion KL-f8 VAE decoder (the decoder itself does not scale).
+//! The last stage of latent sampling: latents scaled back by the backbone's latent scale
+//! (`Backbone::latent_scale`: 0.18215, U-ViT's MS-COCO models 0.23010) and decoded to images by
+//! the Stable Diffusion KL-f8 VAE decoder (the decoder itself does not scale).
 use std::sync::Arc;
 
 use crate::backend::Backend;
@@ -11,18 +12,18 @@ use crate::models::ModelConfig;
 use crate::tensor::ImageGeometry;
 use crate::tensor::{DType, HostTensor};
 
-/// Stable Diffusion's latent scale factor: latents are divided by it before decoding.
-pub const SD_LATENT_SCALE: f32 = 0.18215;
-
 pub struct LatentDecoder {
     session: Session,
     batch: usize,
     latent: ImageGeometry,
+    /// Latents are divided by it before decoding.
+    scale: f32,
 }
 
 impl LatentDecoder {
-    /// The VAE in `file`, built for `batch` latents of shape `latent` (square).
-    pub fn new(backend: Arc<dyn Backend>, file: &SafetensorsFile, latent: ImageGeometry, batch: usize, dtype: DType) -> Result<Self> {
+    /// The VAE in `file`, built for `batch` latents of shape `latent` (square) sampled at
+    /// latent scale `scale`.
+    pub fn new(backend: Arc<dyn Backend>, file: &SafetensorsFile, latent: ImageGeometry, scale: f32, batch: usize, dtype: DType) -> Result<Self> {
         let mut config = match ModelConfig::from_file(file)? {
             ModelConfig::Vae(c) => c,
             other => {
@@ -44,7 +45,7 @@ impl LatentDecoder {
         // The weights do not depend on the latent size; build for the model's.
         config.latent_size = latent.height;
         let graph = ModelConfig::Vae(config).build(&mut FileWeights::new(file), batch, dtype)?;
-        Ok(LatentDecoder { session: Session::new(backend, &graph)?, batch, latent })
+        Ok(LatentDecoder { session: Session::new(backend, &graph)?, batch, latent, scale })
     }
 
     /// Geometry of one decoded image.
@@ -64,7 +65,7 @@ impl LatentDecoder {
         let mut geometry = None;
         for start in (0..count).step_by(self.batch) {
             let n = self.batch.min(count - start);
-            let mut x: Vec<f32> = latents[start * per..(start + n) * per].iter().map(|v| v / SD_LATENT_SCALE).collect();
+            let mut x: Vec<f32> = latents[start * per..(start + n) * per].iter().map(|v| v / self.scale).collect();
             x.resize(self.batch * per, 0.0);
             self.session.set_input("x", &HostTensor::from_f32([self.batch, g.channels, g.height, g.width], &x))?;
             self.session.run()?;

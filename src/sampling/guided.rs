@@ -1,10 +1,10 @@
 //! One model evaluation as a sampler sees it: the denoiser run on [x; x] with [labels; null]
-//! when guided (one batch of 2b), the halves combined, the raw output split into ε and the
+//! or [prompts' states; the empty prompt's] when guided (one batch of 2b), the halves combined, the raw output split into ε and the
 //! variance channels, and progress reported.
 use crate::error::{Error, Result};
 
 use super::guidance::Guidance;
-use super::Denoiser;
+use super::{BatchCondition, Condition, Conditioning, Denoiser};
 
 /// ε [b, C, H, W] and, for models with 2C outputs, the variance values v [b, C, H, W].
 pub(crate) struct Prediction {
@@ -15,8 +15,8 @@ pub(crate) struct Prediction {
 pub(crate) struct GuidedModel<'a> {
     denoiser: &'a mut dyn Denoiser,
     guidance: Guidance,
-    /// Labels of the whole model batch: b, or 2b ([labels; null]) when guided; empty if unconditional.
-    labels: Vec<u32>,
+    /// The condition of the whole model batch: b entries, or 2b ([cond; uncond]) when guided.
+    batch: Condition,
     images: usize,
     channels: usize,
     pixels: usize,
@@ -31,7 +31,7 @@ impl<'a> GuidedModel<'a> {
     pub fn new(
         denoiser: &'a mut dyn Denoiser,
         guidance: Guidance,
-        labels: &[u32],
+        condition: &Condition,
         images: usize,
         total: usize,
         progress: &'a mut dyn FnMut(usize, usize),
@@ -44,24 +44,10 @@ impl<'a> GuidedModel<'a> {
                 2 * channels
             )));
         }
-        let labels = match (denoiser.null_class(), guidance.is_guided()) {
-            (None, true) => return Err(Error::invalid("guidance needs a class-conditional model (this one has no null class)")),
-            (None, false) if labels.is_empty() => Vec::new(),
-            (None, false) => return Err(Error::invalid("labels given for an unconditional model")),
-            (Some(null), guided) => {
-                if labels.len() != images {
-                    return Err(Error::invalid(format!("{} labels for {images} images", labels.len())));
-                }
-                if let Some(bad) = labels.iter().find(|&&y| y > null) {
-                    return Err(Error::invalid(format!("label {bad} is out of range (the null class is {null})")));
-                }
-                let nulls = if guided { images } else { 0 };
-                labels.iter().copied().chain(std::iter::repeat_n(null, nulls)).collect()
-            }
-        };
+        let batch = batch_condition(denoiser.conditioning(), condition, guidance.is_guided(), images)?;
         Ok(GuidedModel {
             guidance,
-            labels,
+            batch,
             images,
             channels,
             pixels: geometry.height * geometry.width,
@@ -79,7 +65,12 @@ impl<'a> GuidedModel<'a> {
         let guided = self.guidance.is_guided();
         let rows = if guided { 2 * b } else { b };
         let input: Vec<f32> = if guided { [x, x].concat() } else { x.to_vec() };
-        let out = self.denoiser.predict(&input, &vec![t as f32; rows], &self.labels)?;
+        let cond = match &self.batch {
+            Condition::None => BatchCondition::None,
+            Condition::Classes(labels) => BatchCondition::Labels(labels),
+            Condition::Text { context, .. } => BatchCondition::Context(context),
+        };
+        let out = self.denoiser.predict(&input, &vec![t as f32; rows], cond)?;
         if out.len() != rows * oc * hw {
             return Err(Error::invalid(format!("denoiser returned {} values for a batch of {rows} × {oc} × {hw}", out.len())));
         }
@@ -109,5 +100,47 @@ impl<'a> GuidedModel<'a> {
         self.done += 1;
         (self.progress)(self.done, self.total);
         Ok(Prediction { eps, var })
+    }
+}
+
+/// The condition of a model batch for `images` images: theirs, followed when guided by as many
+/// unconditional ones (the null class, or the empty prompt's states). `Text`'s `empty` is
+/// unused in the result.
+fn batch_condition(model: Conditioning, condition: &Condition, guided: bool, images: usize) -> Result<Condition> {
+    let nulls = if guided { images } else { 0 };
+    match (model, condition) {
+        (Conditioning::Unconditional | Conditioning::Classes { null: None }, _) if guided => {
+            Err(Error::invalid("guidance needs a class-conditional model with a null class, or a text-conditioned one"))
+        }
+        (Conditioning::Unconditional, Condition::None) => Ok(Condition::None),
+        (Conditioning::Unconditional, _) => Err(Error::invalid("a condition given for an unconditional model")),
+        (Conditioning::Classes { null }, Condition::Classes(labels)) => {
+            if labels.len() != images {
+                return Err(Error::invalid(format!("{} labels for {images} images", labels.len())));
+            }
+            if let Some(null) = null {
+                if let Some(bad) = labels.iter().find(|&&y| y > null) {
+                    return Err(Error::invalid(format!("label {bad} is out of range (the null class is {null})")));
+                }
+            }
+            Ok(Condition::Classes(labels.iter().copied().chain(std::iter::repeat_n(null.unwrap_or(0), nulls)).collect()))
+        }
+        (Conditioning::Text { tokens, dim }, Condition::Text { context, empty }) => {
+            let per = tokens * dim;
+            if context.len() != images * per || empty.len() != per {
+                return Err(Error::invalid(format!(
+                    "text condition of {} values (and {} for the empty prompt) for {images} images of {tokens} x {dim} states",
+                    context.len(),
+                    empty.len()
+                )));
+            }
+            let mut batch = context.clone();
+            for _ in 0..nulls {
+                batch.extend_from_slice(empty);
+            }
+            Ok(Condition::Text { context: batch, empty: Vec::new() })
+        }
+        (Conditioning::Classes { .. }, _) => Err(Error::invalid("a class-conditional model needs one class per image")),
+        (Conditioning::Text { .. }, _) => Err(Error::invalid("a text-conditioned model needs a prompt's encoding per image")),
     }
 }

@@ -1,4 +1,4 @@
-//! The sampling entry point: a sampler configuration, a denoiser, labels and noise in; samples out.
+//! The sampling entry point: a sampler configuration, a denoiser, conditions and noise in; samples out.
 use crate::error::{Error, Result};
 
 use super::guidance::Guidance;
@@ -7,7 +7,7 @@ use super::noise::NoiseSource;
 use super::respace::RespacedSchedule;
 use super::schedule::{NoiseSchedule, TRAIN_STEPS};
 use super::vp::VpSchedule;
-use super::{ddim, ddpm, dpm_solver, dpm_solver_pp, Denoiser};
+use super::{ddim, ddpm, dpm_solver, dpm_solver_pp, Condition, Denoiser};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Method {
@@ -105,12 +105,13 @@ impl SamplerConfig {
 }
 
 /// Make `noise.images()` samples [b, C, H, W]: x_T and every step's noise come from `noise`;
-/// `labels` has one class per image (empty for an unconditional denoiser). `progress(done,
+/// `condition` holds each image's class or text states (`Condition::None` for an unconditional
+/// denoiser). `progress(done,
 /// total)` is called after each model evaluation.
 pub fn sample(
     denoiser: &mut dyn Denoiser,
     config: &SamplerConfig,
-    labels: &[u32],
+    condition: &Condition,
     noise: &mut dyn NoiseSource,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<f32>> {
@@ -120,7 +121,7 @@ pub fn sample(
         return Err(Error::invalid("nothing to sample: the noise source is for 0 images"));
     }
     let geometry = denoiser.geometry();
-    let mut model = GuidedModel::new(denoiser, config.guidance, labels, images, config.evaluations(), progress)?;
+    let mut model = GuidedModel::new(denoiser, config.guidance, condition, images, config.evaluations(), progress)?;
     let mut x = vec![0f32; images * geometry.channels * geometry.height * geometry.width];
     noise.fill(&mut x)?;
     match config.method {

@@ -35,8 +35,8 @@ fn classify(images: &Images) -> Vec<usize> {
 fn sample_digits(model: &str, backend: Arc<dyn Backend>, per_digit: usize) -> (Vec<u32>, Images) {
     let model = SamplingModel::new(bundled::open(model).unwrap(), &RecipeOverrides::default()).unwrap();
     let labels: Vec<u32> = (0..10 * per_digit).map(|i| (i / per_digit) as u32).collect();
-    let run = Run { seed: 2024, first_image: 0, classes: Classes::Cycle(labels.clone()), count: labels.len() as u64 };
-    let mut pipeline = model.build(backend, DType::F32, labels.len(), None).unwrap();
+    let run = Run { seed: 2024, first_image: 0, classes: Classes::Cycle(labels.clone()), count: labels.len() as u64, noise: None };
+    let mut pipeline = model.build(backend, DType::F32, labels.len(), None, None).unwrap();
     (labels, pipeline.generate(&run, &mut |_| {}).unwrap())
 }
 
@@ -76,12 +76,61 @@ fn bundled_tldm_samples_are_the_digits_asked_for() {
     assert_cpu_samples_recognised("tldm");
 }
 
+/// The phrasing families of the text-to-image model's captions (weights-tools/
+/// train_t2i_digits.py CAPTIONS): each must draw the digit it names.
+const WORDS: [&str; 10] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+const FAMILIES: [(&str, fn(usize) -> String); 5] = [
+    ("numeral", |d| d.to_string()),
+    ("word", |d| WORDS[d].to_string()),
+    ("handwritten", |d| format!("a handwritten {}", WORDS[d])),
+    ("the digit", |d| format!("the digit {d}")),
+    ("photo", |d| format!("a photo of the number {}", WORDS[d])),
+];
+
+/// `per_prompt` samples of each prompt (prompt-major order) from the bundled text-to-image
+/// model with its own recipe and text encoder on `backend`.
+fn sample_prompts(backend: Arc<dyn Backend>, prompts: &[String], per_prompt: usize) -> Images {
+    let model = SamplingModel::new(bundled::open("uvit_t2i").unwrap(), &RecipeOverrides::default()).unwrap();
+    let text_encoder = bundled::open_text_encoder("uvit_t2i").unwrap();
+    let count = prompts.len() * per_prompt;
+    let classes = Classes::Prompts { per_prompt: per_prompt as u64, prompts: prompts.len() as u32 };
+    let run = Run { seed: 2024, first_image: 0, classes, count: count as u64, noise: None };
+    let mut pipeline = model.build(backend, DType::F32, count.min(100), None, Some(&text_encoder)).unwrap();
+    assert!(pipeline.set_prompts(prompts).unwrap().is_empty(), "a digit prompt was truncated");
+    pipeline.generate(&run, &mut |_| {}).unwrap()
+}
+
+#[test]
+fn bundled_text_to_image_model_draws_the_digit_every_phrasing_names() {
+    for (family, caption) in FAMILIES {
+        let prompts: Vec<String> = (0..10).map(caption).collect();
+        let images = sample_prompts(Arc::new(CpuBackend::new()), &prompts, PER_DIGIT);
+        let labels: Vec<u32> = (0..10 * PER_DIGIT).map(|i| (i / PER_DIGIT) as u32).collect();
+        let mut right = [0usize; 10];
+        for (want, got) in labels.iter().zip(classify(&images)) {
+            right[*want as usize] += (*want as usize == got) as usize;
+        }
+        println!("uvit_t2i '{family}' prompts ({}, ...): right per digit {right:?}", prompts[7]);
+        assert!(right.iter().all(|&r| r * 10 >= 9 * PER_DIGIT), "'{family}' prompts ({}, ...): fewer than 90% recognised for some digit: {right:?}", prompts[7]);
+    }
+}
+
 #[test]
 fn every_bundled_model_has_a_classifier_test() {
-    let tested = ["dit", "uvit", "diffit", "tldm"];
+    let tested = ["dit", "uvit", "diffit", "tldm", "uvit_t2i"];
     for model in bundled::BUNDLED {
         assert!(tested.contains(&model.name), "bundled model '{}' has no classifier test in digits.rs", model.name);
     }
+}
+
+/// One sample of each digit from a bundled model: by class, or for the text-to-image model by
+/// the prompts "a handwritten zero", ...
+fn one_of_each_digit(model: &str, backend: Arc<dyn Backend>) -> (Vec<u32>, Images) {
+    if model != "uvit_t2i" {
+        return sample_digits(model, backend, 1);
+    }
+    let prompts: Vec<String> = (0..10).map(FAMILIES[2].1).collect();
+    ((0..10).collect(), sample_prompts(backend, &prompts, 1))
 }
 
 /// The GPU backends make the CPU's digits (one per digit: lavapipe is slow) for every bundled
@@ -89,10 +138,10 @@ fn every_bundled_model_has_a_classifier_test() {
 #[test]
 fn bundled_models_sample_the_same_digits_on_every_backend() {
     for model in bundled::BUNDLED.iter().map(|m| m.name) {
-        let (labels, reference) = sample_digits(model, Arc::new(CpuBackend::new()), 1);
+        let (labels, reference) = one_of_each_digit(model, Arc::new(CpuBackend::new()));
         for backend in crate::common::backends().into_iter().filter(|b| !b.name().starts_with("cpu")) {
             let name = format!("{model} on {}", backend.name());
-            let (_, images) = sample_digits(model, backend, 1);
+            let (_, images) = one_of_each_digit(model, backend);
             let worst = images.pixels.iter().zip(&reference.pixels).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
             println!("{name}: largest pixel difference from the CPU {worst}");
             assert!(worst <= 2, "{name}: pixels differ from the CPU's by up to {worst}");

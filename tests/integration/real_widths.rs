@@ -132,11 +132,11 @@ fn a_dit_xl2_shaped_latent_model_with_the_sd_vae_samples_alike_on_every_backend(
     sd_vae.layers_per_block = 1;
     let dit_file = random_file(dir.path(), "dit.safetensors", &ModelConfig::Dit(dit));
     let vae_file = random_file(dir.path(), "vae.safetensors", &ModelConfig::Vae(sd_vae));
-    let run = Run { seed: 3, first_image: 0, classes: Classes::Cycle(vec![207, 360]), count: 2 };
+    let run = Run { seed: 3, first_image: 0, classes: Classes::Cycle(vec![207, 360]), count: 2, noise: None };
     let sample = |backend: Arc<dyn Backend>| {
         let overrides = RecipeOverrides { steps: Some(3), ..Default::default() };
         let model = SamplingModel::new(SafetensorsFile::open(dit_file.path()).unwrap(), &overrides).unwrap();
-        let mut pipeline = model.build(backend, DType::F32, 2, Some(&vae_file)).unwrap();
+        let mut pipeline = model.build(backend, DType::F32, 2, Some(&vae_file), None).unwrap();
         pipeline.generate(&run, &mut |_| {}).unwrap()
     };
     let want = sample(Arc::new(CpuBackend::new()));

@@ -178,6 +178,50 @@ fn bad_requests_fail_with_one_line_and_write_nothing() {
     let jpg = dir.path().join("x.jpg");
     let (code, _, stderr) = sample(&[], &jpg);
     assert_eq!(code, 2);
-    assert!(stderr.contains("expected a .png or .npz"), "{stderr}");
+    assert!(stderr.contains("expected a .png, .npz or .safetensors"), "{stderr}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "a failed run left files behind");
+}
+
+#[test]
+fn noise_file_and_latents_output_reproduce_a_run() {
+    use ditrt::io::safetensors::{read_all, write_safetensors};
+    use ditrt::tensor::HostTensor;
+    let dir = tempfile::tempdir().unwrap();
+    let noise_path = dir.path().join("noise.safetensors");
+    let values: Vec<f32> = (0..3 * 4 * 8 * 8).map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 1.7).collect();
+    let noise = HostTensor::from_f32([3, 4, 8, 8], &values);
+    write_safetensors(&noise_path, &[("noise", &noise)], &Default::default()).unwrap();
+    let run = |seed: &str, with_noise: bool, name: &str| {
+        let out = dir.path().join(name);
+        let mut args = vec!["--sampler", "ddim", "--num", "3", "--class", "1,2,3", "--seed", seed];
+        if with_noise {
+            args.extend(["--noise", noise_path.to_str().unwrap()]);
+        }
+        let (code, stdout, stderr) = sample(&args, &out);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.contains("latents 4x8x8"), "{stdout}");
+        read_all(&out).unwrap()
+    };
+    let a = run("1", true, "a.safetensors");
+    assert_eq!(a["latents"].shape.dims(), [3, 4, 8, 8]);
+    assert_eq!(a["labels"].bytes, HostTensor::from_u32([3], &[1, 2, 3]).bytes);
+    // DDIM (eta 0) draws nothing after x_T: with x_T from the file the seed changes nothing.
+    assert_eq!(run("2", true, "b.safetensors")["latents"].bytes, a["latents"].bytes, "the seed changed a run with --noise");
+    assert_ne!(run("1", false, "c.safetensors")["latents"].bytes, a["latents"].bytes, "--noise changed nothing");
+
+    // A noise file of the wrong shape, and a prompt for a class-conditional model: one line each.
+    let short = dir.path().join("short.safetensors");
+    write_safetensors(&short, &[("noise", &HostTensor::from_f32([2, 4, 8, 8], &values[..512]))], &Default::default()).unwrap();
+    let out = dir.path().join("x.safetensors");
+    for (args, needle) in [
+        (vec!["--num", "3", "--noise", short.to_str().unwrap()], "expected a float tensor of shape [3, 4, 8, 8]"),
+        (vec!["--prompt", "a cat"], "--prompt given for a model that takes no text"),
+        (vec!["--text-encoder", noise_path.to_str().unwrap()], "this model takes no text"),
+    ] {
+        let (code, _, stderr) = sample(&args, &out);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{stderr}");
+    }
+    assert!(!out.exists(), "a failed run wrote its output");
 }

@@ -12,7 +12,7 @@ use ditrt::sampling::dpm_solver::fast_orders;
 use ditrt::sampling::respace::{space_timesteps, RespacedSchedule};
 use ditrt::sampling::schedule::alphas_cumprod;
 use ditrt::sampling::vp::VpSchedule;
-use ditrt::sampling::{sample, Denoiser, Guidance, Method, NoiseSchedule, NoiseSource, SamplerConfig, SeededNoise};
+use ditrt::sampling::{sample, BatchCondition, Condition, Conditioning, Denoiser, Guidance, Method, NoiseSchedule, NoiseSource, SamplerConfig, SeededNoise};
 use ditrt::tensor::ImageGeometry;
 use ditrt::tensor::{DType, HostTensor};
 use ditrt::tools::verify::Comparison;
@@ -45,10 +45,11 @@ impl Denoiser for FixtureDenoiser {
     fn out_channels(&self) -> usize {
         self.config.output_channels()
     }
-    fn null_class(&self) -> Option<u32> {
-        self.config.num_classes().map(|n| n as u32)
+    fn conditioning(&self) -> Conditioning {
+        Conditioning::Classes { null: self.config.num_classes().map(|n| n as u32) }
     }
-    fn predict(&mut self, x: &[f32], t: &[f32], y: &[u32]) -> Result<Vec<f32>> {
+    fn predict(&mut self, x: &[f32], t: &[f32], cond: BatchCondition) -> Result<Vec<f32>> {
+        let BatchCondition::Labels(y) = cond else { panic!("the fixture DiT takes labels, got {cond:?}") };
         let g = self.geometry();
         let b = t.len();
         if !self.sessions.contains_key(&b) {
@@ -105,7 +106,7 @@ fn check_trajectory(case: &str, model: &str, config: SamplerConfig) {
     let mut noise = ReplayNoise { draws: noise_values.chunks(per_draw).map(<[f32]>::to_vec).collect(), used: 0, images: b };
     let mut denoiser = FixtureDenoiser::open(model);
     let mut reported = Vec::new();
-    let out = sample(&mut denoiser, &config, &labels, &mut noise, &mut |done, total| reported.push((done, total)))
+    let out = sample(&mut denoiser, &config, &Condition::Classes(labels.clone()), &mut noise, &mut |done, total| reported.push((done, total)))
         .unwrap_or_else(|e| panic!("{case}: {e}"));
 
     let (x_in, t_in) = (t["x_in"].to_f32(), t["t_in"].to_f32());
@@ -223,7 +224,7 @@ fn dpm_solver_fast_layout_matches_uvit() {
 fn seeded_run(seed: u64, first: u64, labels: &[u32]) -> Vec<f32> {
     let mut denoiser = FixtureDenoiser::open("dit_p2");
     let mut noise = SeededNoise::new(seed, first, labels.len());
-    sample(&mut denoiser, &SamplerConfig::dit(4, 4.0), labels, &mut noise, &mut |_, _| {}).unwrap()
+    sample(&mut denoiser, &SamplerConfig::dit(4, 4.0), &Condition::Classes(labels.to_vec()), &mut noise, &mut |_, _| {}).unwrap()
 }
 
 #[test]
@@ -248,10 +249,10 @@ impl Denoiser for HalfDenoiser {
     fn out_channels(&self) -> usize {
         2
     }
-    fn null_class(&self) -> Option<u32> {
-        None
+    fn conditioning(&self) -> Conditioning {
+        Conditioning::Unconditional
     }
-    fn predict(&mut self, x: &[f32], _t: &[f32], _y: &[u32]) -> Result<Vec<f32>> {
+    fn predict(&mut self, x: &[f32], _t: &[f32], _cond: BatchCondition) -> Result<Vec<f32>> {
         Ok(x.iter().map(|v| v / 2.0).collect())
     }
 }
@@ -259,7 +260,8 @@ impl Denoiser for HalfDenoiser {
 #[test]
 fn invalid_requests_are_errors() {
     let run = |config: SamplerConfig, labels: &[u32]| {
-        sample(&mut HalfDenoiser, &config, labels, &mut SeededNoise::new(0, 0, 2), &mut |_, _| {}).err().map(|e| e.to_string()).unwrap_or_default()
+        let condition = if labels.is_empty() { Condition::None } else { Condition::Classes(labels.to_vec()) };
+        sample(&mut HalfDenoiser, &config, &condition, &mut SeededNoise::new(0, 0, 2), &mut |_, _| {}).err().map(|e| e.to_string()).unwrap_or_default()
     };
     let plain = config(Method::Ddpm, NoiseSchedule::Linear, 10, Guidance::None);
     assert!(run(plain, &[]).is_empty(), "a valid request failed");
@@ -274,8 +276,59 @@ fn invalid_requests_are_errors() {
     let mut dit = FixtureDenoiser::open("dit_p2");
     let mut noise = SeededNoise::new(0, 0, 2);
     let err = |labels: &[u32], dit: &mut FixtureDenoiser, noise: &mut SeededNoise| {
-        sample(dit, &SamplerConfig::dit(2, 4.0), labels, noise, &mut |_, _| {}).unwrap_err().to_string()
+        sample(dit, &SamplerConfig::dit(2, 4.0), &Condition::Classes(labels.to_vec()), noise, &mut |_, _| {}).unwrap_err().to_string()
     };
     assert!(err(&[1], &mut dit, &mut noise).contains("1 labels for 2 images"));
     assert!(err(&[1, 11], &mut dit, &mut noise).contains("label 11"));
+}
+
+/// A text-conditioned analytic denoiser: ε = mean of the sample's context states (so the
+/// guided ε shows which states each half got).
+struct ContextMeanDenoiser;
+
+impl Denoiser for ContextMeanDenoiser {
+    fn geometry(&self) -> ImageGeometry {
+        ImageGeometry { channels: 1, height: 1, width: 2 }
+    }
+    fn out_channels(&self) -> usize {
+        1
+    }
+    fn conditioning(&self) -> Conditioning {
+        Conditioning::Text { tokens: 2, dim: 3 }
+    }
+    fn predict(&mut self, x: &[f32], _t: &[f32], cond: BatchCondition) -> Result<Vec<f32>> {
+        let BatchCondition::Context(context) = cond else { panic!("a text model got {cond:?}") };
+        let b = x.len() / 2;
+        assert_eq!(context.len(), b * 6, "context of the whole model batch");
+        Ok(context.chunks(6).flat_map(|c| [c.iter().sum::<f32>() / 6.0; 2]).collect())
+    }
+}
+
+#[test]
+fn text_guidance_pairs_each_prompt_with_the_empty_prompt() {
+    // Two images with states of mean 1 and 3, the empty prompt's of mean -1; U-ViT's form
+    // ε = c + s(c − u) at s = 2: 1 + 2·2 = 5 and 3 + 2·4 = 11. DDIM with one step and
+    // eta 0 maps x_T to (x_T − σ ε)/α at t = 999 then to x_0 directly, so compare ε through
+    // two runs that differ only in the context.
+    let context: Vec<f32> = [vec![1.0; 6], vec![3.0; 6]].concat();
+    let empty = vec![-1.0; 6];
+    let config = config(Method::Ddim { eta: 0.0 }, NoiseSchedule::Linear, 1, Guidance::Uvit { scale: 2.0 });
+    let run = |context: Vec<f32>, empty: Vec<f32>| {
+        let condition = Condition::Text { context, empty };
+        sample(&mut ContextMeanDenoiser, &config, &condition, &mut SeededNoise::new(5, 0, 2), &mut |_, _| {}).unwrap()
+    };
+    let guided = run(context.clone(), empty.clone());
+    // The same result from an unguided run whose states already have the guided means.
+    let unguided_config = SamplerConfig { guidance: Guidance::None, ..config };
+    let equivalent = Condition::Text { context: [vec![5.0; 6], vec![11.0; 6]].concat(), empty: empty.clone() };
+    let want = sample(&mut ContextMeanDenoiser, &unguided_config, &equivalent, &mut SeededNoise::new(5, 0, 2), &mut |_, _| {}).unwrap();
+    for (g, w) in guided.iter().zip(&want) {
+        assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "guided {guided:?} != {want:?}");
+    }
+    let err = |condition: Condition| {
+        sample(&mut ContextMeanDenoiser, &config, &condition, &mut SeededNoise::new(5, 0, 2), &mut |_, _| {}).unwrap_err().to_string()
+    };
+    assert!(err(Condition::Classes(vec![1, 2])).contains("text-conditioned"));
+    assert!(err(Condition::Text { context: vec![0.0; 6], empty: empty.clone() }).contains("for 2 images"));
+    assert!(err(Condition::Text { context, empty: vec![0.0; 5] }).contains("empty prompt"));
 }
