@@ -1,10 +1,14 @@
 //! All integration tests in one binary (one file to carry to a GPU machine).
+#[cfg(feature = "wgpu")]
+mod adapter_choice;
 mod cli;
 mod common;
 mod diffit;
 mod digits;
 mod dit;
 mod fuzz_regressions;
+#[cfg(feature = "wgpu")]
+mod grid_audit;
 mod input_checks;
 mod layers;
 mod limits;
