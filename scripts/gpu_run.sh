@@ -4,6 +4,8 @@
 #   run(command="bash scripts/gpu_run.sh", carry=["gpu-bundle"], timeout_s=600)
 # No Rust is needed there. Steps, each under its own time limit (about 9 minutes in all at
 # worst, inside the tool's 10), none stopping the others:
+#   0. the binaries unpacked from gpu-bundle/bin.tar.xz, the repository path compiled into them
+#      linked to this checkout (fixtures, models), the CLI put where the tests run it
 #   1. environment: GPU, driver, the cuBLASLt found (cudarc looks for libcublasLt.so(.12); a
 #      CUDA 13 machine has .so.13, linked here as libcublasLt.so in a folder put on the path)
 #   2. every test of the integration binary with the CUDA backend alone (DITRT_BACKENDS=cuda):
@@ -12,13 +14,53 @@
 #      those with shared memory
 #   4. benchmarks: benches/ops.rs (per op, CUDA rows) and `ditrt bench` (DiT forwards, CUDA graphs)
 #   5. a summary table, printed last
+# `--check` stops after step 0, once the binaries have started (lists the tests, prints the
+# CLI's version): no GPU needed, so it can be tried anywhere.
 # Logs go to $OUT (the device tool brings back at most 8 files): env.txt, tests.log,
 # memcheck.log, racecheck.log, cuda_ops.txt, model_bench.txt, summary.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 [[ -d gpu-bundle ]] || cd ..  # also runs as gpu-bundle/gpu_run.sh
+check=0
+case "${1:-}" in
+  "") ;;
+  --check) check=1 ;;
+  *) echo "usage: gpu_run.sh [--check]" >&2; exit 2 ;;
+esac
 bundle="$PWD/gpu-bundle"
-[[ -x "$bundle/bin/integration" ]] || { echo "gpu_run: no $bundle/bin/integration: run scripts/gpu_bundle.sh here and carry gpu-bundle" >&2; exit 2; }
+[[ -f "$bundle/bin.tar.xz" ]] || { echo "gpu_run: no $bundle/bin.tar.xz: run scripts/gpu_bundle.sh here and carry gpu-bundle" >&2; exit 2; }
+
+# 0. The binaries, where they look for what they read.
+bin="$(mktemp -d)"
+trap 'rm -rf "$bin"' EXIT
+if command -v xz >/dev/null; then
+  tar -C "$bin" -xJf "$bundle/bin.tar.xz"
+else
+  python3 -m tarfile -e "$bundle/bin.tar.xz" "$bin"  # Python's lzma when xz is not installed
+fi || { echo "gpu_run: could not unpack $bundle/bin.tar.xz" >&2; exit 2; }
+tests="$bin/integration"
+cli="$bin/ditrt"
+# The tests read fixtures, models and sources under the repository path they were built in and
+# run the CLI from the path cargo built it at: make both lead here.
+manifest="$(cat "$bundle/manifest_dir")"
+if [[ ! -e "$manifest" ]]; then
+  mkdir -p "$(dirname "$manifest")" && ln -s "$PWD" "$manifest"
+fi
+built_cli="$(cat "$bundle/cli_path")"
+if [[ ! -x "$built_cli" ]]; then
+  mkdir -p "$(dirname "$built_cli")" && cp "$cli" "$built_cli"
+fi
+if (( check )); then
+  listed="$("$tests" --list 2>/dev/null | grep -c ': test$')"
+  version="$("$cli" --version 2>&1)"
+  if (( listed == 0 )) || [[ $version != ditrt* ]]; then
+    echo "gpu_run --check: the binaries do not start ($listed tests listed; CLI: $version)" >&2
+    exit 1
+  fi
+  echo "gpu_run --check: $listed tests listed, $version; $manifest -> $(readlink -f "$manifest"); CLI at $built_cli"
+  exit 0
+fi
+
 OUT="${OUT:-$PWD/gpu-out}"
 mkdir -p "$OUT"
 summary="$OUT/summary.txt"
@@ -28,15 +70,6 @@ summary="$OUT/summary.txt"
 record() { printf '%-22s %-8s %5ss  %s\n' "$1" "$([[ $2 == 0 ]] && echo ok || echo "FAIL($2)")" "$3" "$4" >>"$summary"; }
 # The libtest result line of a log ("test result: ok. 40 passed; 0 failed; ...").
 result_line() { grep -E '^test result:' "$1" | tail -n 1 | sed 's/; finished in.*//'; }
-
-# The binaries look for fixtures, models and the CLI under the repository path they were built
-# in; make that path lead to the bundle when it is not this very checkout.
-manifest="$(cat "$bundle/manifest_dir")"
-if [[ ! -e "$manifest" ]]; then
-  mkdir -p "$(dirname "$manifest")" && ln -s "$bundle" "$manifest"
-elif [[ ! -x "$manifest/target/release/ditrt" ]]; then
-  mkdir -p "$manifest/target/release" && cp "$bundle/target/release/ditrt" "$manifest/target/release/ditrt"
-fi
 
 # 1. Environment, and a libcublasLt.so that cudarc's loader finds.
 libs="$(mktemp -d)"
@@ -58,7 +91,6 @@ export LD_LIBRARY_PATH="$libs:/usr/local/nvidia/lib64:${LD_LIBRARY_PATH:-}"
 cat "$OUT/env.txt"
 
 export DITRT_BACKENDS=cuda
-tests="$bundle/bin/integration"
 
 # 2. Every test with the CUDA backend.
 start=$SECONDS
@@ -87,7 +119,7 @@ fi
 
 # 4. Benchmarks.
 start=$SECONDS
-timeout 60 "$bundle/bin/ops" --bench --quick --backend cuda >"$OUT/cuda_ops.txt" 2>&1
+timeout 60 "$bin/ops" --bench --quick --backend cuda >"$OUT/cuda_ops.txt" 2>&1
 record "bench cuda_ops" $? $((SECONDS - start)) "$(wc -l <"$OUT/cuda_ops.txt") lines"
 cat "$OUT/cuda_ops.txt"
 start=$SECONDS
@@ -95,7 +127,7 @@ start=$SECONDS
 bench_status=0
 for run in "DiT-XL/2 8 bf16" "DiT-XL/2 8 f32" "DiT-S/2 32 bf16"; do
   read -r preset batch dtype <<<"$run"
-  timeout 60 "$bundle/target/release/ditrt" bench --backend cuda --preset "$preset" --batch "$batch" --dtype "$dtype" \
+  timeout 60 "$cli" bench --backend cuda --preset "$preset" --batch "$batch" --dtype "$dtype" \
     --warmup 3 --iters 20 >>"$OUT/model_bench.txt" 2>&1 || bench_status=$?
 done
 record "bench models" "$bench_status" $((SECONDS - start)) "$(grep -c 'ms/forward' "$OUT/model_bench.txt") of 3 ran"

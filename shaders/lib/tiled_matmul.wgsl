@@ -1,5 +1,5 @@
 // The tiled product c[r, col] = sum_k x[r, k] w[col, k] (x W^T) shared by gemm, tmsa_qkv,
-// skip_concat_linear and conv2d. The including shader defines:
+// skip_concat_linear and conv2d; after lib/flat_index.wgsl. The including shader defines:
 //   Params with fields m, n, k (the product is [m, n], summed over k), bound as `p`;
 //   fn load_x(r: u32, k: u32) -> f32 and fn load_w(col: u32, k: u32) -> f32, called in range;
 //   fn store(r: u32, col: u32, acc: f32), the epilogue, called in range.
@@ -7,7 +7,9 @@
 // 4x4 outputs at rows 4 ty + i and columns 4 tx + j. K advances TILE_K at a time through
 // workgroup memory, where each k holds the tile's 64 rows of x and 64 columns of w as vec4s,
 // so an invocation reads its 4 rows and its 4 columns with two loads per k. Tiles are loaded
-// along k, so neighbouring invocations read neighbouring elements.
+// along k, so neighbouring invocations read neighbouring elements. The tiles of c run row by
+// row, columns fastest, in a flat run of workgroups (split over x and y when one dimension
+// cannot hold them: `tiles` in src/backend/wgpu/lower/linear.rs).
 
 const TILE: u32 = 64u;
 const TILE_K: u32 = 32u;
@@ -19,17 +21,23 @@ var<workgroup> x_tile: array<vec4<f32>, 512>;
 var<workgroup> w_tile: array<vec4<f32>, 512>;
 
 @compute @workgroup_size(16, 16)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
-    let row0 = wid.y * TILE;
-    let col0 = wid.x * TILE;
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let tile = flat_group(wid, groups);
+    let col_tiles = (p.n + TILE - 1u) / TILE;
+    // Surplus workgroups of a split run load and store nothing (no early return before the
+    // barriers).
+    let inside = tile < col_tiles * ((p.m + TILE - 1u) / TILE);
+    let k_len = select(0u, p.k, inside);
+    let row0 = tile / col_tiles * TILE;
+    let col0 = tile % col_tiles * TILE;
     // acc_i[j]: row 4 ty + i, column 4 tx + j. Four variables, not an array, so that they
     // stay in registers (compilers such as llvmpipe's spill indexed arrays to memory).
     var acc_0 = vec4<f32>();
     var acc_1 = vec4<f32>();
     var acc_2 = vec4<f32>();
     var acc_3 = vec4<f32>();
-    for (var k0 = 0u; k0 < p.k; k0 += TILE_K) {
+    for (var k0 = 0u; k0 < k_len; k0 += TILE_K) {
         for (var i = 0u; i < TILE * TILE_K / THREADS; i++) {
             let e = li + THREADS * i;
             let r = e / TILE_K;
@@ -56,6 +64,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             acc_3 += xs.w * ws;
         }
         workgroupBarrier();
+    }
+    if (!inside) {
+        return;
     }
     let r = row0 + 4u * lid.y;
     store_row(r, col0 + 4u * lid.x, acc_0);

@@ -18,15 +18,23 @@ pub struct Auto {
 
 impl Auto {
     /// The first of `order` that opens, remembering the ones after it; else the last error.
+    /// When it is not the first, one line on stderr says why the ones before it did not open
+    /// (no CUDA driver, no Vulkan driver, a CPU adapter, ...).
     pub fn first(order: &[Opener]) -> Result<Arc<dyn Backend>> {
-        let mut last = Error::invalid("auto: no backend to choose from");
+        let mut passed_over = Vec::new();
         for (i, open) in order.iter().enumerate() {
             match open() {
-                Ok(chosen) => return Ok(Arc::new(Auto { chosen, rest: order[i + 1..].to_vec() })),
-                Err(e) => last = e,
+                Ok(chosen) => {
+                    if !passed_over.is_empty() {
+                        let why: Vec<String> = passed_over.iter().map(Error::to_string).collect();
+                        eprintln!("note: auto runs on {}: {}", chosen.name(), why.join("; "));
+                    }
+                    return Ok(Arc::new(Auto { chosen, rest: order[i + 1..].to_vec() }));
+                }
+                Err(e) => passed_over.push(e),
             }
         }
-        Err(last)
+        Err(passed_over.pop().unwrap_or_else(|| Error::invalid("auto: no backend to choose from")))
     }
 }
 

@@ -1,4 +1,6 @@
 //! All integration tests in one binary (one file to carry to a GPU machine).
+#[cfg(feature = "wgpu")]
+mod adapter_choice;
 mod cli;
 mod clip_text;
 mod common;
@@ -6,6 +8,8 @@ mod diffit;
 mod digits;
 mod dit;
 mod fuzz_regressions;
+#[cfg(feature = "wgpu")]
+mod grid_audit;
 mod input_checks;
 mod layers;
 mod limits;

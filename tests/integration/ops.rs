@@ -690,61 +690,87 @@ fn copy3d() {
     });
 }
 
+/// One conv2d launch: `batch` images of `in_c` x `h` x `w`, a `kernel` x `kernel` filter bank of
+/// `out_c` filters, zero padding `pad`.
+#[derive(Clone, Copy)]
+struct ConvShape {
+    batch: usize,
+    in_c: usize,
+    out_c: usize,
+    h: usize,
+    w: usize,
+    kernel: usize,
+    pad: usize,
+}
+
 #[test]
 fn conv2d() {
     for_each_case(|case| {
         for (kernel, pad) in [(1, 0), (3, 1), (3, 0)] {
             for (batch, in_c, out_c, h, w) in [(1, 1, 1, 3, 3), (2, 3, 5, 7, 9), (1, 8, 4, 16, 12)] {
                 for bias in [false, true] {
-                    let x = case.random(batch * in_c * h * w);
-                    let weight = case.random(out_c * in_c * kernel * kernel);
-                    let b = case.random(out_c);
-                    let (oh, ow) = (h + 2 * pad - kernel + 1, w + 2 * pad - kernel + 1);
-                    let out = case.output(batch * out_c * oh * ow);
-                    let op = Conv2d {
-                        batch,
-                        in_c,
-                        out_c,
-                        height: h,
-                        width: w,
-                        kernel,
-                        pad,
-                        x: case.input(&x),
-                        weight: case.input(&weight),
-                        bias: bias.then(|| case.input(&b)),
-                        out,
-                    };
-                    case.backend.launch(&Op::Conv2d(op)).expect("conv2d");
-                    let mut want = Vec::new();
-                    for bi in 0..batch {
-                        for oc in 0..out_c {
-                            for y in 0..oh {
-                                for xo in 0..ow {
-                                    let mut sum = if bias { f64::from(b[oc]) } else { 0.0 };
-                                    for ic in 0..in_c {
-                                        for ky in 0..kernel {
-                                            for kx in 0..kernel {
-                                                let (iy, ix) = ((y + ky) as isize - pad as isize, (xo + kx) as isize - pad as isize);
-                                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
-                                                    continue;
-                                                }
-                                                let pixel = x[((bi * in_c + ic) * h + iy as usize) * w + ix as usize];
-                                                let wv = weight[((oc * in_c + ic) * kernel + ky) * kernel + kx];
-                                                sum += f64::from(pixel) * f64::from(wv);
-                                            }
-                                        }
-                                    }
-                                    want.push(sum);
-                                }
-                            }
-                        }
-                    }
-                    let name = format!("conv2d k={kernel} pad={pad} batch={batch} in={in_c} out={out_c} {h}x{w} bias={bias}");
-                    case.check(&name, &case.read(out), &want);
+                    conv2d_case(case, ConvShape { batch, in_c, out_c, h, w, kernel, pad }, bias);
                 }
             }
         }
     });
+}
+
+/// More tiles of 64 output pixels (4 x 1025 x 1025 / 64: 65,665) than one grid dimension
+/// holds (65535): the wgpu dispatch is split over two (the SD VAE decoder at 512 px from batch
+/// 16 on was refused). One channel in and out keeps it cheap.
+#[test]
+fn conv2d_beyond_one_grid_dimension() {
+    for_each_case(|case| conv2d_case(case, ConvShape { batch: 4, in_c: 1, out_c: 1, h: 1025, w: 1025, kernel: 3, pad: 1 }, true));
+}
+
+fn conv2d_case(case: &mut Case, s: ConvShape, bias: bool) {
+    let ConvShape { batch, in_c, out_c, h, w, kernel, pad } = s;
+    let x = case.random(batch * in_c * h * w);
+    let weight = case.random(out_c * in_c * kernel * kernel);
+    let b = case.random(out_c);
+    let (oh, ow) = (h + 2 * pad - kernel + 1, w + 2 * pad - kernel + 1);
+    let out = case.output(batch * out_c * oh * ow);
+    let op = Conv2d {
+        batch,
+        in_c,
+        out_c,
+        height: h,
+        width: w,
+        kernel,
+        pad,
+        x: case.input(&x),
+        weight: case.input(&weight),
+        bias: bias.then(|| case.input(&b)),
+        out,
+    };
+    case.backend.launch(&Op::Conv2d(op)).expect("conv2d");
+    let mut want = Vec::with_capacity(batch * out_c * oh * ow);
+    for bi in 0..batch {
+        for oc in 0..out_c {
+            for y in 0..oh {
+                for xo in 0..ow {
+                    let mut sum = if bias { f64::from(b[oc]) } else { 0.0 };
+                    for ic in 0..in_c {
+                        for ky in 0..kernel {
+                            for kx in 0..kernel {
+                                let (iy, ix) = ((y + ky) as isize - pad as isize, (xo + kx) as isize - pad as isize);
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    continue;
+                                }
+                                let pixel = x[((bi * in_c + ic) * h + iy as usize) * w + ix as usize];
+                                let wv = weight[((oc * in_c + ic) * kernel + ky) * kernel + kx];
+                                sum += f64::from(pixel) * f64::from(wv);
+                            }
+                        }
+                    }
+                    want.push(sum);
+                }
+            }
+        }
+    }
+    let name = format!("conv2d k={kernel} pad={pad} batch={batch} in={in_c} out={out_c} {h}x{w} bias={bias}");
+    case.check(&name, &case.read(out), &want);
 }
 
 // ---------------------------------------------------------------------------------------

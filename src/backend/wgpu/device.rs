@@ -1,4 +1,4 @@
-//! The adapter, device and queue, with the adapter's own limits, and the conversion of wgpu's
+//! The device and queue, with the adapter's own limits, and the conversion of wgpu's
 //! errors into ours: work that can fail validation runs inside error scopes, and anything
 //! that escapes them is kept for the next `synchronize` instead of wgpu's default panic.
 use std::sync::{Arc, Mutex};
@@ -7,20 +7,6 @@ use crate::error::{Error, Result};
 
 pub(super) fn err(msg: impl Into<String>) -> Error {
     Error::Backend { backend: "wgpu".into(), msg: msg.into() }
-}
-
-/// Mesa's device-select layer (installed with lavapipe) asks Wayland for the display's GPU
-/// and, on a headless machine (no XDG_RUNTIME_DIR), prints "error: XDG_RUNTIME_DIR is invalid"
-/// twice. It only orders GPUs for a display, so without a session, and unless the user
-/// configured it, it is switched off, once, before the first instance enumerates devices.
-fn quiet_headless_device_select() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let configured = ["XDG_RUNTIME_DIR", "NODEVICE_SELECT", "MESA_VK_DEVICE_SELECT"].iter().any(|v| std::env::var_os(v).is_some());
-        if !configured {
-            std::env::set_var("NODEVICE_SELECT", "1");
-        }
-    });
 }
 
 /// wgpu's error reports span lines (causes, shader excerpts); ours are one line.
@@ -39,50 +25,7 @@ pub(super) struct Gpu {
     uncaptured: Arc<Mutex<Option<String>>>,
 }
 
-/// The graphics APIs ditrt looks on, by the names `WGPU_BACKEND` takes. Not GL: lavapipe's GL
-/// twin has no f16, and wgpu's GL compute is the least tested.
-const APIS: &[(&str, wgpu::Backends)] = &[("vulkan", wgpu::Backends::VULKAN), ("metal", wgpu::Backends::METAL), ("dx12", wgpu::Backends::DX12)];
-
-/// The APIs named in `WGPU_BACKEND` (comma-separated, any case), all of them when it is unset;
-/// an unknown name, GL among them, is an error naming the variable.
-fn backends_from_env() -> Result<wgpu::Backends> {
-    let Ok(value) = std::env::var("WGPU_BACKEND") else {
-        return Ok(APIS.iter().fold(wgpu::Backends::empty(), |all, (_, b)| all | *b));
-    };
-    let names: Vec<&str> = APIS.iter().map(|(n, _)| *n).collect();
-    value.split(',').map(|n| n.trim().to_ascii_lowercase()).try_fold(wgpu::Backends::empty(), |all, name| {
-        match APIS.iter().find(|(n, _)| *n == name) {
-            Some((_, b)) => Ok(all | *b),
-            None => Err(err(format!(
-                "WGPU_BACKEND='{}': '{}' is not one of {}",
-                crate::error::one_line(&value),
-                crate::error::one_line(&name),
-                names.join(", ")
-            ))),
-        }
-    })
-}
-
-/// "Vulkan, DX12"-style names of `backends`.
-fn in_words(backends: wgpu::Backends) -> String {
-    let names: Vec<&str> = APIS.iter().filter(|(_, b)| backends.contains(*b)).map(|(n, _)| *n).collect();
-    names.join(", ")
-}
-
 impl Gpu {
-    /// The preferred adapter of the APIs in `WGPU_BACKEND` (default: Vulkan, Metal, DX12).
-    pub fn adapter() -> Result<wgpu::Adapter> {
-        quiet_headless_device_select();
-        let backends = backends_from_env()?;
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-        desc.backends = backends;
-        let instance = wgpu::Instance::new(desc);
-        let options = wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() };
-        pollster::block_on(instance.request_adapter(&options)).map_err(|e| {
-            err(format!("no adapter on {} ({e}); install a Vulkan driver (mesa-vulkan-drivers gives the lavapipe CPU one)", in_words(backends)))
-        })
-    }
-
     /// A device on `adapter` with all its limits, and SHADER_F16 if it has it.
     pub fn new(adapter: wgpu::Adapter) -> Result<Gpu> {
         let info = adapter.get_info();

@@ -6,7 +6,9 @@
 //! views bound to buffer ranges (`memory`), parameters in a uniform buffer, a bind group, the
 //! pipeline built once per shader and dtype variant (`shaders`). A single launch records and
 //! submits at once; `compile` records a whole graph once, and every run submits one command
-//! buffer.
+//! buffer. The adapter is chosen by `adapter` (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`), the device
+//! opened on it by `device`.
+mod adapter;
 mod device;
 mod dispatch;
 mod lower;
@@ -31,18 +33,25 @@ pub struct WgpuBackend {
 }
 
 impl WgpuBackend {
-    /// The preferred adapter (see `WGPU_BACKEND`); an error, never a panic, when there is none.
+    /// The adapter `WGPU_BACKEND` and `WGPU_ADAPTER_NAME` choose (`adapter`); an error, never a
+    /// panic, when there is none.
     pub fn new() -> Result<Self> {
-        Self::on(Gpu::adapter()?)
+        Self::on(adapter::choose()?)
     }
 
-    /// The preferred adapter if it is a real GPU; an error for a CPU implementation such as
+    /// The first adapter whose name contains `part`, ignoring case: what `WGPU_ADAPTER_NAME=part`
+    /// picks.
+    pub fn named(part: &str) -> Result<Self> {
+        Self::on(adapter::named(part)?)
+    }
+
+    /// The chosen adapter if it is a real GPU; an error for a CPU implementation such as
     /// lavapipe (slower than the CPU backend).
     pub fn hardware() -> Result<Self> {
-        let adapter = Gpu::adapter()?;
+        let adapter = adapter::choose()?;
         let info = adapter.get_info();
         match info.device_type {
-            ::wgpu::DeviceType::Cpu => Err(err(format!("{} ({:?}) is a CPU adapter", info.name, info.backend))),
+            ::wgpu::DeviceType::Cpu => Err(err(format!("{} ({:?}) is a CPU adapter, slower than the CPU backend", info.name, info.backend))),
             _ => Self::on(adapter),
         }
     }
@@ -74,6 +83,14 @@ impl WgpuBackend {
         let ids = self.read(op.ids)?;
         op_rules::embedding_ids(op, &bytemuck::pod_collect_to_vec::<u8, u32>(&ids)).map_err(err)
     }
+}
+
+/// The workgroup grid `op` is dispatched with on an adapter allowing `max` workgroups per grid
+/// dimension, or the error recording it would give. Needs no adapter: nothing is bound or run
+/// (`tests/integration/grid_audit.rs` audits full-size graphs with it).
+pub fn workgroups(op: &Op, max: u32) -> Result<[u32; 3]> {
+    let dispatch = lower::lower(op)?;
+    dispatch.grid.counts(dispatch.shader.name, max)
 }
 
 impl Backend for WgpuBackend {

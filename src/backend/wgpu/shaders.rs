@@ -39,10 +39,10 @@ macro_rules! shader {
     };
 }
 
-shader!(GEMM, "gemm", [ACTIVATION, TILED_MATMUL]);
-shader!(TMSA_QKV, "tmsa_qkv", [TILED_MATMUL]);
-shader!(SKIP_CONCAT_LINEAR, "skip_concat_linear", [TILED_MATMUL]);
-shader!(CONV2D, "conv2d", [TILED_MATMUL]);
+shader!(GEMM, "gemm", [FLAT_INDEX, ACTIVATION, TILED_MATMUL]);
+shader!(TMSA_QKV, "tmsa_qkv", [FLAT_INDEX, TILED_MATMUL]);
+shader!(SKIP_CONCAT_LINEAR, "skip_concat_linear", [FLAT_INDEX, TILED_MATMUL]);
+shader!(CONV2D, "conv2d", [FLAT_INDEX, TILED_MATMUL]);
 shader!(ATTENTION, "attention", []);
 shader!(LAYERNORM, "layernorm", [FLAT_INDEX, BLOCK_NORM]);
 shader!(LAYERNORM_MODULATE, "layernorm_modulate", [FLAT_INDEX, BLOCK_NORM]);
@@ -132,7 +132,7 @@ mod tests {
     /// adapter: CI (where lavapipe is installed) fails without one, elsewhere the test skips.
     #[test]
     fn rejected_shader_is_a_one_line_error_naming_it() {
-        let gpu = match Gpu::adapter().and_then(Gpu::new) {
+        let gpu = match super::super::adapter::choose().and_then(Gpu::new) {
             Ok(gpu) => gpu,
             Err(e) if std::env::var_os("CI").is_none() => return eprintln!("skipped: {e}"),
             Err(e) => panic!("CI needs a wgpu adapter: {e}"),

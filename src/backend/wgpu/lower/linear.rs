@@ -9,9 +9,12 @@ use crate::error::Result;
 /// Output tile edge of shaders/lib/tiled_matmul.wgsl (TILE).
 const TILE: usize = 64;
 
-/// Workgroups over an [m, n] product: x along columns, y along rows.
+/// Workgroups over an [m, n] product: one per tile, row by row, in a flat run (the shader
+/// recovers its tile from its place in the run), so neither m nor n is bound by the adapter's
+/// workgroups per dimension (conv2d's columns are the output pixels of every sample: 4096 tiles
+/// per 512 x 512 image).
 fn tiles(m: usize, n: usize) -> Grid {
-    Grid::Fixed([n.div_ceil(TILE), m.div_ceil(TILE), 1])
+    Grid::Flat(m.div_ceil(TILE) * n.div_ceil(TILE))
 }
 
 pub(super) fn gemm(op: &Gemm) -> Result<Dispatch> {
