@@ -14,9 +14,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Sample images (from the bundled digits model by default) to a PNG grid, an .npz or a
-    /// folder of PNGs.
-    Sample(cli::sample::Args),
+    /// Sample images (from the bundled digits model by default) to a PNG grid, an .npz, a
+    /// folder of PNGs, or the latents to a safetensors file.
+    Sample(Box<cli::sample::Args>),
     /// Merge the shards of one run (.npz files or folders) into one .npz or folder, checked.
     Merge(cli::merge::Args),
     /// Print a weights file's architecture, config, parameter count, multiply-adds and tensors.
@@ -41,7 +41,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Sample(a) => cli::sample::run(a),
+        Command::Sample(a) => cli::sample::run(*a),
         Command::Merge(a) => cli::merge::run(a),
         Command::Inspect(a) => cli::inspect::run(a),
         Command::Verify(a) => cli::verify::run(a),

@@ -2,9 +2,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
+use ditrt::io::latents::LatentsWriter;
 use ditrt::io::safetensors::SafetensorsFile;
 use ditrt::io::sink::{Output, RunKey, SinkSpec};
-use ditrt::io::latents::LatentsWriter;
 use ditrt::pipeline::bundled;
 use ditrt::pipeline::generate::{Classes, RecipeOverrides, Run, SamplingModel};
 use ditrt::pipeline::noise_file::InitialNoise;

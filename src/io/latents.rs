@@ -32,14 +32,9 @@ impl LatentsWriter {
         let g = self.geometry;
         let per = g.channels * g.height * g.width;
         if per == 0 || !samples.len().is_multiple_of(per) || (self.labelled && labels.len() * per != samples.len()) {
-            return Err(Error::File { path: self.path.clone(), msg: format!(
-                    "{} values and {} labels are not whole samples of {}x{}x{}",
-                    samples.len(),
-                    labels.len(),
-                    g.channels,
-                    g.height,
-                    g.width
-                ),
+            return Err(Error::File {
+                path: self.path.clone(),
+                msg: format!("{} values and {} labels are not whole samples of {}x{}x{}", samples.len(), labels.len(), g.channels, g.height, g.width),
             });
         }
         self.values.extend_from_slice(samples);

@@ -90,9 +90,7 @@ impl SamplingModel {
                     self.file.path().display()
                 )))
             }
-            (None, Some(file)) => {
-                return Err(Error::invalid(format!("--text-encoder {}: this model takes no text", file.path().display())))
-            }
+            (None, Some(file)) => return Err(Error::invalid(format!("--text-encoder {}: this model takes no text", file.path().display()))),
             (None, None) => None,
         };
         let per_launch = batch * if self.sampler.guidance.is_guided() { 2 } else { 1 };
@@ -168,6 +166,10 @@ pub struct RunProgress {
     pub evaluations: usize,
 }
 
+/// Takes each batch's samples [n, C, H, W] (model space, before decoding) and their classes or
+/// prompt indices.
+pub type SampleSink<'a> = dyn FnMut(&[f32], &[u32]) -> Result<()> + 'a;
+
 /// A model's graphs bound to a backend, ready to sample.
 pub struct Pipeline {
     sampling: RunSampler,
@@ -191,7 +193,7 @@ impl RunSampler {
     }
 
     /// `Pipeline::sample_into`.
-    fn sample_into(&mut self, run: &Run, progress: &mut dyn FnMut(RunProgress), sink: &mut dyn FnMut(&[f32], &[u32]) -> Result<()>) -> Result<()> {
+    fn sample_into(&mut self, run: &Run, progress: &mut dyn FnMut(RunProgress), sink: &mut SampleSink) -> Result<()> {
         let (evaluations, per_batch) = (self.evaluations(run.count), self.model.sampler.evaluations());
         let mut start = 0u64;
         let mut batches_done = 0usize;
@@ -258,7 +260,7 @@ impl Pipeline {
     /// before decoding: [n, C, H, W]) with its classes or prompt indices (empty when
     /// unconditional) to `sink` as soon as it is made; `progress` is called after every model
     /// evaluation. A run of 0 images makes nothing.
-    pub fn sample_into(&mut self, run: &Run, progress: &mut dyn FnMut(RunProgress), sink: &mut dyn FnMut(&[f32], &[u32]) -> Result<()>) -> Result<()> {
+    pub fn sample_into(&mut self, run: &Run, progress: &mut dyn FnMut(RunProgress), sink: &mut SampleSink) -> Result<()> {
         self.sampling.sample_into(run, progress, sink)
     }
 

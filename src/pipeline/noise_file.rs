@@ -40,7 +40,11 @@ impl InitialNoise {
         let start = first as usize * self.per_image;
         let end = start + count * self.per_image;
         if end > self.values.len() {
-            return Err(Error::invalid(format!("--noise holds {} images, the run needs image {}", self.values.len() / self.per_image, end / self.per_image - 1)));
+            return Err(Error::invalid(format!(
+                "--noise holds {} images, the run needs image {}",
+                self.values.len() / self.per_image,
+                end / self.per_image - 1
+            )));
         }
         Ok(FileNoise { noise: self.clone(), range: (start, end), first_draw: true, seeded: SeededNoise::new(seed, first, count) })
     }

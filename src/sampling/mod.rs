@@ -26,10 +26,15 @@ pub use schedule::NoiseSchedule;
 pub enum Conditioning {
     Unconditional,
     /// Class ids; guidance needs the null class (None: the model has none and is sampled unguided).
-    Classes { null: Option<u32> },
+    Classes {
+        null: Option<u32>,
+    },
     /// Text-encoder states [tokens, dim] per sample; guidance's unconditional input is the empty
     /// prompt's encoding (U-ViT's text-to-image sampling).
-    Text { tokens: usize, dim: usize },
+    Text {
+        tokens: usize,
+        dim: usize,
+    },
 }
 
 /// The condition of every sample of one model launch, as the denoiser takes it.
@@ -49,7 +54,10 @@ pub enum Condition {
     Classes(Vec<u32>),
     /// `context` [images, tokens, dim] flattened; `empty` [tokens, dim], the empty prompt's
     /// encoding (the unconditional half of guidance).
-    Text { context: Vec<f32>, empty: Vec<f32> },
+    Text {
+        context: Vec<f32>,
+        empty: Vec<f32>,
+    },
 }
 
 /// What a sampler sees of a model.

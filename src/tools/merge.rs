@@ -56,7 +56,8 @@ pub fn merge(inputs: &[PathBuf], out: &Output) -> Result<MergeReport> {
     };
     let (height, width, labelled) =
         agree("image size or labels", shards.iter().map(|s| s.geometry().zip(s.labelled()).map(|((h, w), l)| (h, w, l))).collect())?;
-    let spec = SinkSpec { key: RunKey { first: 0, end: reference.num, ..reference }, height, width, channels: 3, labelled, columns: 8, label_names: None };
+    let spec =
+        SinkSpec { key: RunKey { first: 0, end: reference.num, ..reference }, height, width, channels: 3, labelled, columns: 8, label_names: None };
     out.check(reference.num)?;
     out.check_space(&spec)?;
     let mut sink = out.open(&spec)?;

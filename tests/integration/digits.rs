@@ -79,7 +79,8 @@ fn bundled_tldm_samples_are_the_digits_asked_for() {
 /// The phrasing families of the text-to-image model's captions (weights-tools/
 /// train_t2i_digits.py CAPTIONS): each must draw the digit it names.
 const WORDS: [&str; 10] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
-const FAMILIES: [(&str, fn(usize) -> String); 5] = [
+type Caption = fn(usize) -> String;
+const FAMILIES: [(&str, Caption); 5] = [
     ("numeral", |d| d.to_string()),
     ("word", |d| WORDS[d].to_string()),
     ("handwritten", |d| format!("a handwritten {}", WORDS[d])),
@@ -111,7 +112,11 @@ fn bundled_text_to_image_model_draws_the_digit_every_phrasing_names() {
             right[*want as usize] += (*want as usize == got) as usize;
         }
         println!("uvit_t2i '{family}' prompts ({}, ...): right per digit {right:?}", prompts[7]);
-        assert!(right.iter().all(|&r| r * 10 >= 9 * PER_DIGIT), "'{family}' prompts ({}, ...): fewer than 90% recognised for some digit: {right:?}", prompts[7]);
+        assert!(
+            right.iter().all(|&r| r * 10 >= 9 * PER_DIGIT),
+            "'{family}' prompts ({}, ...): fewer than 90% recognised for some digit: {right:?}",
+            prompts[7]
+        );
     }
 }
 

@@ -12,7 +12,9 @@ use ditrt::sampling::dpm_solver::fast_orders;
 use ditrt::sampling::respace::{space_timesteps, RespacedSchedule};
 use ditrt::sampling::schedule::alphas_cumprod;
 use ditrt::sampling::vp::VpSchedule;
-use ditrt::sampling::{sample, BatchCondition, Condition, Conditioning, Denoiser, Guidance, Method, NoiseSchedule, NoiseSource, SamplerConfig, SeededNoise};
+use ditrt::sampling::{
+    sample, BatchCondition, Condition, Conditioning, Denoiser, Guidance, Method, NoiseSchedule, NoiseSource, SamplerConfig, SeededNoise,
+};
 use ditrt::tensor::ImageGeometry;
 use ditrt::tensor::{DType, HostTensor};
 use ditrt::tools::verify::Comparison;
@@ -261,7 +263,10 @@ impl Denoiser for HalfDenoiser {
 fn invalid_requests_are_errors() {
     let run = |config: SamplerConfig, labels: &[u32]| {
         let condition = if labels.is_empty() { Condition::None } else { Condition::Classes(labels.to_vec()) };
-        sample(&mut HalfDenoiser, &config, &condition, &mut SeededNoise::new(0, 0, 2), &mut |_, _| {}).err().map(|e| e.to_string()).unwrap_or_default()
+        sample(&mut HalfDenoiser, &config, &condition, &mut SeededNoise::new(0, 0, 2), &mut |_, _| {})
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
     };
     let plain = config(Method::Ddpm, NoiseSchedule::Linear, 10, Guidance::None);
     assert!(run(plain, &[]).is_empty(), "a valid request failed");
