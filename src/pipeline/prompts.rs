@@ -34,7 +34,6 @@ impl PromptEncoder {
     /// The text encoder in `file` (weights and vocabulary), which must give what the backbone
     /// takes as `context`.
     pub fn new(backend: Arc<dyn Backend>, file: &SafetensorsFile, dtype: DType, context: ContextIo) -> Result<Self> {
-        let tokenizer = ClipTokenizer::from_file(file)?;
         let mut encoder = TextEncoder::new(backend, file, dtype, 1)?;
         if (encoder.tokens(), encoder.width()) != (context.tokens, context.dim) {
             return Err(Error::Config {
@@ -48,6 +47,7 @@ impl PromptEncoder {
                 ),
             });
         }
+        let tokenizer = ClipTokenizer::from_file(file)?;
         let empty = encoder.encode(&tokenizer.encode("").ids)?;
         Ok(PromptEncoder { tokenizer, encoder, context, prompts: Vec::new(), empty })
     }

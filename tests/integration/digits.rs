@@ -139,7 +139,8 @@ fn one_of_each_digit(model: &str, backend: Arc<dyn Backend>) -> (Vec<u32>, Image
 }
 
 /// The GPU backends make the CPU's digits (one per digit: lavapipe is slow) for every bundled
-/// model, pixel for pixel within 2 levels of 255, and they are recognised.
+/// model, pixel for pixel within 2 levels of 255 (the text-to-image model on wgpu: exactly), and
+/// they are recognised.
 #[test]
 fn bundled_models_sample_the_same_digits_on_every_backend() {
     for model in bundled::BUNDLED.iter().map(|m| m.name) {
@@ -149,7 +150,8 @@ fn bundled_models_sample_the_same_digits_on_every_backend() {
             let (_, images) = one_of_each_digit(model, backend);
             let worst = images.pixels.iter().zip(&reference.pixels).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
             println!("{name}: largest pixel difference from the CPU {worst}");
-            assert!(worst <= 2, "{name}: pixels differ from the CPU's by up to {worst}");
+            let allowed = if model == "uvit_t2i" && backend.name().starts_with("wgpu") { 0 } else { 2 };
+            assert!(worst <= allowed, "{name}: pixels differ from the CPU's by up to {worst} (at most {allowed} allowed)");
             assert_recognised(&labels, &images, &name);
         }
     }

@@ -225,3 +225,46 @@ fn noise_file_and_latents_output_reproduce_a_run() {
     }
     assert!(!out.exists(), "a failed run wrote its output");
 }
+
+/// `ditrt sample` of the bundled text-to-image model with `args`.
+fn sample_text(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_ditrt"))
+        .args(["sample", "--model", "uvit_t2i", "--backend", "cpu", "--steps", "2"])
+        .args(args)
+        .output()
+        .expect("run ditrt");
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+}
+
+#[test]
+fn text_models_take_prompts_and_say_what_is_wrong_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.npz");
+    let prompts = dir.path().join("prompts.txt");
+    let long = "a very long prompt about a handwritten seven ".repeat(10);
+    std::fs::write(&prompts, format!("the digit 3\n\n{long}\n")).unwrap();
+    let (code, _, stderr) =
+        sample_text(&["--prompt", "seven", "--prompt-file", prompts.to_str().unwrap(), "--num", "2", "-o", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("note: prompt 3 has 80 tokens: the text encoder keeps the first 75"), "{stderr}");
+    let npz = Npz::read(&out);
+    assert_eq!(npz.member("arr_0").unwrap().shape, [6, 16, 16, 3]);
+    // labels: each image's prompt index, two images per prompt.
+    let labels: Vec<i64> = npz.member("labels").unwrap().data.chunks(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect();
+    assert_eq!(labels, [0, 0, 1, 1, 2, 2]);
+
+    let wide = fixture("clip_text_hd64.safetensors");
+    for (args, needle) in [
+        (vec!["--class", "3"], "--class given for a text-conditioned model"),
+        (vec![], "needs --prompt TEXT or --prompt-file F"),
+        (vec!["--prompt", "7", "--text-encoder", wide.to_str().unwrap()], "the model takes 77 of width 32 as context"),
+        (vec!["--prompt", "7", "--weights", fixture("uvit_t2i_conv.safetensors").to_str().unwrap()], "give its text encoder with --text-encoder"),
+    ] {
+        let bad = dir.path().join("bad.png");
+        let (code, _, stderr) = sample_text(&[args.as_slice(), &["-o", bad.to_str().unwrap()]].concat());
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{stderr}");
+        assert!(!bad.exists(), "{args:?}: a failed run wrote its output");
+    }
+}
