@@ -260,7 +260,7 @@ fn text_models_take_prompts_and_say_what_is_wrong_in_one_line() {
         (vec!["--prompt", "7", "--text-encoder", wide.to_str().unwrap()], "the model takes 77 of width 32 as context"),
         (vec!["--prompt", "7", "--weights", fixture("uvit_t2i_conv.safetensors").to_str().unwrap()], "give its text encoder with --text-encoder"),
     ] {
-        let bad = dir.path().join("bad.png");
+        let bad = dir.path().join("bad.safetensors");
         let (code, _, stderr) = sample_text(&[args.as_slice(), &["-o", bad.to_str().unwrap()]].concat());
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
