@@ -74,7 +74,6 @@ def block_shapes(prefix, d, hidden):
 def expected_shapes(cfg):
     """Official key -> shape for a config, in the official state_dict order."""
     d, c, p = cfg["embed_dim"], cfg["in_chans"], cfg["patch_size"]
-    hidden = int(d * cfg["mlp_ratio"])  # official Block: int(dim * mlp_ratio)
     conditional = cfg["num_classes"] > 0
     extras = 2 if conditional else 1
     patches = (cfg["img_size"] // p) ** 2
@@ -88,7 +87,15 @@ def expected_shapes(cfg):
                        "time_embed.2.weight": (d, 4 * d), "time_embed.2.bias": (d,)})
     if conditional:
         shapes["label_emb.weight"] = (cfg["num_classes"] + int(cfg["null_class"]), d)
-    skips = cfg["depth"] // 2
+    shapes.update(trunk_shapes(cfg))
+    return shapes
+
+
+def trunk_shapes(cfg):
+    """The blocks, long skips and head (U-ViT and its text-to-image twin share them), in order."""
+    d, c, p = cfg["embed_dim"], cfg["in_chans"], cfg["patch_size"]
+    hidden = int(d * cfg["mlp_ratio"])
+    shapes, skips = {}, cfg["depth"] // 2
     for i in range(skips):
         shapes.update(block_shapes(f"in_blocks.{i}", d, hidden))
     shapes.update(block_shapes("mid_block", d, hidden))

@@ -8,7 +8,7 @@ the blocks and long skips are U-ViT's (archs/uvit/checkpoint.py block_shapes).
 import math
 
 from archs import ConvertError, heads_for, preset_entry, shape_of
-from archs.uvit.checkpoint import DEFAULT_HEADS, SIZES, _count, block_shapes
+from archs.uvit.checkpoint import DEFAULT_HEADS, SIZES, _count, trunk_shapes
 
 
 def make_config(img_size, patch_size, in_chans, embed_dim, depth, num_heads, mlp_ratio=4.0,
@@ -48,7 +48,6 @@ PRESETS = {
 def expected_shapes(cfg):
     """Official key -> shape for a config, in the official state_dict order."""
     d, c, p = cfg["embed_dim"], cfg["in_chans"], cfg["patch_size"]
-    hidden = int(d * cfg["mlp_ratio"])
     patches = (cfg["img_size"] // p) ** 2
     shapes = {
         "pos_embed": (1, 1 + cfg["num_clip_token"] + patches, d),
@@ -59,18 +58,7 @@ def expected_shapes(cfg):
         shapes.update({"time_embed.0.weight": (4 * d, d), "time_embed.0.bias": (4 * d,),
                        "time_embed.2.weight": (d, 4 * d), "time_embed.2.bias": (d,)})
     shapes.update({"context_embed.weight": (d, cfg["clip_dim"]), "context_embed.bias": (d,)})
-    skips = cfg["depth"] // 2
-    for i in range(skips):
-        shapes.update(block_shapes(f"in_blocks.{i}", d, hidden))
-    shapes.update(block_shapes("mid_block", d, hidden))
-    for i in range(skips):
-        shapes.update(block_shapes(f"out_blocks.{i}", d, hidden))
-        shapes[f"out_blocks.{i}.skip_linear.weight"] = (d, 2 * d)
-        shapes[f"out_blocks.{i}.skip_linear.bias"] = (d,)
-    shapes.update({"norm.weight": (d,), "norm.bias": (d,),
-                   "decoder_pred.weight": (p * p * c, d), "decoder_pred.bias": (p * p * c,)})
-    if cfg["conv"]:
-        shapes.update({"final_layer.weight": (c, c, 3, 3), "final_layer.bias": (c,)})
+    shapes.update(trunk_shapes(cfg))
     return shapes
 
 
