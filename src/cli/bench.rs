@@ -4,7 +4,7 @@ use ditrt::backend;
 use ditrt::models::backbone::ModelInput;
 use ditrt::models::ModelConfig;
 use ditrt::tensor::DType;
-use ditrt::tools::bench::time_forward;
+use ditrt::tools::bench::{time_forward, time_gemm};
 use ditrt::Result;
 
 #[derive(clap::Args)]
@@ -29,12 +29,18 @@ pub struct Args {
     /// Timed forwards (the median is reported).
     #[arg(long, default_value_t = 10, value_parser = super::positive)]
     iters: usize,
+    /// Time one N x N x N matrix product (the backend's GEMM peak) instead of a model.
+    #[arg(long, value_name = "N", value_parser = super::positive)]
+    gemm: Option<usize>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    if let Some(n) = args.gemm {
+        return run_gemm(&args, n);
+    }
     let config = match &args.arch {
         Some(arch) => ModelConfig::preset(arch, &args.preset)?,
         None => ModelConfig::preset_any(&args.preset)?,
@@ -64,6 +70,18 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "{} batch {} {} on {}: {:.2} ms/forward (min {:.2}), {:.2} {samples}/s, {:.1} GFLOP/s ({:.1} GFLOP/forward), arena {:.1} MiB, peak {:.1} MiB",
             args.preset, t.batch, t.dtype, t.backend, t.ms_per_forward, t.ms_min, t.images_per_s, t.gflop_per_s, t.gflop_per_forward, t.arena_mib, t.peak_mib
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_gemm(args: &Args, n: usize) -> Result<ExitCode> {
+    let dtype = DType::parse(&args.dtype)?;
+    let backend = backend::select(&args.backend)?;
+    let t = time_gemm(backend, n, dtype, args.warmup, args.iters)?;
+    if args.json {
+        println!("{}", serde_json::to_string(&t).expect("timing serialises"));
+    } else {
+        println!("gemm {n}^3 {} on {}: {:.2} ms (min {:.2}), {:.1} GFLOP/s", t.dtype, t.backend, t.ms_per_forward, t.ms_min, t.gflop_per_s);
     }
     Ok(ExitCode::SUCCESS)
 }

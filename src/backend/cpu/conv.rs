@@ -1,10 +1,12 @@
-//! conv2d (stride 1, zero padding) as im2col + sgemm, over blocks of output rows so the
-//! column matrix stays bounded: out[b][:, rows] = weight [out_c, in_c k k] x col [in_c k k, rows * ow].
-use super::matmul::{matmul, MatRef};
+//! conv2d (stride 1, zero padding) as im2col + GEMM, over blocks of output rows so the
+//! column matrix stays bounded: out[b][:, rows]ᵀ = colᵀ [rows * ow, in_c k k] x weightᵀ
+//! [in_c k k, out_c], the weight packed once (it is the b operand), stored back transposed.
+use super::gemm::{matmul_packed, MatRef};
 use super::memory::Views;
 use super::parallel;
 use crate::backend::Conv2d;
 use crate::error::Result;
+use crate::tensor::DType;
 
 /// Upper bound on the elements of one column-matrix block (16 MiB of f32).
 const COL_BLOCK: usize = 1 << 22;
@@ -16,13 +18,15 @@ pub(super) fn conv2d(views: &Views, op: &Conv2d) -> Result<()> {
     let kk = in_c * k * k;
 
     let bias = op.bias.as_ref().map(|b| views.src(name, "bias", b)).transpose()?.map(|b| b.values());
-    let x = views.src(name, "x", &op.x)?.values();
-    let weight = views.src(name, "weight", &op.weight)?.values();
+    let x = views.src(name, "x", &op.x)?;
+    let weight = views.src(name, "weight", &op.weight)?;
     let out = views.dst(name, "out", &op.out)?;
     if batch * out_c * oh * ow == 0 {
         return Ok(());
     }
-    let weight = MatRef::new(&weight, out_c, kk, kk);
+    let bf16 = x.dtype() == DType::BF16 && weight.dtype() == DType::BF16;
+    let weight_t = views.packed(name, "weight", &op.weight, 0, MatRef::new(weight.elems(), out_c, kk, kk).t(), bf16)?;
+    let x = x.values();
     let block_rows = (COL_BLOCK / kk.saturating_mul(ow).max(1)).clamp(1, oh);
     let mut col = vec![0.0f32; kk * block_rows * ow];
     let mut product = vec![0.0f32; out_c * block_rows * ow];
@@ -42,13 +46,18 @@ pub(super) fn conv2d(views: &Views, op: &Conv2d) -> Result<()> {
                 }
             });
             let product = &mut product[..out_c * cols];
-            matmul(weight, MatRef::new(col, kk, cols, cols), product, false);
-            parallel::for_each_row(product, cols, |oc, row| {
-                if let Some(bias) = &bias {
-                    row.iter_mut().for_each(|v| *v += bias[oc]);
-                }
-                out.store(((b * out_c + oc) * oh + y0) * ow, row);
-            });
+            matmul_packed(MatRef::new(&*col, kk, cols, cols).t(), &weight_t, product, false, true);
+            let product = &*product;
+            parallel::for_each_index(
+                out_c,
+                cols,
+                || vec![0.0f32; cols],
+                |row, oc| {
+                    let bias = bias.as_ref().map_or(0.0, |bias| bias[oc]);
+                    row.iter_mut().enumerate().for_each(|(i, v)| *v = product[i * out_c + oc] + bias);
+                    out.store(((b * out_c + oc) * oh + y0) * ow, row);
+                },
+            );
         }
     }
     Ok(())

@@ -6,6 +6,8 @@
 //! is held, ops read and write through `Src`/`Dst`, raw pointers to checked views.
 use super::convert;
 use super::err;
+use super::gemm::{Elems, Isa, MatRef, PackedB};
+use super::packed_cache::{PackCache, PackKey};
 use crate::backend::table::BufferTable;
 use crate::backend::{view_checks, BufId, Buffers, View};
 use crate::error::Result;
@@ -15,7 +17,8 @@ use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Alignment of every buffer: more than any element type needs, one cache line.
 const BUFFER_ALIGN: usize = 64;
@@ -35,6 +38,10 @@ pub fn host_available() -> Option<u64> {
 struct Buffer {
     ptr: NonNull<u8>,
     bytes: usize,
+    /// Host writes so far: the version packings of its contents are valid for.
+    version: AtomicU64,
+    /// Whether an op has written it (an activation: its packings are not kept).
+    op_written: AtomicBool,
 }
 
 // SAFETY: a Buffer exclusively owns its allocation; it is only touched under the table lock.
@@ -49,7 +56,9 @@ impl Buffer {
         let layout = Self::layout(bytes).ok_or_else(|| err(format!("alloc: {bytes} bytes is too large")))?;
         // SAFETY: the layout has a non-zero size. Zeroed so that no read sees uninitialised bytes.
         let ptr = unsafe { alloc_zeroed(layout) };
-        NonNull::new(ptr).map(|ptr| Buffer { ptr, bytes }).ok_or_else(|| err(format!("alloc: out of memory allocating {bytes} bytes")))
+        NonNull::new(ptr)
+            .map(|ptr| Buffer { ptr, bytes, version: AtomicU64::new(0), op_written: AtomicBool::new(false) })
+            .ok_or_else(|| err(format!("alloc: out of memory allocating {bytes} bytes")))
     }
 }
 
@@ -65,13 +74,14 @@ impl Drop for Buffer {
 #[derive(Default)]
 pub(super) struct Memory {
     table: Mutex<BufferTable<Buffer>>,
+    packed: PackCache,
 }
 
 impl Memory {
     /// Locks the table for one op (or one transfer). A panic in an earlier op cannot leave the
     /// table itself inconsistent, so a poisoned lock is taken over.
     pub fn lock(&self) -> Views<'_> {
-        Views { table: self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) }
+        Views { table: self.table.lock().unwrap_or_else(|poisoned| poisoned.into_inner()), packed: &self.packed }
     }
 }
 
@@ -83,12 +93,14 @@ impl Buffers for Memory {
 
     fn free(&self, buf: BufId) {
         self.lock().table.remove(buf);
+        self.packed.forget(buf);
     }
 
     fn write(&self, dst: View, bytes: &[u8]) -> Result<()> {
         view_checks::write_len(&dst, bytes.len()).map_err(err)?;
         let views = self.lock();
         let ptr = views.locate("write", "dst", &dst)?;
+        views.table.get("write", "dst", &dst).map_err(err)?.version.fetch_add(1, Ordering::Relaxed);
         // SAFETY: `locate` checked that the view's bytes lie inside a live buffer; the host slice
         // cannot alias backend memory (it is not exposed outside the table).
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), ptr, bytes.len()) };
@@ -106,6 +118,7 @@ impl Buffers for Memory {
 /// The locked buffer table, for the duration of one op.
 pub(super) struct Views<'t> {
     table: MutexGuard<'t, BufferTable<Buffer>>,
+    packed: &'t PackCache,
 }
 
 impl Views<'_> {
@@ -127,7 +140,25 @@ impl Views<'_> {
     /// A view the op writes (or reads and writes).
     pub fn dst(&self, op: &str, field: &str, view: &View) -> Result<Dst<'_>> {
         let ptr = self.locate(op, field, view)?;
+        self.table.get(op, field, view).map_err(err)?.op_written.store(true, Ordering::Relaxed);
         Ok(Dst { ptr, len: view.len, dtype: view.dtype, _table: PhantomData })
+    }
+}
+
+impl<'t> Views<'t> {
+    /// `b` (a matrix over the elements of `view` from element `window` on) packed for this
+    /// machine's kernels: kept across launches while `view`'s buffer is only written by the
+    /// host (a weight), packed afresh for an activation.
+    pub fn packed(&self, op: &str, field: &str, view: &View, window: usize, b: MatRef, bf16: bool) -> Result<Arc<PackedB>> {
+        let buffer = self.table.get(op, field, view).map_err(err)?;
+        let isa = Isa::best();
+        let make = || PackedB::new(b, isa, bf16, true);
+        if buffer.op_written.load(Ordering::Relaxed) {
+            return Ok(Arc::new(make()));
+        }
+        let key =
+            PackKey { buf: view.buf, byte_offset: view.offset + window * view.dtype.size(), geometry: b.geometry(), dtype: view.dtype, isa, bf16 };
+        Ok(self.packed.get_or_pack(key, buffer.version.load(Ordering::Relaxed), make))
     }
 }
 
@@ -199,6 +230,19 @@ impl<'t> Src<'t> {
                 let mut out = vec![0.0; self.len];
                 out.par_chunks_mut(CONVERT_CHUNK).enumerate().for_each(|(i, chunk)| self.load(i * CONVERT_CHUNK, chunk));
                 Cow::Owned(out)
+            }
+        }
+    }
+
+    /// The stored elements of a float view, unconverted. Same overlap rule as `values`.
+    pub fn elems(&self) -> Elems<'t> {
+        // SAFETY: storage of the matched dtype, aligned and in bounds; no output overlaps it.
+        unsafe {
+            match self.dtype {
+                DType::F32 => Elems::F32(std::slice::from_raw_parts(self.ptr.cast(), self.len)),
+                DType::F16 => Elems::F16(std::slice::from_raw_parts(self.ptr.cast(), self.len)),
+                DType::BF16 => Elems::Bf16(std::slice::from_raw_parts(self.ptr.cast(), self.len)),
+                DType::U32 => panic!("cpu backend bug: float elements of a u32 view"),
             }
         }
     }

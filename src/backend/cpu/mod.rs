@@ -17,12 +17,13 @@ mod convert;
 mod copy;
 mod elementwise;
 mod embedding;
+mod gemm;
 mod layout;
 mod linear;
 mod math;
-mod matmul;
 mod memory;
 mod norm;
+mod packed_cache;
 mod parallel;
 
 use crate::backend::*;
@@ -49,7 +50,7 @@ impl CpuBackend {
 
 impl Backend for CpuBackend {
     fn name(&self) -> String {
-        format!("cpu ({} threads)", rayon::current_num_threads())
+        format!("cpu ({} threads, {})", rayon::current_num_threads(), gemm::Isa::best().name())
     }
 
     fn supports(&self, _dtype: DType) -> bool {

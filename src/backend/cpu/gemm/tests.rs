@@ -1,0 +1,81 @@
+//! Every kernel family this machine runs against an f64 product, at sizes around the register
+//! tile, the task block and the k slice (edges), for f32, f16 and bf16 storage, strided and
+//! transposed operands, and accumulation.
+use super::*;
+use half::{bf16, f16};
+use rand::{Rng, SeedableRng};
+
+fn random(n: usize, rng: &mut impl Rng) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+/// a · b in f64; a row-major at stride lda, b [k, n] at stride ldb or, transposed, [n, k].
+fn naive((a, lda): (&[f32], usize), (b, ldb, b_transposed): (&[f32], usize, bool), (m, n, k): (usize, usize, usize)) -> Vec<f64> {
+    let mut c = vec![0.0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            c[i * n + j] = (0..k).map(|p| a[i * lda + p] as f64 * if b_transposed { b[j * ldb + p] } else { b[p * ldb + j] } as f64).sum();
+        }
+    }
+    c
+}
+
+fn check(isa: Isa, m: usize, n: usize, k: usize, dtype: &str, b_transposed: bool, accumulate: bool) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64((m * 1000 + n * 10 + k) as u64);
+    // a with a row stride wider than k, b either [k, n] or (transposed) [n, k] with slack.
+    let (lda, ldb) = (k + 3, if b_transposed { k + 1 } else { n + 2 });
+    let a = random(m * lda, &mut rng);
+    let b = random(if b_transposed { n * ldb } else { k * ldb }, &mut rng);
+    // Storage rounding: the reference multiplies the stored values.
+    let round = |v: &[f32]| -> Vec<f32> {
+        match dtype {
+            "f16" => v.iter().map(|&x| f16::from_f32(x).to_f32()).collect(),
+            "bf16" => v.iter().map(|&x| bf16::from_f32(x).to_f32()).collect(),
+            _ => v.to_vec(),
+        }
+    };
+    let (a, b) = (round(&a), round(&b));
+    let (a16, b16): (Vec<f16>, Vec<f16>) = (a.iter().map(|&x| f16::from_f32(x)).collect(), b.iter().map(|&x| f16::from_f32(x)).collect());
+    let (abf, bbf): (Vec<bf16>, Vec<bf16>) = (a.iter().map(|&x| bf16::from_f32(x)).collect(), b.iter().map(|&x| bf16::from_f32(x)).collect());
+    let (ea, eb) = match dtype {
+        "f16" => (Elems::F16(&a16), Elems::F16(&b16)),
+        "bf16" => (Elems::Bf16(&abf), Elems::Bf16(&bbf)),
+        _ => (Elems::F32(&a), Elems::F32(&b)),
+    };
+    let am = MatRef::new(ea, m, k, lda);
+    let bm = if b_transposed { MatRef::new(eb, n, k, ldb).t() } else { MatRef::new(eb, k, n, ldb) };
+    let start = random(m * n, &mut rng);
+    let mut c = if accumulate { start.clone() } else { vec![f32::NAN; m * n] };
+    let packed = PackedB::new(bm, isa, dtype == "bf16", true);
+    matmul_packed(am, &packed, &mut c, accumulate, m.is_multiple_of(2));
+    let want = naive((&a, lda), (&b, ldb, b_transposed), (m, n, k));
+    for (i, (&got, &want)) in c.iter().zip(&want).enumerate() {
+        let want = want + if accumulate { start[i] as f64 } else { 0.0 };
+        // f32 accumulation over k terms of magnitude <= 1.
+        let tol = 1e-5 * (k as f64).sqrt() + 1e-6;
+        assert!(
+            (got as f64 - want).abs() <= tol,
+            "{} {dtype} [{m},{k}]x[{k},{n}] bT={b_transposed} acc={accumulate}: c[{i}] = {got}, want {want}",
+            isa.name()
+        );
+    }
+}
+
+#[test]
+fn every_kernel_matches_an_f64_product_at_its_edges() {
+    for isa in Isa::available() {
+        for &(m, n, k) in &[(1, 1, 1), (13, 31, 7), (15, 33, 9), (14, 32, 256), (29, 65, 257), (113, 257, 513), (224, 40, 3), (5, 17, 0)] {
+            for dtype in ["f32", "f16", "bf16"] {
+                check(isa, m, n, k, dtype, true, false);
+                check(isa, m, n, k, dtype, false, true);
+            }
+        }
+    }
+}
+
+#[test]
+fn this_machine_runs_at_least_the_portable_kernel() {
+    let isas = Isa::available();
+    assert_eq!(isas[0], Isa::Portable);
+    assert!(isas.contains(&Isa::best()));
+}
