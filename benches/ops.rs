@@ -8,7 +8,7 @@
 //! VAE-sized conv2d, group norm and upsample, and a whole DiT-S/2 forward at 256 px with random
 //! weights, on random data. A case runs on the backends its size suits: the large ones on GPUs
 //! only, none of the heavy ones on a CPU adapter such as lavapipe (about 1 GFLOP/s). It runs in
-//! each float dtype of the backend: f32 on cpu; f32 and f16 (with SHADER_F16) on wgpu; bf16 and
+//! each float dtype of the backend: f32 and bf16 on cpu; f32 and f16 (with SHADER_F16) on wgpu; bf16 and
 //! f32 on cuda.
 //!
 //! Each op is compiled once (`Backend::compile`, the static-graph path: a recorded wgpu command
@@ -88,7 +88,7 @@ fn targets(wanted: &[String]) -> Vec<Target> {
     let wants = |name: &str| wanted.is_empty() || wanted.iter().any(|w| w == name);
     let mut targets = Vec::new();
     if wants("cpu") {
-        targets.push(Target { name: "cpu", backend: Arc::new(CpuBackend::new()), gpu: false, slow: false, dtypes: vec![F32] });
+        targets.push(Target { name: "cpu", backend: Arc::new(CpuBackend::new()), gpu: false, slow: false, dtypes: vec![F32, DType::BF16] });
     }
     #[cfg(feature = "wgpu")]
     if wants("wgpu") {

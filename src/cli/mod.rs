@@ -33,12 +33,10 @@ pub fn seed(text: &str) -> Result<Seed, String> {
     }
 }
 
-/// Sizes the thread pool the CPU backend runs on (rayon's, and matrixmultiply's own threads)
+/// Sizes the one thread pool the CPU backend runs on (rayon's: loops and matrix products alike)
 /// before any work starts; None keeps all cores.
 pub fn set_threads(threads: Option<usize>) -> ditrt::Result<()> {
     let Some(n) = threads else { return Ok(()) };
-    // SAFETY: called first thing in the command, before any other thread exists.
-    unsafe { std::env::set_var("MATMUL_NUM_THREADS", n.to_string()) };
     rayon::ThreadPoolBuilder::new().num_threads(n).build_global().map_err(|e| ditrt::Error::invalid(format!("--threads {n}: {e}")))
 }
 

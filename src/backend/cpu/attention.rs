@@ -6,7 +6,7 @@
 use super::gemm::{matmul_packed, Isa, MatRef, PackedB};
 use super::math::exp;
 use super::memory::Views;
-use super::parallel;
+use super::{parallel, simd};
 use crate::backend::Attention;
 use crate::error::Result;
 use crate::tensor::DType;
@@ -49,14 +49,16 @@ pub(super) fn attention(views: &Views, op: &Attention) -> Result<()> {
         let (k_head, v_head) = &packed[b * heads + h];
         let scores = &mut scores[..rows * kv_len];
         matmul_packed(q_tile, k_head, scores, false, false);
-        for (r, row) in scores.chunks_exact_mut(kv_len).enumerate() {
-            row.iter_mut().for_each(|s| *s *= op.scale);
-            if let Some(bias) = &bias {
-                let at = (h * q_len + first + r) * kv_len;
-                row.iter_mut().zip(&bias[at..at + kv_len]).for_each(|(s, b)| *s += b);
+        simd::vectorized(|| {
+            for (r, row) in scores.chunks_exact_mut(kv_len).enumerate() {
+                row.iter_mut().for_each(|s| *s *= op.scale);
+                if let Some(bias) = &bias {
+                    let at = (h * q_len + first + r) * kv_len;
+                    row.iter_mut().zip(&bias[at..at + kv_len]).for_each(|(s, b)| *s += b);
+                }
+                softmax(row);
             }
-            softmax(row);
-        }
+        });
         let tile_out = &mut tile_out[..rows * hd];
         matmul_packed(MatRef::new(&*scores, rows, kv_len, kv_len), v_head, tile_out, false, false);
         for (r, row) in tile_out.chunks_exact(hd).enumerate() {
@@ -67,13 +69,10 @@ pub(super) fn attention(views: &Views, op: &Attention) -> Result<()> {
 }
 
 /// In-place softmax of one row, shifted by its max so exp cannot overflow.
+#[inline(always)]
 fn softmax(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0f32;
-    for s in row.iter_mut() {
-        *s = exp(*s - max);
-        sum += *s;
-    }
-    let inv = 1.0 / sum;
+    let max = simd::max(row);
+    row.iter_mut().for_each(|s| *s = exp(*s - max));
+    let inv = 1.0 / simd::sum(row);
     row.iter_mut().for_each(|s| *s *= inv);
 }

@@ -1,7 +1,7 @@
 //! conv2d (stride 1, zero padding) as im2col + GEMM, over blocks of output rows so the
-//! column matrix stays bounded: out[b][:, rows]ᵀ = colᵀ [rows * ow, in_c k k] x weightᵀ
-//! [in_c k k, out_c], the weight packed once (it is the b operand), stored back transposed.
-use super::gemm::{matmul_packed, MatRef};
+//! column matrix stays bounded: out[b][:, rows] = weight [out_c, in_c k k] x col [in_c k k,
+//! rows * ow]; each finished segment of an output channel's row goes straight to out (+ bias).
+use super::gemm::{matmul_rows, Isa, MatRef, PackedB};
 use super::memory::Views;
 use super::parallel;
 use crate::backend::Conv2d;
@@ -24,12 +24,12 @@ pub(super) fn conv2d(views: &Views, op: &Conv2d) -> Result<()> {
     if batch * out_c * oh * ow == 0 {
         return Ok(());
     }
+    // bf16 x bf16 products when both are stored as bf16 (the columns are then exactly bf16).
     let bf16 = x.dtype() == DType::BF16 && weight.dtype() == DType::BF16;
-    let weight_t = views.packed(name, "weight", &op.weight, 0, MatRef::new(weight.elems(), out_c, kk, kk).t(), bf16)?;
+    let weight = MatRef::new(weight.elems(), out_c, kk, kk);
     let x = x.values();
     let block_rows = (COL_BLOCK / kk.saturating_mul(ow).max(1)).clamp(1, oh);
     let mut col = vec![0.0f32; kk * block_rows * ow];
-    let mut product = vec![0.0f32; out_c * block_rows * ow];
     for b in 0..batch {
         let image = &x[b * in_c * h * w..(b + 1) * in_c * h * w];
         for y0 in (0..oh).step_by(block_rows) {
@@ -45,19 +45,14 @@ pub(super) fn conv2d(views: &Views, op: &Conv2d) -> Result<()> {
                     *v = if inside { image[(c * h + y - pad) * w + xo - pad] } else { 0.0 };
                 }
             });
-            let product = &mut product[..out_c * cols];
-            matmul_packed(MatRef::new(&*col, kk, cols, cols).t(), &weight_t, product, false, true);
-            let product = &*product;
-            parallel::for_each_index(
-                out_c,
-                cols,
-                || vec![0.0f32; cols],
-                |row, oc| {
-                    let bias = bias.as_ref().map_or(0.0, |bias| bias[oc]);
-                    row.iter_mut().enumerate().for_each(|(i, v)| *v = product[i * out_c + oc] + bias);
-                    out.store(((b * out_c + oc) * oh + y0) * ow, row);
-                },
-            );
+            let col = PackedB::new(MatRef::new(&*col, kk, cols, cols), Isa::best(), bf16, true);
+            let store = |oc: usize, first: usize, seg: &mut [f32]| {
+                if let Some(bias) = &bias {
+                    seg.iter_mut().for_each(|v| *v += bias[oc]);
+                }
+                out.store(((b * out_c + oc) * oh + y0) * ow + first, seg);
+            };
+            matmul_rows(&[weight], &col, None, &store, true);
         }
     }
     Ok(())

@@ -1,51 +1,21 @@
 //! Linear layers: gemm (bias + activation epilogue, optional accumulate), the DiffiT TMSA
-//! projection (gemm plus a per-sample time term) and U-ViT's skip-concat linear (two products
-//! against the two column windows of one weight, so the concat is never built).
-use super::gemm::{matmul_packed, MatRef, PackedB};
+//! projection (gemm plus a per-sample time term) and U-ViT's skip-concat linear (one product of
+//! [x, skip] against the whole weight; the concat exists only inside the packing). Epilogues run
+//! on each finished segment of the product as the GEMM hands it over (`gemm::matmul_rows`).
+use super::activation;
+use super::gemm::{matmul_rows, MatRef, PackedB};
 use super::memory::{Src, Views};
-use super::{activation, parallel};
 use crate::backend::{Gemm, SkipConcatLinear, TmsaQkv, View};
 use crate::error::Result;
 use crate::tensor::DType;
 use std::sync::Arc;
 
-/// Rows of the product computed per sgemm call, bounding the f32 scratch to ROW_BLOCK * n.
-const ROW_BLOCK: usize = 256;
-
-/// Computes the [m, n] matrix sum_i a_i b_i block of rows by block of rows and hands each
-/// row to `finish(r, row)` (in parallel), which owns the epilogue and the store.
-fn linear_rows(m: usize, n: usize, terms: &[(MatRef, Arc<PackedB>)], finish: impl Fn(usize, &mut [f32]) + Send + Sync) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    let mut block = vec![0.0f32; ROW_BLOCK.min(m) * n];
-    for start in (0..m).step_by(ROW_BLOCK) {
-        let rows = ROW_BLOCK.min(m - start);
-        let block = &mut block[..rows * n];
-        for (i, (a, b)) in terms.iter().enumerate() {
-            matmul_packed(a.row_block(start, rows), b, block, i > 0, true);
-        }
-        parallel::for_each_row(block, n, |r, row| finish(start + r, row));
-    }
-}
-
-/// The weight `w` ([n, k] at row stride `w_stride`, from element `window` of its view) as the b
-/// operand of x wᵀ, packed once; bf16 x bf16 products when x and w are both stored as bf16.
-#[allow(clippy::too_many_arguments)]
-fn weight_t(
-    views: &Views,
-    op: &str,
-    field: &str,
-    view: &View,
-    w: &Src,
-    window: usize,
-    n: usize,
-    k: usize,
-    w_stride: usize,
-    x: &Src,
-) -> Result<Arc<PackedB>> {
-    let b = MatRef::new(w.elems().skip(window), n, k, w_stride).t();
-    views.packed(op, field, view, window, b, x.dtype() == DType::BF16 && w.dtype() == DType::BF16)
+/// The weight view `w` ([n, k] at row stride `w_stride`) as the b operand of a wᵀ, packed once;
+/// bf16 x bf16 products when the a operands (`a`) and w are all stored as bf16.
+fn weight_t(views: &Views, op: &str, view: &View, (n, k, w_stride): (usize, usize, usize), a: &[&Src]) -> Result<Arc<PackedB>> {
+    let w = views.src(op, "w", view)?;
+    let bf16 = w.dtype() == DType::BF16 && a.iter().all(|a| a.dtype() == DType::BF16);
+    views.packed(op, "w", view, MatRef::new(w.elems(), n, k, w_stride).t(), bf16)
 }
 
 fn add(row: &mut [f32], values: &[f32]) {
@@ -63,64 +33,57 @@ pub(super) fn gemm(views: &Views, op: &Gemm) -> Result<()> {
     let Gemm { m, n, k, x_stride, w_stride, .. } = *op;
     let bias = load_bias(views, name, &op.bias)?;
     let x = views.src(name, "x", &op.x)?;
-    let w = views.src(name, "w", &op.w)?;
+    let w = weight_t(views, name, &op.w, (n, k, w_stride), &[&x])?;
     let out = views.dst(name, "out", &op.out)?;
-    let terms = [(MatRef::new(x.elems(), m, k, x_stride), weight_t(views, name, "w", &op.w, &w, 0, n, k, w_stride, &x)?)];
-    linear_rows(m, n, &terms, |r, row| {
+    let store = |r: usize, col: usize, seg: &mut [f32]| {
         if let Some(bias) = &bias {
-            add(row, bias);
+            add(seg, &bias[col..]);
         }
-        activation::apply(op.act, row);
+        activation::apply(op.act, seg);
         if op.accumulate {
-            out.accumulate(r * n, row);
+            out.accumulate(r * n + col, seg);
         } else {
-            out.store(r * n, row);
+            out.store(r * n + col, seg);
         }
-    });
+    };
+    matmul_rows(&[MatRef::new(x.elems(), m, k, x_stride)], &w, None, &store, true);
     Ok(())
 }
 
 pub(super) fn tmsa_qkv(views: &Views, op: &TmsaQkv) -> Result<()> {
     let name = "tmsa_qkv";
     let TmsaQkv { batch, tokens, k, n, .. } = *op;
-    let rows = batch * tokens;
     let bias = load_bias(views, name, &op.bias)?;
     let time = views.src(name, "time", &op.time)?.values();
     let x = views.src(name, "x", &op.x)?;
-    let w = views.src(name, "w", &op.w)?;
+    let w = weight_t(views, name, &op.w, (n, k, k), &[&x])?;
     let out = views.dst(name, "out", &op.out)?;
-    let terms = [(MatRef::new(x.elems(), rows, k, k), weight_t(views, name, "w", &op.w, &w, 0, n, k, k, &x)?)];
-    linear_rows(rows, n, &terms, |r, row| {
+    let store = |r: usize, col: usize, seg: &mut [f32]| {
         if let Some(bias) = &bias {
-            add(row, bias);
+            add(seg, &bias[col..]);
         }
-        let b = r / tokens;
-        add(row, &time[b * n..(b + 1) * n]);
-        out.store(r * n, row);
-    });
+        add(seg, &time[r / tokens * n + col..]);
+        out.store(r * n + col, seg);
+    };
+    matmul_rows(&[MatRef::new(x.elems(), batch * tokens, k, k)], &w, None, &store, true);
     Ok(())
 }
 
 pub(super) fn skip_concat_linear(views: &Views, op: &SkipConcatLinear) -> Result<()> {
     let name = "skip_concat_linear";
     let SkipConcatLinear { rows, dim_x, dim_skip, n, .. } = *op;
-    let dim = dim_x + dim_skip;
     let bias = load_bias(views, name, &op.bias)?;
     let x = views.src(name, "x", &op.x)?;
     let skip = views.src(name, "skip", &op.skip)?;
-    let w = views.src(name, "w", &op.w)?;
-    // The two weight halves are column windows of w: [n, dim_x] at column 0 and
-    // [n, dim_skip] at column dim_x, both with row stride dim_x + dim_skip.
-    let terms = [
-        (MatRef::new(x.elems(), rows, dim_x, dim_x), weight_t(views, name, "w", &op.w, &w, 0, n, dim_x, dim, &x)?),
-        (MatRef::new(skip.elems(), rows, dim_skip, dim_skip), weight_t(views, name, "w", &op.w, &w, dim_x, n, dim_skip, dim, &skip)?),
-    ];
+    let w = weight_t(views, name, &op.w, (n, dim_x + dim_skip, dim_x + dim_skip), &[&x, &skip])?;
     let out = views.dst(name, "out", &op.out)?;
-    linear_rows(rows, n, &terms, |r, row| {
+    let store = |r: usize, col: usize, seg: &mut [f32]| {
         if let Some(bias) = &bias {
-            add(row, bias);
+            add(seg, &bias[col..]);
         }
-        out.store(r * n, row);
-    });
+        out.store(r * n + col, seg);
+    };
+    let a = [MatRef::new(x.elems(), rows, dim_x, dim_x), MatRef::new(skip.elems(), rows, dim_skip, dim_skip)];
+    matmul_rows(&a, &w, None, &store, true);
     Ok(())
 }

@@ -146,18 +146,17 @@ impl Views<'_> {
 }
 
 impl<'t> Views<'t> {
-    /// `b` (a matrix over the elements of `view` from element `window` on) packed for this
-    /// machine's kernels: kept across launches while `view`'s buffer is only written by the
-    /// host (a weight), packed afresh for an activation.
-    pub fn packed(&self, op: &str, field: &str, view: &View, window: usize, b: MatRef, bf16: bool) -> Result<Arc<PackedB>> {
+    /// `b` (a matrix over the elements of `view`) packed for this machine's kernels: kept across
+    /// launches while `view`'s buffer is only written by the host (a weight), packed afresh for
+    /// an activation.
+    pub fn packed(&self, op: &str, field: &str, view: &View, b: MatRef, bf16: bool) -> Result<Arc<PackedB>> {
         let buffer = self.table.get(op, field, view).map_err(err)?;
         let isa = Isa::best();
         let make = || PackedB::new(b, isa, bf16, true);
         if buffer.op_written.load(Ordering::Relaxed) {
             return Ok(Arc::new(make()));
         }
-        let key =
-            PackKey { buf: view.buf, byte_offset: view.offset + window * view.dtype.size(), geometry: b.geometry(), dtype: view.dtype, isa, bf16 };
+        let key = PackKey { buf: view.buf, byte_offset: view.offset, geometry: b.geometry(), dtype: view.dtype, isa, bf16 };
         Ok(self.packed.get_or_pack(key, buffer.version.load(Ordering::Relaxed), make))
     }
 }

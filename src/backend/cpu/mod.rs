@@ -3,7 +3,8 @@
 //! Exactly the math documented in `ops.rs`, in f32 (f64 where it is cheap and buys accuracy:
 //! normalisation, timestep angles; exp is a vectorised polynomial good to ~1 ulp). Storage may be f32, f16 or bf16 (widened
 //! to f32 on load, rounded to nearest even on store) and u32 for ids; the float views of one op
-//! may mix dtypes. Loops run on the rayon pool, matrix products on matrixmultiply's threads.
+//! may mix dtypes. Loops and matrix products (`gemm`: packed microkernels
+//! chosen at run time) run on the one rayon pool.
 //! Every misuse (unknown buffer, view outside its buffer, wrong dtype, sizes that disagree
 //! with the views, overlapping in/out views, out-of-range ids) is an `Error::Backend`: `launch`
 //! first checks the op's rules (`backend::op_rules`), then its views are resolved by `memory`.
@@ -25,6 +26,7 @@ mod memory;
 mod norm;
 mod packed_cache;
 mod parallel;
+mod simd;
 
 use crate::backend::*;
 use crate::error::{Error, Result};

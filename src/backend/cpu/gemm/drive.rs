@@ -3,7 +3,8 @@
 //! (KC x NR, ~32 KiB: stays in L1) meets every a panel of the block (MC x KC: stays in L2).
 //! A task accumulates into its own block buffer (whole register tiles, so edge tiles need no
 //! special case; its row stride is padded off a power of two, so the rows of a tile do not
-//! share cache sets as they would in a c of 2048 or 4096 columns) and writes c once at the end.
+//! share cache sets as they would in a c of 2048 or 4096 columns) and hands each finished row
+//! segment to the caller's epilogue (bias, activation, residual, dtype: no second pass over c).
 use super::kernels::Microkernel;
 use super::pack::Packed;
 use rayon::prelude::*;
@@ -17,52 +18,33 @@ const NC_PANELS: usize = 8;
 /// Extra f32 per block-buffer row: 64 bytes, so rows 2^k bytes apart do not alias in cache.
 const ROW_PAD: usize = 16;
 
-/// c: the output, shared by tasks that write disjoint blocks.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: tasks write disjoint blocks of c (see `multiply`).
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
+/// Hands over (or fills) `values`, a segment of row `row` of c starting at column `col`.
+pub(in crate::backend::cpu) type RowFn<'f> = dyn Fn(usize, usize, &mut [f32]) + Sync + 'f;
 
-impl Out {
-    /// Element `i` of c (a method, so closures capture the Sync wrapper, not the raw pointer).
-    ///
-    /// # Safety
-    /// `i` lies inside c.
-    unsafe fn at(self, i: usize) -> *mut f32 {
-        // SAFETY: forwarded.
-        unsafe { self.0.add(i) }
-    }
-}
-
-/// c[m x n] (row-major, dense) = (or +=) a · b for `a` packed in K::MR-row panels and `b` in
-/// K::NR-column panels over the same depth.
+/// c[m x n] = a · b for `a` packed in K::MR-row panels and `b` in K::NR-column panels over the
+/// same depth, plus what `load` puts in (none: zero). Each finished segment of c goes to
+/// `store` exactly once; tasks hand over disjoint segments.
 pub(super) fn multiply<K: Microkernel>(
     a: &Packed<K::Elem>,
     b: &Packed<K::Elem>,
-    m: usize,
-    n: usize,
-    c: &mut [f32],
-    accumulate: bool,
+    (m, n): (usize, usize),
+    load: Option<&RowFn>,
+    store: &RowFn,
     parallel: bool,
 ) {
-    assert!(
-        a.width == K::MR && b.width == K::NR && a.depth == b.depth && c.len() == m * n,
-        "cpu backend bug: gemm operands packed for another kernel"
-    );
+    assert!(a.width == K::MR && b.width == K::NR && a.depth == b.depth, "cpu backend bug: gemm operands packed for another kernel");
     let (m_blocks, n_blocks) = (m.div_ceil(K::MR * MC_PANELS), n.div_ceil(K::NR * NC_PANELS));
     let ld = NC_PANELS * K::NR + ROW_PAD;
-    let out = Out(c.as_mut_ptr());
     let task = |block: &mut Vec<f32>, t: usize| {
         let (mb, nb) = (t / n_blocks, t % n_blocks);
         let (row0, col0) = (mb * MC_PANELS * K::MR, nb * NC_PANELS * K::NR);
         let (rows, cols) = ((MC_PANELS * K::MR).min(m - row0), (NC_PANELS * K::NR).min(n - col0));
-        // SAFETY (both copies): rows x cols from (row0, col0) lie inside c, a block owned by
-        // this task alone; the block buffer holds MC_PANELS * MR rows of `ld`.
-        if accumulate {
+        if let Some(load) = load {
             for r in 0..rows {
-                unsafe { std::ptr::copy_nonoverlapping(out.at((row0 + r) * n + col0), block[r * ld..].as_mut_ptr(), cols) };
+                load(row0 + r, col0, &mut block[r * ld..r * ld + cols]);
             }
+        } else if a.depth == 0 {
+            block.fill(0.0); // k = 0: no step overwrites the previous task's values
         }
         for k0 in (0..a.depth).step_by(KC) {
             let kc = KC.min(a.depth - k0);
@@ -71,12 +53,12 @@ pub(super) fn multiply<K: Microkernel>(
                     let tile = block[ip * K::MR * ld + jp * K::NR..].as_mut_ptr();
                     // SAFETY: the panels hold kc steps from k0; the tile's MR rows of NR lie in
                     // the block buffer; the kernel's ISA was detected (Isa::best).
-                    unsafe { K::tile(kc, a.at(mb * MC_PANELS + ip, k0), b.at(nb * NC_PANELS + jp, k0), tile, ld, accumulate || k0 > 0) }
+                    unsafe { K::tile(kc, a.at(mb * MC_PANELS + ip, k0), b.at(nb * NC_PANELS + jp, k0), tile, ld, load.is_some() || k0 > 0) }
                 }
             }
         }
         for r in 0..rows {
-            unsafe { std::ptr::copy_nonoverlapping(block[r * ld..].as_ptr(), out.at((row0 + r) * n + col0), cols) };
+            store(row0 + r, col0, &mut block[r * ld..r * ld + cols]);
         }
     };
     let buffer = || vec![0.0f32; MC_PANELS * K::MR * ld];

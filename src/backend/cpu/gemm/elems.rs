@@ -52,12 +52,10 @@ impl<'a> Elems<'a> {
     /// As `line_f32`, as bf16 bit patterns (f32 and f16 rounded to nearest even).
     pub fn line_bf16(&self, start: usize, stride: usize, out: &mut [u16]) {
         match self {
+            Elems::Bf16(d) if stride == 1 => out.copy_from_slice(bytemuck::cast_slice(&d[start..start + out.len()])),
             Elems::Bf16(d) => out.iter_mut().enumerate().for_each(|(i, o)| *o = d[start + i * stride].to_bits()),
-            _ => {
-                let mut wide = vec![0.0f32; out.len()];
-                self.line_f32(start, stride, &mut wide);
-                out.iter_mut().zip(&wide).for_each(|(o, &v)| *o = bf16::from_f32(v).to_bits());
-            }
+            Elems::F32(d) => out.iter_mut().enumerate().for_each(|(i, o)| *o = bf16::from_f32(d[start + i * stride]).to_bits()),
+            Elems::F16(d) => out.iter_mut().enumerate().for_each(|(i, o)| *o = bf16::from_f32(d[start + i * stride].to_f32()).to_bits()),
         }
     }
 }
@@ -92,11 +90,5 @@ impl<'a> MatRef<'a> {
     /// The transpose, without copying.
     pub fn t(self) -> Self {
         MatRef { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
-    }
-
-    /// Rows `start..start + rows` of a row-major matrix.
-    pub fn row_block(self, start: usize, rows: usize) -> Self {
-        assert!(start + rows <= self.rows, "cpu backend bug: rows {start}+{rows} of {}", self.rows);
-        MatRef { data: self.data.skip(start * self.row_stride), rows, ..self }
     }
 }

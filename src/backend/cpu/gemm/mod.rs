@@ -11,6 +11,7 @@ mod pack;
 pub(super) use elems::{Elems, MatRef};
 pub use isa::Isa;
 
+pub(super) use drive::RowFn;
 use kernels::{Microkernel, Portable};
 use pack::{pack, Packed};
 
@@ -24,6 +25,8 @@ pub(super) struct PackedB {
 
 enum PackedPanels {
     F32(Packed<f32>),
+    // Made only for `Isa::Avx512Bf16`, which only x86-64 detects.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Bf16Pairs(Packed<u32>),
 }
 
@@ -32,8 +35,8 @@ impl PackedB {
     pub fn new(b: MatRef, isa: Isa, bf16: bool, parallel: bool) -> PackedB {
         let columns = b.t();
         let panels = match isa {
-            Isa::Avx512Bf16 if bf16 => PackedPanels::Bf16Pairs(pack(columns, nr(isa), parallel)),
-            _ => PackedPanels::F32(pack(columns, nr(isa), parallel)),
+            Isa::Avx512Bf16 if bf16 => PackedPanels::Bf16Pairs(pack(&[columns], nr(isa), parallel)),
+            _ => PackedPanels::F32(pack(&[columns], nr(isa), parallel)),
         };
         PackedB { isa, k: b.rows, n: b.cols, panels }
     }
@@ -52,36 +55,64 @@ fn nr(isa: Isa) -> usize {
     }
 }
 
-/// c = a b, or c += a b with `accumulate`; c is dense row-major [a.rows, b.n]. Parallel over
-/// the rayon pool when `parallel` (else on the calling thread, e.g. inside a parallel task).
-pub(super) fn matmul_packed(a: MatRef, b: &PackedB, c: &mut [f32], accumulate: bool, parallel: bool) {
-    let (m, n) = (a.rows, b.n);
-    assert!(a.cols == b.k && c.len() == m * n, "cpu backend bug: matmul [{m}, {}] x [{}, {n}] into {}", a.cols, b.k, c.len());
-    if c.is_empty() {
-        return;
-    }
-    if b.k == 0 {
-        if !accumulate {
-            c.fill(0.0);
-        }
+/// c = a b, with a the matrices `a` side by side (their columns concatenated: k = b's rows):
+/// `store(row, col, values)` receives every segment of c once, after `load` (if any) filled it
+/// with what the product adds to. Parallel over the rayon pool when `parallel` (else on the
+/// calling thread, e.g. inside a parallel task).
+pub(super) fn matmul_rows(a: &[MatRef], b: &PackedB, load: Option<&RowFn>, store: &RowFn, parallel: bool) {
+    let (m, n) = (a.first().map_or(0, |a| a.rows), b.n);
+    let k: usize = a.iter().map(|a| a.cols).sum();
+    assert!(k == b.k, "cpu backend bug: matmul [{m}, {k}] x [{}, {n}]", b.k);
+    if m == 0 || n == 0 {
         return;
     }
     match (&b.panels, b.isa) {
-        (PackedPanels::F32(bp), Isa::Portable) => run::<Portable>(a, bp, m, n, c, accumulate, parallel),
+        (PackedPanels::F32(bp), Isa::Portable) => run::<Portable>(a, bp, (m, n), load, store, parallel),
         #[cfg(target_arch = "x86_64")]
-        (PackedPanels::F32(bp), Isa::Avx2) => run::<kernels::Avx2>(a, bp, m, n, c, accumulate, parallel),
+        (PackedPanels::F32(bp), Isa::Avx2) => run::<kernels::Avx2>(a, bp, (m, n), load, store, parallel),
         #[cfg(target_arch = "x86_64")]
-        (PackedPanels::F32(bp), Isa::Avx512 | Isa::Avx512Bf16) => run::<kernels::Avx512>(a, bp, m, n, c, accumulate, parallel),
+        (PackedPanels::F32(bp), Isa::Avx512 | Isa::Avx512Bf16) => run::<kernels::Avx512>(a, bp, (m, n), load, store, parallel),
         #[cfg(target_arch = "x86_64")]
-        (PackedPanels::Bf16Pairs(bp), _) => run::<kernels::Avx512Bf16>(a, bp, m, n, c, accumulate, parallel),
+        (PackedPanels::Bf16Pairs(bp), _) => run::<kernels::Avx512Bf16>(a, bp, (m, n), load, store, parallel),
         #[cfg(not(target_arch = "x86_64"))]
         _ => unreachable!("x86 families are never detected elsewhere"),
     }
 }
 
-fn run<K: Microkernel>(a: MatRef, b: &Packed<K::Elem>, m: usize, n: usize, c: &mut [f32], accumulate: bool, parallel: bool) {
+fn run<K: Microkernel>(a: &[MatRef], b: &Packed<K::Elem>, mn: (usize, usize), load: Option<&RowFn>, store: &RowFn, parallel: bool) {
     let a = pack::<K::Elem>(a, K::MR, parallel);
-    drive::multiply::<K>(&a, b, m, n, c, accumulate, parallel);
+    drive::multiply::<K>(&a, b, mn, load, store, parallel);
+}
+
+/// c: a dense row-major matrix shared by tasks that touch disjoint segments.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+// SAFETY: `matmul_rows` hands each segment to one task.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// `len` elements of c from `at`.
+    ///
+    /// # Safety
+    /// In bounds, and no other live reference to them.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn segment(&self, at: usize, len: usize) -> &mut [f32] {
+        // SAFETY: forwarded.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(at), len) }
+    }
+}
+
+/// c = a b, or c += a b with `accumulate`; c is dense row-major [a.rows, b.n].
+pub(super) fn matmul_packed(a: MatRef, b: &PackedB, c: &mut [f32], accumulate: bool, parallel: bool) {
+    let n = b.n;
+    assert!(a.cols == b.k && c.len() == a.rows * n, "cpu backend bug: matmul [{}, {}] x [{}, {n}] into {}", a.rows, a.cols, b.k, c.len());
+    let shared = Shared(c.as_mut_ptr());
+    // SAFETY (both): segments of rows < a.rows and columns < n lie in c; each is visited once
+    // by load and then once by store, by the task that owns it.
+    let load = |r: usize, col: usize, values: &mut [f32]| values.copy_from_slice(unsafe { shared.segment(r * n + col, values.len()) });
+    let store = |r: usize, col: usize, values: &mut [f32]| unsafe { shared.segment(r * n + col, values.len()) }.copy_from_slice(values);
+    matmul_rows(&[a], b, accumulate.then_some(&load as &RowFn), &store, parallel);
 }
 
 #[cfg(test)]

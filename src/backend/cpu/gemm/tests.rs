@@ -79,3 +79,33 @@ fn this_machine_runs_at_least_the_portable_kernel() {
     assert_eq!(isas[0], Isa::Portable);
     assert!(isas.contains(&Isa::best()));
 }
+
+#[test]
+fn operands_side_by_side_multiply_as_their_concatenation() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    // An odd first width: with bf16 pairs, one packed step straddles the two operands.
+    let (m, k1, k2, n) = (37, 19, 30, 45);
+    let (x, skip, w) = (random(m * k1, &mut rng), random(m * k2, &mut rng), random(n * (k1 + k2), &mut rng));
+    let joined: Vec<f32> = (0..m).flat_map(|i| x[i * k1..(i + 1) * k1].iter().chain(&skip[i * k2..(i + 1) * k2]).copied()).collect();
+    let want = naive((&joined, k1 + k2), (&w, k1 + k2, true), (m, n, k1 + k2));
+    let (xb, sb, wb): (Vec<bf16>, Vec<bf16>, Vec<bf16>) = (
+        x.iter().map(|&v| bf16::from_f32(v)).collect(),
+        skip.iter().map(|&v| bf16::from_f32(v)).collect(),
+        w.iter().map(|&v| bf16::from_f32(v)).collect(),
+    );
+    for isa in Isa::available() {
+        for bf16 in [false, true] {
+            let (ex, es, ew) =
+                if bf16 { (Elems::Bf16(&xb), Elems::Bf16(&sb), Elems::Bf16(&wb)) } else { (Elems::F32(&x), Elems::F32(&skip), Elems::F32(&w)) };
+            let b = PackedB::new(MatRef::new(ew, n, k1 + k2, k1 + k2).t(), isa, bf16, true);
+            let got = std::sync::Mutex::new(vec![f32::NAN; m * n]);
+            let store = |r: usize, col: usize, seg: &mut [f32]| got.lock().unwrap()[r * n + col..][..seg.len()].copy_from_slice(seg);
+            matmul_rows(&[MatRef::new(ex, m, k1, k1), MatRef::new(es, m, k2, k2)], &b, None, &store, true);
+            // bf16 storage rounds every operand: 2^-8 relative each.
+            let tol = if bf16 { 0.1 } else { 1e-4 };
+            for (i, (&g, &w)) in got.lock().unwrap().iter().zip(&want).enumerate() {
+                assert!((g as f64 - w).abs() <= tol, "{} bf16={bf16}: c[{i}] = {g}, want {w}", isa.name());
+            }
+        }
+    }
+}
