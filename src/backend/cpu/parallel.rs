@@ -13,11 +13,3 @@ fn min_items(work_per_item: usize) -> usize {
 pub(super) fn for_each_index<S>(count: usize, work_per_item: usize, init: impl Fn() -> S + Send + Sync, f: impl Fn(&mut S, usize) + Send + Sync) {
     (0..count).into_par_iter().with_min_len(min_items(work_per_item)).for_each_init(init, f);
 }
-
-/// Runs `f(r, row)` for every row of `width` elements of `data` in parallel.
-pub(super) fn for_each_row(data: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Send + Sync) {
-    if width == 0 {
-        return;
-    }
-    data.par_chunks_mut(width).with_min_len(min_items(width)).enumerate().for_each(|(r, row)| f(r, row));
-}

@@ -11,10 +11,13 @@ use rayon::prelude::*;
 
 /// Packed steps per k slice.
 const KC: usize = 256;
-/// a panels (MR rows each) per task block.
+/// At most this many a panels (MR rows each) per task block.
 const MC_PANELS: usize = 8;
-/// b panels (NR columns each) per task block.
+/// At most this many b panels (NR columns each) per task block.
 const NC_PANELS: usize = 8;
+/// Tasks per worker thread wanted (when the product is big enough), so uneven blocks and a
+/// busy core even out.
+const TASKS_PER_THREAD: usize = 4;
 /// Extra f32 per block-buffer row: 64 bytes, so rows 2^k bytes apart do not alias in cache.
 const ROW_PAD: usize = 16;
 
@@ -33,12 +36,17 @@ pub(super) fn multiply<K: Microkernel>(
     parallel: bool,
 ) {
     assert!(a.width == K::MR && b.width == K::NR && a.depth == b.depth, "cpu backend bug: gemm operands packed for another kernel");
-    let (m_blocks, n_blocks) = (m.div_ceil(K::MR * MC_PANELS), n.div_ceil(K::NR * NC_PANELS));
+    let (m_panels, n_panels) = (m.div_ceil(K::MR), n.div_ceil(K::NR));
+    let threads = if parallel { rayon::current_num_threads() } else { 1 };
+    let (m_blocks, n_blocks) = blocks(m_panels, n_panels, threads);
     let ld = NC_PANELS * K::NR + ROW_PAD;
     let task = |block: &mut Vec<f32>, t: usize| {
         let (mb, nb) = (t / n_blocks, t % n_blocks);
-        let (row0, col0) = (mb * MC_PANELS * K::MR, nb * NC_PANELS * K::NR);
-        let (rows, cols) = ((MC_PANELS * K::MR).min(m - row0), (NC_PANELS * K::NR).min(n - col0));
+        // Block i of `count` over `panels`: panels [i * panels / count, (i + 1) * panels / count).
+        let range = |i: usize, count: usize, panels: usize| i * panels / count..(i + 1) * panels / count;
+        let (a_panels, b_panels) = (range(mb, m_blocks, m_panels), range(nb, n_blocks, n_panels));
+        let (row0, col0) = (a_panels.start * K::MR, b_panels.start * K::NR);
+        let (rows, cols) = ((a_panels.len() * K::MR).min(m - row0), (b_panels.len() * K::NR).min(n - col0));
         if let Some(load) = load {
             for r in 0..rows {
                 load(row0 + r, col0, &mut block[r * ld..r * ld + cols]);
@@ -53,7 +61,7 @@ pub(super) fn multiply<K: Microkernel>(
                     let tile = block[ip * K::MR * ld + jp * K::NR..].as_mut_ptr();
                     // SAFETY: the panels hold kc steps from k0; the tile's MR rows of NR lie in
                     // the block buffer; the kernel's ISA was detected (Isa::best).
-                    unsafe { K::tile(kc, a.at(mb * MC_PANELS + ip, k0), b.at(nb * NC_PANELS + jp, k0), tile, ld, load.is_some() || k0 > 0) }
+                    unsafe { K::tile(kc, a.at(a_panels.start + ip, k0), b.at(b_panels.start + jp, k0), tile, ld, load.is_some() || k0 > 0) }
                 }
             }
         }
@@ -68,4 +76,19 @@ pub(super) fn multiply<K: Microkernel>(
         let mut block = buffer();
         (0..m_blocks * n_blocks).for_each(|t| task(&mut block, t));
     }
+}
+
+/// Task blocks (m, n) over the panels: as few as MC_PANELS x NC_PANELS blocks allow, then split
+/// further (the larger side first) until every thread has TASKS_PER_THREAD or no panel is left
+/// to split; panels are shared out evenly, so no block is a sliver.
+fn blocks(m_panels: usize, n_panels: usize, threads: usize) -> (usize, usize) {
+    let (mut mb, mut nb) = (m_panels.div_ceil(MC_PANELS), n_panels.div_ceil(NC_PANELS));
+    while mb * nb < TASKS_PER_THREAD * threads && (mb < m_panels || nb < n_panels) {
+        if nb < n_panels && (n_panels / nb >= m_panels / mb || mb == m_panels) {
+            nb += 1;
+        } else {
+            mb += 1;
+        }
+    }
+    (mb, nb)
 }

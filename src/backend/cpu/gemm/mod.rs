@@ -13,6 +13,7 @@ pub use isa::Isa;
 
 pub(super) use drive::RowFn;
 use kernels::{Microkernel, Portable};
+pub(super) use pack::RunFn;
 use pack::{pack, Packed};
 
 /// A b operand ([k, n]) packed for one kernel family.
@@ -39,6 +40,15 @@ impl PackedB {
             _ => PackedPanels::F32(pack(&[columns], nr(isa), parallel)),
         };
         PackedB { isa, k: b.rows, n: b.cols, panels }
+    }
+
+    /// Packs a b ([k, n]) that exists only as its row runs (`RunFn`), for `isa` as `new` does.
+    pub fn from_runs(k: usize, n: usize, isa: Isa, bf16: bool, parallel: bool, run: &RunFn) -> PackedB {
+        let panels = match isa {
+            Isa::Avx512Bf16 if bf16 => PackedPanels::Bf16Pairs(pack::pack_runs(k, n, nr(isa), parallel, run)),
+            _ => PackedPanels::F32(pack::pack_runs(k, n, nr(isa), parallel, run)),
+        };
+        PackedB { isa, k, n, panels }
     }
 }
 

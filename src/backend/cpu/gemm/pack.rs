@@ -30,6 +30,8 @@ pub(super) trait PackElem: Copy + Default + Send + Sync {
     fn read(m: &MatRef, start: usize, stride: usize, out: &mut [Self::Value]);
     /// Packs one line (zero-padded to whole steps) into `out[step * width]`.
     fn pack(line: &[Self::Value], out: &mut [Self], width: usize);
+    /// A computed value (`pack_runs`), as stored in a line.
+    fn value(v: f32) -> Self::Value;
     /// Packs one step of `lines` lines from `runs`: K_STEP runs of `width` values, run j holding
     /// the lines' values at the step's j-th k.
     fn pack_step(runs: &[Self::Value], width: usize, lines: usize, out: &mut [Self]);
@@ -45,6 +47,10 @@ impl PackElem for f32 {
 
     fn pack(line: &[f32], out: &mut [f32], width: usize) {
         line.iter().enumerate().for_each(|(p, &v)| out[p * width] = v);
+    }
+
+    fn value(v: f32) -> f32 {
+        v
     }
 
     fn pack_step(runs: &[f32], _width: usize, lines: usize, out: &mut [f32]) {
@@ -64,9 +70,28 @@ impl PackElem for u32 {
         line.chunks_exact(2).enumerate().for_each(|(q, pair)| out[q * width] = u32::from(pair[0]) | u32::from(pair[1]) << 16);
     }
 
+    fn value(v: f32) -> u16 {
+        half::bf16::from_f32(v).to_bits()
+    }
+
     fn pack_step(runs: &[u16], width: usize, lines: usize, out: &mut [u32]) {
         let (even, odd) = (&runs[..lines], &runs[width..width + lines]);
         out.iter_mut().zip(even.iter().zip(odd)).for_each(|(o, (&e, &d))| *o = u32::from(e) | u32::from(d) << 16);
+    }
+}
+
+/// Packed steps per chunk of a panel filled line by line (64 x 14 f32 = 3.5 KiB).
+const CHUNK_STEPS: usize = 64;
+
+/// Values `from..from + out.len()` (clipped to k) of line `row` of `parts` side by side.
+fn read_concatenated<E: PackElem>(parts: &[MatRef], row: usize, from: usize, out: &mut [E::Value]) {
+    let mut start = 0; // the first k of the current part
+    for m in parts {
+        let (lo, hi) = (from.max(start), (from + out.len()).min(start + m.cols));
+        if lo < hi {
+            E::read(m, row * m.row_stride + (lo - start) * m.col_stride, m.col_stride, &mut out[lo - from..hi - from]);
+        }
+        start += m.cols;
     }
 }
 
@@ -76,52 +101,86 @@ pub(super) fn pack<E: PackElem>(parts: &[MatRef], width: usize, parallel: bool) 
     let rows = parts.first().map_or(0, |p| p.rows);
     assert!(parts.iter().all(|p| p.rows == rows), "cpu backend bug: concatenated operands with different rows");
     let k: usize = parts.iter().map(|p| p.cols).sum();
-    let depth = k.div_ceil(E::K_STEP);
-    let panels = rows.div_ceil(width);
-    let mut data = vec![E::default(); panels * depth * width];
-    let panel_len = depth * width;
     // Lines adjacent in memory (b = a row-major [k, n], e.g. attention's V): a panel's step is
     // one contiguous run of its lines' values, read as such instead of line by line.
-    let adjacent = parts.len() == 1 && parts[0].row_stride == 1;
-    let fill = |line: &mut Vec<E::Value>, (t, panel): (usize, &mut [E])| {
-        let lines = width.min(rows.saturating_sub(t * width));
-        if adjacent {
-            return pack_adjacent(&parts[0], t * width, lines, line, panel, width);
-        }
-        for l in 0..lines {
-            let mut at = 0;
-            for m in parts {
-                E::read(m, (t * width + l) * m.row_stride, m.col_stride, &mut line[at..at + m.cols]);
-                at += m.cols;
-            }
-            E::pack(&line[..depth * E::K_STEP], &mut panel[l..], width);
-        }
-    };
-    let line = || vec![E::Value::default(); (depth * E::K_STEP).max(E::K_STEP * width)];
-    if panel_len > 0 {
-        if parallel {
-            data.par_chunks_mut(panel_len).enumerate().for_each_init(line, fill);
-        } else {
-            let mut line = line();
-            data.chunks_mut(panel_len).enumerate().for_each(|panel| fill(&mut line, panel));
+    if let [m] = parts {
+        if m.row_stride == 1 {
+            return pack_by_runs(k, rows, width, parallel, &|p, first, out| E::read(m, first + p * m.col_stride, 1, out));
         }
     }
+    let depth = k.div_ceil(E::K_STEP);
+    let line = || vec![E::Value::default(); E::K_STEP * CHUNK_STEPS];
+    let data = fill_panels(rows, depth, width, parallel, line, |line, t, lines, panel| {
+        // Steps in chunks, so the part of the panel being filled stays in L1 across its lines.
+        for s0 in (0..depth).step_by(CHUNK_STEPS) {
+            let chunk = &mut line[..CHUNK_STEPS.min(depth - s0) * E::K_STEP];
+            for l in 0..lines {
+                chunk.fill(E::Value::default());
+                read_concatenated::<E>(parts, t * width + l, s0 * E::K_STEP, chunk);
+                E::pack(chunk, &mut panel[s0 * width + l..], width);
+            }
+        }
+    });
     Packed { width, depth, data }
 }
 
-/// One panel of `lines` adjacent lines from line `first`: per step, K_STEP contiguous runs
-/// (zero past k), packed together. `scratch` holds at least K_STEP x `width` values.
-fn pack_adjacent<E: PackElem>(m: &MatRef, first: usize, lines: usize, scratch: &mut [E::Value], panel: &mut [E], width: usize) {
-    let k = m.cols;
-    for (s, out) in panel.chunks_exact_mut(width).enumerate() {
-        let runs = &mut scratch[..E::K_STEP * width];
-        runs.fill(E::Value::default());
-        for (j, run) in runs.chunks_exact_mut(width).enumerate() {
-            let p = s * E::K_STEP + j;
-            if p < k {
-                E::read(m, first + p * m.col_stride, 1, &mut run[..lines]);
+/// Fills `out[i]` with b[p][first + i], a run of one row of b: the lines of a packing by runs.
+pub(in crate::backend::cpu) type RunFn<'f, V = f32> = dyn Fn(usize, usize, &mut [V]) + Sync + 'f;
+
+/// Packs b ([k, n], never built) into panels of `width` columns from its row runs (`run`), e.g.
+/// conv2d's im2col matrix read straight from the image.
+pub(super) fn pack_runs<E: PackElem>(k: usize, n: usize, width: usize, parallel: bool, run: &RunFn) -> Packed<E> {
+    pack_by_runs(k, n, width, parallel, &|p, first, out: &mut [E::Value]| {
+        let mut values = [0.0f32; MAX_WIDTH];
+        let values = &mut values[..out.len()];
+        run(p, first, values);
+        out.iter_mut().zip(values.iter()).for_each(|(o, &v)| *o = E::value(v));
+    })
+}
+
+/// The widest panel (the AVX-512 kernels' NR).
+const MAX_WIDTH: usize = 32;
+
+/// Packs `lines` lines over k from runs: `read(p, first, out)` fills out with the values at k = p
+/// of lines first.. (out.len() of them).
+fn pack_by_runs<E: PackElem>(k: usize, lines: usize, width: usize, parallel: bool, read: &RunFn<E::Value>) -> Packed<E> {
+    let depth = k.div_ceil(E::K_STEP);
+    let runs = || vec![E::Value::default(); E::K_STEP * width];
+    let data = fill_panels(lines, depth, width, parallel, runs, |runs, t, lines, panel| {
+        for (s, out) in panel.chunks_exact_mut(width).enumerate() {
+            runs.fill(E::Value::default());
+            for (j, run) in runs.chunks_exact_mut(width).enumerate() {
+                let p = s * E::K_STEP + j;
+                if p < k {
+                    read(p, t * width, &mut run[..lines]);
+                }
             }
+            E::pack_step(runs, width, lines, out);
         }
-        E::pack_step(runs, width, lines, out);
+    });
+    Packed { width, depth, data }
+}
+
+/// Panels of `width` lines over `depth` steps, filled (in parallel when `parallel`) by
+/// `fill(scratch, panel index, lines in it, panel)`, zero elsewhere.
+fn fill_panels<E: PackElem, S>(
+    lines: usize,
+    depth: usize,
+    width: usize,
+    parallel: bool,
+    scratch: impl Fn() -> S + Sync + Send,
+    fill: impl Fn(&mut S, usize, usize, &mut [E]) + Sync + Send,
+) -> Vec<E> {
+    let panel_len = depth * width;
+    let mut data = vec![E::default(); lines.div_ceil(width) * panel_len];
+    let fill = |s: &mut S, (t, panel): (usize, &mut [E])| fill(s, t, width.min(lines - t * width), panel);
+    if panel_len > 0 {
+        if parallel {
+            data.par_chunks_mut(panel_len).enumerate().for_each_init(scratch, fill);
+        } else {
+            let mut s = scratch();
+            data.chunks_mut(panel_len).enumerate().for_each(|panel| fill(&mut s, panel));
+        }
     }
+    data
 }
