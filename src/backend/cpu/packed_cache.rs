@@ -45,3 +45,27 @@ impl PackCache {
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).retain(|key, _| key.buf != buf);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::backend::cpu::CpuBackend;
+    use crate::backend::*;
+    use crate::tensor::{bytes_to_f32, f32_to_bytes, DType};
+
+    /// A weight the host rewrites after a product packed it is packed again, not served stale.
+    #[test]
+    fn a_rewritten_weight_is_packed_again() {
+        let cpu = CpuBackend::new();
+        let (m, n, k) = (3, 40, 17);
+        let view = |len: usize| View { buf: cpu.alloc(len * 4).expect("alloc"), offset: 0, len, dtype: DType::F32 };
+        let (x, w, out) = (view(m * k), view(n * k), view(m * n));
+        cpu.write(x, &f32_to_bytes(&vec![1.0; m * k], DType::F32)).expect("write x");
+        let gemm = Op::Gemm(Gemm { m, n, k, x, x_stride: k, w, w_stride: k, bias: None, out, act: Activation::None, accumulate: false });
+        for value in [1.0f32, 2.0, 2.0, -3.0] {
+            cpu.write(w, &f32_to_bytes(&vec![value; n * k], DType::F32)).expect("write w");
+            cpu.launch(&gemm).expect("gemm");
+            let got = bytes_to_f32(&cpu.read(out).expect("read"), DType::F32);
+            assert!(got.iter().all(|&v| v == value * k as f32), "w = {value}: got {:?}", &got[..4]);
+        }
+    }
+}
