@@ -32,9 +32,9 @@ pub(super) trait PackElem: Copy + Default + Send + Sync {
     fn pack(line: &[Self::Value], out: &mut [Self], width: usize);
     /// A computed value (`pack_runs`), as stored in a line.
     fn value(v: f32) -> Self::Value;
-    /// Packs one step of `lines` lines from `runs`: K_STEP runs of `width` values, run j holding
+    /// Packs one step of `lines` lines from `runs`: K_STEP runs `stride` apart, run j holding
     /// the lines' values at the step's j-th k.
-    fn pack_step(runs: &[Self::Value], width: usize, lines: usize, out: &mut [Self]);
+    fn pack_step(runs: &[Self::Value], stride: usize, lines: usize, out: &mut [Self]);
 }
 
 impl PackElem for f32 {
@@ -53,7 +53,7 @@ impl PackElem for f32 {
         v
     }
 
-    fn pack_step(runs: &[f32], _width: usize, lines: usize, out: &mut [f32]) {
+    fn pack_step(runs: &[f32], _stride: usize, lines: usize, out: &mut [f32]) {
         out[..lines].copy_from_slice(&runs[..lines]);
     }
 }
@@ -74,8 +74,8 @@ impl PackElem for u32 {
         half::bf16::from_f32(v).to_bits()
     }
 
-    fn pack_step(runs: &[u16], width: usize, lines: usize, out: &mut [u32]) {
-        let (even, odd) = (&runs[..lines], &runs[width..width + lines]);
+    fn pack_step(runs: &[u16], stride: usize, lines: usize, out: &mut [u32]) {
+        let (even, odd) = (&runs[..lines], &runs[stride..stride + lines]);
         out.iter_mut().zip(even.iter().zip(odd)).for_each(|(o, (&e, &d))| *o = u32::from(e) | u32::from(d) << 16);
     }
 }
@@ -110,7 +110,7 @@ pub(super) fn pack<E: PackElem>(parts: &[MatRef], width: usize, parallel: bool) 
     }
     let depth = k.div_ceil(E::K_STEP);
     let line = || vec![E::Value::default(); E::K_STEP * CHUNK_STEPS];
-    let data = fill_panels(rows, depth, width, parallel, line, |line, t, lines, panel| {
+    let data = fill_panels(rows, depth, width, 1, parallel, line, |line, t, lines, panel| {
         // Steps in chunks, so the part of the panel being filled stays in L1 across its lines.
         for s0 in (0..depth).step_by(CHUNK_STEPS) {
             let chunk = &mut line[..CHUNK_STEPS.min(depth - s0) * E::K_STEP];
@@ -131,55 +131,62 @@ pub(in crate::backend::cpu) type RunFn<'f, V = f32> = dyn Fn(usize, usize, &mut 
 /// conv2d's im2col matrix read straight from the image.
 pub(super) fn pack_runs<E: PackElem>(k: usize, n: usize, width: usize, parallel: bool, run: &RunFn) -> Packed<E> {
     pack_by_runs(k, n, width, parallel, &|p, first, out: &mut [E::Value]| {
-        let mut values = [0.0f32; MAX_WIDTH];
+        let mut values = [0.0f32; MAX_RUN];
         let values = &mut values[..out.len()];
         run(p, first, values);
         out.iter_mut().zip(values.iter()).for_each(|(o, &v)| *o = E::value(v));
     })
 }
 
-/// The widest panel (the AVX-512 kernels' NR).
-const MAX_WIDTH: usize = 32;
+/// The longest run: RUN_PANELS panels of the widest kernel (the AVX-512 kernels' NR, 32).
+const MAX_RUN: usize = RUN_PANELS * 32;
+
+/// Panels packed together from shared runs: one run per step covers them all.
+const RUN_PANELS: usize = 8;
 
 /// Packs `lines` lines over k from runs: `read(p, first, out)` fills out with the values at k = p
-/// of lines first.. (out.len() of them).
+/// of lines first.. (out.len() of them), RUN_PANELS panels' worth at a time.
 fn pack_by_runs<E: PackElem>(k: usize, lines: usize, width: usize, parallel: bool, read: &RunFn<E::Value>) -> Packed<E> {
     let depth = k.div_ceil(E::K_STEP);
-    let runs = || vec![E::Value::default(); E::K_STEP * width];
-    let data = fill_panels(lines, depth, width, parallel, runs, |runs, t, lines, panel| {
-        for (s, out) in panel.chunks_exact_mut(width).enumerate() {
+    let stride = RUN_PANELS * width;
+    let runs = || vec![E::Value::default(); E::K_STEP * stride];
+    let data = fill_panels(lines, depth, width, RUN_PANELS, parallel, runs, |runs, t, lines, panels| {
+        for s in 0..depth {
             runs.fill(E::Value::default());
-            for (j, run) in runs.chunks_exact_mut(width).enumerate() {
+            for (j, run) in runs.chunks_exact_mut(stride).enumerate() {
                 let p = s * E::K_STEP + j;
                 if p < k {
                     read(p, t * width, &mut run[..lines]);
                 }
             }
-            E::pack_step(runs, width, lines, out);
+            for (i, panel) in panels.chunks_exact_mut(depth * width).enumerate() {
+                E::pack_step(&runs[i * width..], stride, width.min(lines - i * width), &mut panel[s * width..(s + 1) * width]);
+            }
         }
     });
     Packed { width, depth, data }
 }
 
-/// Panels of `width` lines over `depth` steps, filled (in parallel when `parallel`) by
-/// `fill(scratch, panel index, lines in it, panel)`, zero elsewhere.
+/// Panels of `width` lines over `depth` steps, filled `group` panels at a time (in parallel when
+/// `parallel`) by `fill(scratch, first panel, lines in them, panels)`, zero elsewhere.
 fn fill_panels<E: PackElem, S>(
     lines: usize,
     depth: usize,
     width: usize,
+    group: usize,
     parallel: bool,
     scratch: impl Fn() -> S + Sync + Send,
     fill: impl Fn(&mut S, usize, usize, &mut [E]) + Sync + Send,
 ) -> Vec<E> {
     let panel_len = depth * width;
     let mut data = vec![E::default(); lines.div_ceil(width) * panel_len];
-    let fill = |s: &mut S, (t, panel): (usize, &mut [E])| fill(s, t, width.min(lines - t * width), panel);
+    let fill = |s: &mut S, (g, panels): (usize, &mut [E])| fill(s, g * group, (group * width).min(lines - g * group * width), panels);
     if panel_len > 0 {
         if parallel {
-            data.par_chunks_mut(panel_len).enumerate().for_each_init(scratch, fill);
+            data.par_chunks_mut(group * panel_len).enumerate().for_each_init(scratch, fill);
         } else {
             let mut s = scratch();
-            data.chunks_mut(panel_len).enumerate().for_each(|panel| fill(&mut s, panel));
+            data.chunks_mut(group * panel_len).enumerate().for_each(|panels| fill(&mut s, panels));
         }
     }
     data
