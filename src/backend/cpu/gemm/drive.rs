@@ -1,6 +1,6 @@
 //! The loop nest around a microkernel (BLIS order): tasks own a block of MC_PANELS a-panels by
 //! NC_PANELS b-panels of c; inside, k runs in KC-step slices, and for each slice every b panel
-//! (KC x NR, ~32 KiB: stays in L1) meets every a panel of the block (MC x KC: stays in L2).
+//! (KC x NR: 192 x 48 f32 = 36 KiB, stays in L1) meets every a panel of the block (MC x KC: stays in L2).
 //! A task accumulates into its own block buffer (whole register tiles, so edge tiles need no
 //! special case; its row stride is padded off a power of two, so the rows of a tile do not
 //! share cache sets as they would in a c of 2048 or 4096 columns) and hands each finished row
@@ -9,8 +9,8 @@ use super::kernels::Microkernel;
 use super::pack::Packed;
 use rayon::prelude::*;
 
-/// Packed steps per k slice.
-const KC: usize = 256;
+/// Packed steps per k slice (a 48-column f32 b panel of it: 36 KiB, in a 48 KiB L1).
+const KC: usize = 192;
 /// At most this many a panels (MR rows each) per task block.
 const MC_PANELS: usize = 8;
 /// At most this many b panels (NR columns each) per task block.

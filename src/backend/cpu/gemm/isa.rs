@@ -10,7 +10,7 @@ pub enum Isa {
     Portable,
     /// x86-64 AVX2 + FMA: 6 x 16 f32 register tile.
     Avx2,
-    /// x86-64 AVX-512F: 14 x 32 f32 register tile.
+    /// x86-64 AVX-512F: 8 x 48 f32 register tile.
     Avx512,
     /// AVX-512F plus AVX-512-BF16: bf16 x bf16 products summed in f32 by `vdpbf16ps`.
     Avx512Bf16,

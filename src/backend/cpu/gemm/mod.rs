@@ -34,25 +34,30 @@ enum PackedPanels {
 impl PackedB {
     /// Packs `b` for `isa`; bf16 x bf16 products (`bf16`) where the family has them, else f32.
     pub fn new(b: MatRef, isa: Isa, bf16: bool, parallel: bool) -> PackedB {
-        let columns = b.t();
-        let panels = match isa {
-            Isa::Avx512Bf16 if bf16 => PackedPanels::Bf16Pairs(pack(&[columns], nr(isa), parallel)),
-            _ => PackedPanels::F32(pack(&[columns], nr(isa), parallel)),
-        };
+        let columns = [b.t()];
+        let panels = panels(isa, bf16, |nr| pack(&columns, nr, parallel), |nr| pack(&columns, nr, parallel));
         PackedB { isa, k: b.rows, n: b.cols, panels }
     }
 
     /// Packs a b ([k, n]) that exists only as its row runs (`RunFn`), for `isa` as `new` does.
     pub fn from_runs(k: usize, n: usize, isa: Isa, bf16: bool, parallel: bool, run: &RunFn) -> PackedB {
-        let panels = match isa {
-            Isa::Avx512Bf16 if bf16 => PackedPanels::Bf16Pairs(pack::pack_runs(k, n, nr(isa), parallel, run)),
-            _ => PackedPanels::F32(pack::pack_runs(k, n, nr(isa), parallel, run)),
-        };
+        let panels = panels(isa, bf16, |nr| pack::pack_runs(k, n, nr, parallel, run), |nr| pack::pack_runs(k, n, nr, parallel, run));
         PackedB { isa, k, n, panels }
     }
 }
 
-/// Columns of the register tile of a family's f32 kernel (all bf16 kernels share it).
+/// b's panels for `isa`: bf16 pairs (`pairs(NR)`) when asked and the family multiplies them, else
+/// f32 (`f32s(NR)`), each at its kernel's NR.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn panels(isa: Isa, bf16: bool, f32s: impl FnOnce(usize) -> Packed<f32>, pairs: impl FnOnce(usize) -> Packed<u32>) -> PackedPanels {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512Bf16 && bf16 {
+        return PackedPanels::Bf16Pairs(pairs(kernels::Avx512Bf16::NR));
+    }
+    PackedPanels::F32(f32s(nr(isa)))
+}
+
+/// Columns of the register tile of a family's f32 kernel.
 fn nr(isa: Isa) -> usize {
     match isa {
         Isa::Portable => Portable::NR,

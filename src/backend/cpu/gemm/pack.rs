@@ -80,7 +80,7 @@ impl PackElem for u32 {
     }
 }
 
-/// Packed steps per chunk of a panel filled line by line (64 x 14 f32 = 3.5 KiB).
+/// Packed steps per chunk of a panel filled line by line (64 x 8 f32 = 2 KiB).
 const CHUNK_STEPS: usize = 64;
 
 /// Values `from..from + out.len()` (clipped to k) of line `row` of `parts` side by side.
@@ -139,7 +139,7 @@ pub(super) fn pack_runs<E: PackElem>(k: usize, n: usize, width: usize, parallel:
 }
 
 /// The longest run: RUN_PANELS panels of the widest kernel (the AVX-512 kernels' NR, 32).
-const MAX_RUN: usize = RUN_PANELS * 32;
+const MAX_RUN: usize = RUN_PANELS * 48;
 
 /// Panels packed together from shared runs: one run per step covers them all.
 const RUN_PANELS: usize = 8;
