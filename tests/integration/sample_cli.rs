@@ -268,3 +268,30 @@ fn text_models_take_prompts_and_say_what_is_wrong_in_one_line() {
         assert!(!bad.exists(), "{args:?}: a failed run wrote its output");
     }
 }
+
+/// The CPU backend picks its GEMM kernels at run time (`DITRT_CPU_ISA` asks for a lesser family):
+/// a whole run — a DiT denoised through the VAE — on the portable and AVX2 kernels must give the
+/// pixels of the best family up to rounding (fused vs unfused multiply-adds).
+#[test]
+fn every_cpu_kernel_family_samples_the_same_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |isa: Option<&str>| {
+        let out = dir.path().join(format!("{}.npz", isa.unwrap_or("best")));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ditrt"));
+        cmd.args(["sample", "--weights", fixture("dit_p2.safetensors").to_str().unwrap(), "--vae", fixture("vae_f8.safetensors").to_str().unwrap()]);
+        cmd.args(["--steps", "3", "--backend", "cpu", "--num", "3", "--seed", "5", "--out", out.to_str().unwrap()]);
+        match isa {
+            Some(isa) => cmd.env("DITRT_CPU_ISA", isa),
+            None => cmd.env_remove("DITRT_CPU_ISA"),
+        };
+        let o = cmd.output().expect("run ditrt");
+        assert!(o.status.success(), "{isa:?}: {}", String::from_utf8_lossy(&o.stderr));
+        read_npz(&out).1
+    };
+    let best = run(None);
+    for isa in ["portable", "avx2"] {
+        let pixels = run(Some(isa));
+        let worst = pixels.iter().zip(&best).map(|(&a, &b)| a.abs_diff(b)).max().unwrap();
+        assert!(worst <= 2, "{isa}: a pixel differs by {worst} from the best kernels' run");
+    }
+}
