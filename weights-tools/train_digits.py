@@ -48,7 +48,6 @@ bit-identical reruns need the same thread count and CPU kernels.
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -69,6 +68,7 @@ from ckpt_io import read_safetensors, write_safetensors  # noqa: E402
 from digits_data import (NULL_CLASS, NUM_CLASSES, SIZE, classify, grid_image, load_images,  # noqa: E402
                          train_classifier, write_png)
 from digits_losses import Diffusion, eps_loss, hybrid_loss  # noqa: E402
+import train_steps  # noqa: E402
 from reference import samplers  # noqa: E402
 
 REPO = os.path.dirname(HERE)
@@ -111,13 +111,9 @@ def train(spec, x, y, steps, batch, lr, seed, log_every=100):
     ema = spec["cls"](**spec["model"])
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    warmup = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)) * 0.95 + 0.05))
+    opt, sched = train_steps.optimizer(model, lr, steps)
     diff = Diffusion(spec["betas"]())
     gen = torch.Generator().manual_seed(seed + 1)
-    ema_params, params = list(ema.parameters()), list(model.parameters())
     t0, c0 = time.time(), time.process_time()
     acc = [0.0, 0.0, 0.0]
     for step in range(1, steps + 1):
@@ -125,15 +121,7 @@ def train(spec, x, y, steps, batch, lr, seed, log_every=100):
         yb = y[idx].clone()
         yb[torch.rand(batch, generator=gen) < 0.1] = NULL_CLASS
         loss, mse, vb = spec["loss"](model, diff, x[idx], yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        decay = min(0.999, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, p in zip(ema_params, params):
-                pe.mul_(decay).add_(p.detach(), alpha=1 - decay)
+        train_steps.step(model, ema, opt, sched, loss, step)
         for k, v in enumerate((loss, mse, vb)):
             acc[k] += v.item()
         if step % log_every == 0 or step == steps:

@@ -33,7 +33,6 @@ Rust test (tests/integration/digits.rs) runs the exported f16 files with SAMPLIN
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -50,6 +49,7 @@ from archs.uvit_t2i.reference import UViTT2I  # noqa: E402
 from ckpt_io import read_safetensors  # noqa: E402
 from digits_data import NUM_CLASSES, SIZE, classify, grid_image, load_images, write_png  # noqa: E402
 from digits_losses import Diffusion  # noqa: E402
+import train_steps  # noqa: E402
 from reference import samplers  # noqa: E402
 
 REPO = os.path.dirname(HERE)
@@ -102,10 +102,7 @@ def train(x, y, ids_table, steps, batch, lr, seed, log_every=100):
     model, ema = Pair(), Pair()
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    warmup = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warmup, 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)) * 0.95 + 0.05))
+    opt, sched = train_steps.optimizer(model, lr, steps)
     diff = Diffusion(samplers.stable_diffusion_betas())
     gen = torch.Generator().manual_seed(seed + 1)
     captions, empty = ids_table
@@ -119,15 +116,7 @@ def train(x, y, ids_table, steps, batch, lr, seed, log_every=100):
         noise = torch.randn(x[idx].shape, generator=gen)
         xt = diff.q_sample(x[idx], t, noise)
         loss = ((noise - model(xt, (t + 1).float(), ids)) ** 2).mean()  # U-ViT feeds n = index + 1
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        decay = min(0.999, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), model.parameters()):
-                pe.mul_(decay).add_(p.detach(), alpha=1 - decay)
+        train_steps.step(model, ema, opt, sched, loss, step)
         acc += loss.item()
         if step % log_every == 0 or step == steps:
             m = log_every if step % log_every == 0 else step % log_every
