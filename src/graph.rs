@@ -306,7 +306,8 @@ pub fn preflight(backend: &dyn Backend, graph: &Graph) -> Result<()> {
     let Some(free) = backend.free_memory() else {
         return Ok(());
     };
-    let need = graph.peak_bytes() as u64;
+    let copies = backend.weight_copy_bytes(graph.weight_bytes(), graph.dtype()) as u64;
+    let need = graph.peak_bytes() as u64 + copies;
     if need <= free {
         return Ok(());
     }
@@ -317,10 +318,11 @@ pub fn preflight(backend: &dyn Backend, graph: &Graph) -> Result<()> {
         .and_then(|v| v.shape.0.first())
         .map_or(String::new(), |b| format!("batch {b}: "));
     let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let packed = if copies > 0 { format!("{:.2} GiB of packed copies, ", gib(copies)) } else { String::new() };
     Err(Error::Backend {
         backend: backend.name(),
         msg: format!(
-            "{batch}the graph needs {:.2} GiB ({:.2} GiB weights, {:.2} GiB activations) but only {:.2} GiB is free; lower --batch",
+            "{batch}the graph needs {:.2} GiB ({:.2} GiB weights, {packed}{:.2} GiB activations) but only {:.2} GiB is free; lower --batch",
             gib(need),
             gib(graph.weight_bytes() as u64),
             gib(graph.plan.arena_bytes as u64),

@@ -51,6 +51,12 @@ pub trait Backend: Send + Sync {
         None
     }
 
+    /// Bytes the backend keeps beside a graph's `bytes` of weights stored as `dtype` (the CPU's
+    /// packed GEMM panels), which the preflight counts too.
+    fn weight_copy_bytes(&self, _bytes: usize, _dtype: DType) -> usize {
+        0
+    }
+
     /// The backend's buffers, ready for use from this thread (CUDA binds its context first).
     fn buffers(&self) -> Result<&dyn Buffers>;
 

@@ -63,6 +63,15 @@ impl Backend for CpuBackend {
         memory::host_available()
     }
 
+    /// Every weight a product reads is packed once and kept (`packed_cache`): in f32 panels, or
+    /// in bf16 pairs where the kernels multiply bf16 (norm and bias vectors are counted too).
+    fn weight_copy_bytes(&self, bytes: usize, dtype: DType) -> usize {
+        match dtype {
+            DType::BF16 if gemm::Isa::best() == gemm::Isa::Avx512Bf16 => bytes,
+            _ => bytes / dtype.size() * 4,
+        }
+    }
+
     fn buffers(&self) -> Result<&dyn Buffers> {
         Ok(&self.memory)
     }
