@@ -716,6 +716,18 @@ fn conv2d() {
     });
 }
 
+/// Shapes the CPU backend runs by Winograd F(4x4, 3x3) (3x3, padding 1, >= 8 in and >= 16 out
+/// channels): sizes not a multiple of the 4x4 tile, channel counts not a multiple of its 16
+/// lanes, two samples, and a plane of 520 x 120 whose transforms run in several bands.
+#[test]
+fn conv2d_winograd_shapes() {
+    for_each_case(|case| {
+        for (batch, in_c, out_c, h, w) in [(2, 19, 33, 13, 10), (1, 16, 64, 120, 520)] {
+            conv2d_case(case, ConvShape { batch, in_c, out_c, h, w, kernel: 3, pad: 1 }, true);
+        }
+    });
+}
+
 /// More tiles of 64 output pixels (4 x 1025 x 1025 / 64: 65,665) than one grid dimension
 /// holds (65535): the wgpu dispatch is split over two (the SD VAE decoder at 512 px from batch
 /// 16 on was refused). One channel in and out keeps it cheap.
