@@ -8,6 +8,8 @@
 //! CUDA graph (`recorded`). docs/CUDA-STATUS.md lists what has been verified on a GPU.
 mod blas;
 mod device;
+#[cfg(feature = "cuda-emu")]
+pub mod emulated;
 mod encode;
 mod launch;
 mod memory;
