@@ -1,5 +1,5 @@
 // The emulator's runtime: runs one launch block by block on the calling thread, every CUDA
-// thread of a block a ucontext fiber scheduled round-robin until it finishes or waits at a
+// thread of a block a fiber (fiber.h) scheduled round-robin until it finishes or waits at a
 // barrier (__syncthreads for the block, a warp collective for its warp). Built without
 // -fsanitize=thread; the kernels are built with it, so each of their loads and stores first
 // calls a __tsan_* hook here, which
@@ -11,8 +11,6 @@
 //   - with statistics on, groups the accesses of one warp into requests (the n-th execution of
 //     one access site by each lane) for the bank-conflict and coalescing counts.
 // A fault or race ends the launch with a message (the faulting fiber is never resumed).
-#include <ucontext.h>
-
 #include <algorithm>
 #include <bit>
 #include <cstdio>
@@ -28,6 +26,7 @@
 #include <vector>
 
 #include "cuda_emu.h"
+#include "fiber.h"
 #include "mma_layouts.h"
 #include "ptx_ops.cuh"
 #include "registry.h"
@@ -66,7 +65,7 @@ constexpr size_t SLOT_WORDS = 6;
 enum class State { Run, Block, Warp, Done, Fault };
 
 struct Fiber {
-    ucontext_t ctx;
+    void* sp = nullptr;  // saved stack pointer while switched out
     State state = State::Run;
     uint3 tid;
     int linear = 0;
@@ -86,7 +85,8 @@ struct Request {
     std::vector<Access> accesses;
 };
 
-// Last accesses of 2 shared bytes, for the race check: epochs count __syncthreads.
+// Last accesses of 2 shared bytes, for the race check: epochs count __syncthreads, on from
+// one block to the next and one launch to the next on this thread, so old entries never match.
 struct Shadow {
     uint64_t write_epoch = 0, read_epoch = 0;
     int writer = -1, reader = -1;
@@ -107,19 +107,20 @@ struct Run {
     std::vector<Fiber> fibers;
     char* stacks = nullptr;
     size_t stacks_bytes = 0;
-    ucontext_t scheduler;
+    void* scheduler = nullptr;  // the scheduler's stack pointer while a fiber runs
     Fiber* current = nullptr;
-    uint64_t epoch = 1;
     std::string error;
     uintptr_t tls_lo = 0, tls_hi = 0;
     // Warp exchange slots, two generations (a collective's parity) per warp, SLOT_WORDS per
     // lane: a shuffled word, or the fragments of an mma.
     std::vector<uint32_t> slots;
-    std::unordered_map<uintptr_t, Shadow> shadow;
     std::map<std::tuple<int, uintptr_t, uint32_t>, Request> requests;
 };
 
 thread_local Run* run = nullptr;
+thread_local uint64_t epoch = 1;
+// One entry per 2 bytes of this thread's static TLS (`Run::tls_lo` on).
+thread_local std::vector<Shadow> shadow;
 
 Fiber& self() { return *run->current; }
 
@@ -136,14 +137,14 @@ int warp_of(const Fiber& f) { return f.linear / WARP; }
         run->error = message + where;
     }
     f.state = State::Fault;
-    swapcontext(&f.ctx, &run->scheduler);
+    emu_switch(&f.sp, run->scheduler);
     __builtin_unreachable();
 }
 
 void wait(State state) {
     Fiber& f = self();
     f.state = state;
-    swapcontext(&f.ctx, &run->scheduler);
+    emu_switch(&f.sp, run->scheduler);
 }
 
 // The static TLS of this thread, where thread_local (so `__shared__`) variables live: x86-64
@@ -165,9 +166,9 @@ void tls_window(uintptr_t& lo, uintptr_t& hi) {
 void race_check(uintptr_t addr, unsigned size, bool write) {
     const int me = self().linear;
     for (uintptr_t a = addr & ~uintptr_t(1); a < addr + size; a += 2) {
-        Shadow& s = run->shadow[a];
-        const bool written = s.write_epoch == run->epoch && s.writer != me;
-        const bool read = s.read_epoch == run->epoch && (s.many_readers || s.reader != me);
+        Shadow& s = shadow[(a - run->tls_lo) / 2];
+        const bool written = s.write_epoch == epoch && s.writer != me;
+        const bool read = s.read_epoch == epoch && (s.many_readers || s.reader != me);
         if (written || (write && read)) {
             char msg[200];
             std::snprintf(msg, sizeof msg,
@@ -178,10 +179,10 @@ void race_check(uintptr_t addr, unsigned size, bool write) {
             fault(msg);
         }
         if (write) {
-            s.write_epoch = run->epoch;
+            s.write_epoch = epoch;
             s.writer = me;
-        } else if (s.read_epoch != run->epoch) {
-            s.read_epoch = run->epoch;
+        } else if (s.read_epoch != epoch) {
+            s.read_epoch = epoch;
             s.reader = me;
             s.many_readers = false;
         } else if (s.reader != me) {
@@ -272,9 +273,13 @@ void fold_requests(EmuStats& s) {
     run->requests.clear();
 }
 
+// A fiber's life: the kernel, then back to the scheduler for good.
 void fiber_main() {
     run->launch->entry->call(run->launch->args);
-    self().state = State::Done;
+    Fiber& f = self();
+    f.state = State::Done;
+    emu_switch(&f.sp, run->scheduler);
+    __builtin_unreachable();
 }
 
 // Releases waiting fibers whose barrier is complete; false when none could be (a deadlock).
@@ -287,7 +292,7 @@ bool release() {
     if (block_ready) {
         for (Fiber& f : fibers)
             if (f.state == State::Block) f.state = State::Run, any = true;
-        run->epoch += 1;
+        epoch += 1;
     }
     for (size_t w = 0; w * WARP < fibers.size(); ++w) {
         auto first = fibers.begin() + w * WARP, last = fibers.begin() + std::min(fibers.size(), (w + 1) * WARP);
@@ -311,19 +316,14 @@ bool run_block() {
         f.tid = {static_cast<unsigned>(i % b.x), static_cast<unsigned>(i / b.x % b.y), static_cast<unsigned>(i / (b.x * b.y))};
         f.collectives = 0;
         f.executed.clear();
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = run->stacks + i * STACK_BYTES;
-        f.ctx.uc_stack.ss_size = STACK_BYTES;
-        f.ctx.uc_link = &run->scheduler;
-        makecontext(&f.ctx, fiber_main, 0);
+        f.sp = fiber_stack(run->stacks + i * STACK_BYTES, STACK_BYTES, fiber_main);
     }
-    run->shadow.clear();
-    run->epoch += 1;
+    epoch += 1;
     for (;;) {
         for (Fiber& f : fibers) {
             if (f.state != State::Run) continue;
             run->current = &f;
-            swapcontext(&run->scheduler, &f.ctx);
+            emu_switch(&run->scheduler, f.sp);
             run->current = nullptr;
             if (f.state == State::Fault) return false;
         }
@@ -504,6 +504,7 @@ extern "C" int ditrt_emu_launch(const char* module, const char* function, const 
     r.stacks = stacks.get();
     r.slots.assign((threads / emu::WARP + 1) * 2 * emu::SLOT_WORDS * emu::WARP, 0);
     emu::tls_window(r.tls_lo, r.tls_hi);
+    emu::shadow.resize((r.tls_hi - r.tls_lo) / 2);
     emu::Run* outer = emu::run;
     emu::run = &r;
     bool ok = true;

@@ -117,8 +117,12 @@ impl Backend for CudaEmuBackend {
         Ok(())
     }
 
+    /// As `CudaBackend::launch`: the rules, and an embedding's ids, checked first.
     fn launch(&self, op: &Op) -> Result<()> {
         op_rules::check(op).map_err(err)?;
+        if let Op::Embedding(o) = op {
+            super::check_ids(self, o)?;
+        }
         let views = self.memory.lock();
         encode(&Encoder::new(&OnEmulator { backend: self, views: &views }), op)
     }
