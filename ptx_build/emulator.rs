@@ -40,9 +40,10 @@ fn run(command: &mut Command) -> Result<Vec<u8>, String> {
 /// for the hooks, as it is one 128-bit load or store on the GPU.
 fn kernel_flags(dir: &Path) -> Vec<String> {
     let header = dir.join("emu/cuda_emu.h");
-    let mut flags: Vec<String> = ["-x", "c++", "-std=c++17", "-O2", "-fPIC", "-DDITRT_EMU", "-Wno-unknown-pragmas", "-ftls-model=initial-exec", "-fno-tree-sra"]
-        .map(String::from)
-        .into();
+    let mut flags: Vec<String> =
+        ["-x", "c++", "-std=c++17", "-O2", "-fPIC", "-DDITRT_EMU", "-Wno-unknown-pragmas", "-ftls-model=initial-exec", "-fno-tree-sra"]
+            .map(String::from)
+            .into();
     flags.extend(["-include".into(), header.display().to_string(), format!("-I{}", dir.display()), format!("-I{}", dir.join("emu").display())]);
     flags
 }
@@ -121,7 +122,14 @@ pub fn build(repository: &Path, out_dir: &Path) -> Result<(), String> {
         let mut command = Command::new(compiler());
         match instrumented {
             true => command.args(kernel_flags(&dir)).arg("-fsanitize=thread"),
-            false => command.args(["-std=c++20", "-O2", "-fPIC", "-DDITRT_EMU", &format!("-I{}", dir.display()), &format!("-I{}", dir.join("emu").display())]),
+            false => command.args([
+                "-std=c++20",
+                "-O2",
+                "-fPIC",
+                "-DDITRT_EMU",
+                &format!("-I{}", dir.display()),
+                &format!("-I{}", dir.join("emu").display()),
+            ]),
         };
         run(command.arg("-c").arg(source).arg("-o").arg(&object)).map(|_| object)
     })

@@ -49,24 +49,25 @@ fn zeros(b: &dyn Backend, len: usize, t: DType) -> View {
     View { buf: b.alloc(len * t.size()).expect("alloc"), offset: 0, len, dtype: t }
 }
 
+/// Self-attention of `heads` heads of `head_dim` over `len` tokens, packed rows.
+fn attention(b: &dyn Backend, t: DType, heads: usize, len: usize, head_dim: usize) -> Op {
+    let w = heads * head_dim;
+    let (q, k, v, out) = (zeros(b, len * w, t), zeros(b, len * w, t), zeros(b, len * w, t), zeros(b, len * w, t));
+    let (q_len, kv_len, scale) = (len, len, 0.125);
+    Op::Attention(Attention { batch: 1, heads, q_len, kv_len, head_dim, scale, q, q_stride: w, k, v, kv_stride: w, bias: None, out, out_stride: w })
+}
+
 /// One op per kernel family at a representative shape (a DiT-XL/2 width where it matters).
 fn ops(b: &dyn Backend) -> Vec<Op> {
     let mut ops = Vec::new();
     for t in [DType::F16, DType::BF16] {
         for head_dim in [64, 72, 96, 128] {
-            let (heads, len) = (2, 128);
-            let w = heads * head_dim;
-            let (q, k, v, out) = (zeros(b, len * w, t), zeros(b, len * w, t), zeros(b, len * w, t), zeros(b, len * w, t));
-            let scale = 0.125;
-            let op = Attention { batch: 1, heads, q_len: len, kv_len: len, head_dim, scale, q, q_stride: w, k, v, kv_stride: w, bias: None, out, out_stride: w };
-            ops.push(Op::Attention(op));
+            ops.push(attention(b, t, 2, 128, head_dim));
         }
     }
     let t = DType::F16;
-    let (len, head_dim) = (64, 80);
-    let (q, k, v, out) = (zeros(b, len * head_dim, t), zeros(b, len * head_dim, t), zeros(b, len * head_dim, t), zeros(b, len * head_dim, t));
-    let hd = head_dim;
-    ops.push(Op::Attention(Attention { batch: 1, heads: 1, q_len: len, kv_len: len, head_dim, scale: 0.1, q, q_stride: hd, k, v, kv_stride: hd, bias: None, out, out_stride: hd }));
+    // A head dim attention.cu lacks: attention_fallback.cu.
+    ops.push(attention(b, t, 1, 64, 80));
     let (rows, dim) = (16, 1152);
     let (x, out) = (zeros(b, rows * dim, t), zeros(b, rows * dim, t));
     let (shift, scale) = (PerSample { view: zeros(b, dim, t), stride: 0 }, PerSample { view: zeros(b, dim, t), stride: 0 });
@@ -76,19 +77,58 @@ fn ops(b: &dyn Backend) -> Vec<Op> {
     ops.push(Op::GateResidual(GateResidual { batch: 1, tokens: rows, dim, x: out, y: x, gate }));
     ops.push(Op::Add(Add { a: x, b: zeros(b, dim, t), out }));
     ops.push(Op::Unary(Unary { act: Activation::GeluTanh, x, out }));
-    ops.push(Op::Copy3d(Copy3d { dims: [1, rows, dim], src: x, src_strides: [0, dim, 1], dst: zeros(b, rows * dim, DType::F32), dst_strides: [0, dim, 1] }));
+    ops.push(Op::Copy3d(Copy3d {
+        dims: [1, rows, dim],
+        src: x,
+        src_strides: [0, dim, 1],
+        dst: zeros(b, rows * dim, DType::F32),
+        dst_strides: [0, dim, 1],
+    }));
     let (m, n, k) = (128, 128, 128);
     let (gx, gw, gout) = (zeros(b, m * k, t), zeros(b, n * k, t), zeros(b, m * n, t));
     // Accumulating an activated product: kernels/linear.cu (cuBLASLt cannot).
     ops.push(Op::Gemm(Gemm { m, n, k, x: gx, x_stride: k, w: gw, w_stride: k, bias: None, out: gout, act: Activation::Silu, accumulate: true }));
     let (batch, tokens) = (2, 64);
     let time = zeros(b, batch * n, t);
-    ops.push(Op::TmsaQkv(TmsaQkv { batch, tokens, k, n, x: zeros(b, batch * tokens * k, t), w: gw, bias: None, time, out: zeros(b, batch * tokens * n, t) }));
+    ops.push(Op::TmsaQkv(TmsaQkv {
+        batch,
+        tokens,
+        k,
+        n,
+        x: zeros(b, batch * tokens * k, t),
+        w: gw,
+        bias: None,
+        time,
+        out: zeros(b, batch * tokens * n, t),
+    }));
     let (c, side) = (64, 16);
     let (cx, cw, cout) = (zeros(b, c * side * side, t), zeros(b, c * c * 9, t), zeros(b, c * side * side, t));
-    ops.push(Op::Conv2d(Conv2d { batch: 1, in_c: c, out_c: c, height: side, width: side, kernel: 3, pad: 1, x: cx, weight: cw, bias: None, out: cout }));
+    ops.push(Op::Conv2d(Conv2d {
+        batch: 1,
+        in_c: c,
+        out_c: c,
+        height: side,
+        width: side,
+        kernel: 3,
+        pad: 1,
+        x: cx,
+        weight: cw,
+        bias: None,
+        out: cout,
+    }));
     let (gamma, beta) = (zeros(b, c, t), zeros(b, c, t));
-    ops.push(Op::GroupNorm(GroupNorm { batch: 1, channels: c, spatial: side * side, groups: 32, eps: 1e-5, silu: true, x: cx, gamma, beta, out: cout }));
+    ops.push(Op::GroupNorm(GroupNorm {
+        batch: 1,
+        channels: c,
+        spatial: side * side,
+        groups: 32,
+        eps: 1e-5,
+        silu: true,
+        x: cx,
+        gamma,
+        beta,
+        out: cout,
+    }));
     let geom = PatchGeometry { batch: 1, channels: 4, height: 32, width: 32, patch: 2 };
     let (img, tok) = (zeros(b, 4 * 32 * 32, t), zeros(b, 4 * 32 * 32, t));
     ops.push(Op::Patchify(Patchify { geom, x: img, out: tok }));
@@ -96,7 +136,13 @@ fn ops(b: &dyn Backend) -> Vec<Op> {
     ops.push(Op::Upsample2x(Upsample2x { batch: 1, channels: 4, height: 16, width: 16, x: zeros(b, 4 * 256, t), out: img }));
     let ids = zeros(b, rows, DType::U32);
     ops.push(Op::Embedding(Embedding { rows, dim, table_rows: 1000, table: zeros(b, 1000 * dim, t), ids, out }));
-    ops.push(Op::TimestepEmbedding(TimestepEmbedding { batch: rows, dim: 256, max_period: 10000.0, t: zeros(b, rows, DType::F32), out: zeros(b, rows * 256, t) }));
+    ops.push(Op::TimestepEmbedding(TimestepEmbedding {
+        batch: rows,
+        dim: 256,
+        max_period: 10000.0,
+        t: zeros(b, rows, DType::F32),
+        out: zeros(b, rows * 256, t),
+    }));
     ops
 }
 
