@@ -18,7 +18,6 @@
 #include <link.h>
 #include <map>
 #include <memory>
-#include <pthread.h>
 #include <set>
 #include <string>
 #include <tuple>
