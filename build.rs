@@ -7,7 +7,10 @@
 //! (JIT-compiled by the driver, which must then be CUDA 12.9 or newer for PTX ISA 8.8; cubins
 //! load on any CUDA 12 driver). Without the toolchain the build still succeeds, with a warning,
 //! and embeds no kernels (CudaBackend::new then says why). A kernel that fails to compile or
-//! assemble fails the build.
+//! assemble fails the build. With feature `cuda-emu`, the kernels are also compiled for the host
+//! emulator (ptx_build/emulator.rs).
+#[path = "ptx_build/emulator.rs"]
+mod emulator;
 #[path = "ptx_build/kernels.rs"]
 mod kernels;
 #[path = "ptx_build/nvrtc.rs"]
@@ -29,6 +32,9 @@ fn main() {
     println!("cargo:rerun-if-env-changed={}", toolchain::WHEELS_ENV);
     let repository = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    if std::env::var_os("CARGO_FEATURE_CUDA_EMU").is_some() {
+        emulator::build(&repository, &out_dir).unwrap_or_else(|e| panic!("building the CUDA emulator: {e}"));
+    }
     let module = match toolchain::Toolchain::find(&repository) {
         Ok(toolchain) => {
             println!("cargo:rerun-if-changed={}", toolchain.nvrtc().display());

@@ -32,32 +32,22 @@ struct alignas(16) Vec16 {
     u32 w[4];
 };
 
-// The mma and pack instructions of one 16-bit storage type.
+// The mma and pack instructions of one 16-bit storage type (kernels/ptx_ops.cuh).
 template <typename T> struct Mma;
 
-#define MMA_FOR(T, ptx_type)                                                                           \
+#define MMA_FOR(T)                                                                                     \
     template <> struct Mma<T> {                                                                        \
         static __device__ __forceinline__ void k16(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) { \
-            asm("mma.sync.aligned.m16n8k16.row.col.f32." ptx_type "." ptx_type ".f32 "                  \
-                "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"                       \
-                : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])                                        \
-                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));                        \
+            mma_m16n8k16_##T(c, a, b0, b1);                                                            \
         }                                                                                              \
         static __device__ __forceinline__ void k8(float (&c)[4], u32 a0, u32 a1, u32 b0) {             \
-            asm("mma.sync.aligned.m16n8k8.row.col.f32." ptx_type "." ptx_type ".f32 "                   \
-                "{%0, %1, %2, %3}, {%4, %5}, {%6}, {%0, %1, %2, %3};"                                   \
-                : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])                                        \
-                : "r"(a0), "r"(a1), "r"(b0));                                                           \
+            mma_m16n8k8_##T(c, a0, a1, b0);                                                            \
         }                                                                                              \
         /* Two f32 as one word: lo in bits 0..15 (the lower column), hi in bits 16..31. */             \
-        static __device__ __forceinline__ u32 pack(float lo, float hi) {                               \
-            u32 r;                                                                                     \
-            asm("cvt.rn." ptx_type "x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));                  \
-            return r;                                                                                  \
-        }                                                                                              \
+        static __device__ __forceinline__ u32 pack(float lo, float hi) { return cvt_rn_##T##x2_f32(lo, hi); } \
     };
-MMA_FOR(f16, "f16")
-MMA_FOR(bf16, "bf16")
+MMA_FOR(f16)
+MMA_FOR(bf16)
 
 template <typename T, int D>
 __device__ void attention_mma(const T* q, const T* k, const T* v, const T* bias, T* out, u64 q_len, u64 kv_len,

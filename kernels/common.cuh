@@ -3,13 +3,13 @@
 //
 // Kernels are compiled by NVRTC with no CUDA headers (build/kernels.rs passes the .cuh files
 // of kernels/ as the only headers), so bf16/f16 are plain 16-bit patterns here and converted
-// with the PTX cvt instructions (round to nearest even, as the `half` crate on the host).
+// with the PTX cvt instructions of ptx_ops.cuh (round to nearest even, as the `half` crate on
+// the host).
 // Every integer kernel argument is a u64 (src/backend/cuda/launch.rs passes u64 or f32 only).
 #pragma once
+#include "ptx_ops.cuh"
 
 typedef unsigned long long u64;
-typedef unsigned int u32;
-typedef unsigned short u16;
 
 // No math.h under NVRTC without headers.
 #define INFINITY __int_as_float(0x7f800000)
@@ -25,24 +25,12 @@ struct f16 {
 __device__ __forceinline__ float to_float(float v) { return v; }
 // bf16 is the upper half of an f32.
 __device__ __forceinline__ float to_float(bf16 v) { return __uint_as_float(((u32)v.bits) << 16); }
-__device__ __forceinline__ float to_float(f16 v) {
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v.bits));
-    return f;
-}
+__device__ __forceinline__ float to_float(f16 v) { return cvt_f32_f16(v.bits); }
 
 template <typename T> __device__ __forceinline__ T from_float(float v);
 template <> __device__ __forceinline__ float from_float<float>(float v) { return v; }
-template <> __device__ __forceinline__ bf16 from_float<bf16>(float v) {
-    bf16 r;
-    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r.bits) : "f"(v));
-    return r;
-}
-template <> __device__ __forceinline__ f16 from_float<f16>(float v) {
-    f16 r;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r.bits) : "f"(v));
-    return r;
-}
+template <> __device__ __forceinline__ bf16 from_float<bf16>(float v) { return bf16{cvt_rn_bf16_f32(v)}; }
+template <> __device__ __forceinline__ f16 from_float<f16>(float v) { return f16{cvt_rn_f16_f32(v)}; }
 
 // First element handled by this thread and the step of a grid-stride loop over a flat range.
 __device__ __forceinline__ u64 flat_start() { return (u64)blockIdx.x * blockDim.x + threadIdx.x; }

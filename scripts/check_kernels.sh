@@ -4,8 +4,17 @@
 # assembles each PTX with ptxas -v for sm_80 and sm_90, prints registers, shared memory, stack
 # frame and spills per kernel entry, and fails on a spill unless the entry is listed, with a
 # reason, in kernels/spill-allowlist.txt. Needs python3 + pip (scripts/cuda_wheels.sh) and rustc.
+# With --emulate it then runs the kernels on the host emulator (feature cuda-emu: the planted-bug
+# tests, then every kernel at a representative launch) and prints the static performance table
+# last (docs/CUDA-STATUS.md keeps it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+emulate=0
+case "${1:-}" in
+  --emulate) emulate=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--emulate]" >&2; exit 2 ;;
+esac
 
 start=$SECONDS
 wheels="$(scripts/cuda_wheels.sh)"
@@ -64,4 +73,13 @@ while read -r entry arch regs smem stack st ld; do
   fi
 done <"$work/resources.txt"
 echo "== $(wc -l <"$work/resources.txt") (function, sm) pairs assembled in $((SECONDS - start)) s"
+if (( emulate )); then
+  emulated=$SECONDS
+  export DITRT_CUDA_WHEELS="$wheels" DITRT_PTXAS_RESOURCES="$PWD/$work/resources.txt"
+  echo "== emulator: planted bugs (cargo test --features cuda-emu --lib emulated::planted)"
+  cargo test --release --features cuda-emu --lib emulated::planted 2>&1 | grep -E "^test |test result"
+  table="$(cargo test --release --features cuda-emu --lib emulated::table -- --nocapture 2>&1)" || { echo "$table" >&2; exit 1; }
+  echo "== emulator: $((SECONDS - emulated)) s"
+  grep -E '^(\||== static)' <<<"$table"
+fi
 exit "$failed"

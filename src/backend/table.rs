@@ -30,6 +30,11 @@ impl<B> BufferTable<B> {
         self.buffers.remove(&buf.0);
     }
 
+    /// Every buffer with its size in bytes.
+    pub fn iter(&self) -> impl Iterator<Item = (&B, usize)> {
+        self.buffers.values().map(|(buffer, bytes)| (buffer, *bytes))
+    }
+
     /// The buffer of `view`, after checking that it exists, that the view's offset is aligned
     /// for its dtype, and that all its bytes lie inside the buffer.
     pub fn get(&self, op: &str, field: &str, view: &View) -> Checked<&B> {

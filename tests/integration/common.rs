@@ -17,7 +17,8 @@ pub const FLOAT_DTYPES: [DType; 3] = [DType::F32, DType::F16, DType::BF16];
 const GUARD_BYTES: usize = 256;
 
 /// Every backend compiled in and usable on this machine. GPU backends join when their feature
-/// is enabled and a device answers. `DITRT_BACKENDS=cuda,cpu` keeps only the backends whose
+/// is enabled and a device answers; `cuda-emu` (the CUDA kernels on the host emulator) whenever
+/// its feature is. `DITRT_BACKENDS=cuda,cpu` keeps only the backends whose
 /// names start with one of those words (scripts/gpu_run.sh tests CUDA alone).
 pub fn backends() -> Vec<Arc<dyn Backend>> {
     #[allow(unused_mut)]
@@ -26,6 +27,8 @@ pub fn backends() -> Vec<Arc<dyn Backend>> {
     backends.extend(wgpu_backend());
     #[cfg(feature = "cuda")]
     backends.extend(cuda_backend());
+    #[cfg(feature = "cuda-emu")]
+    backends.push(Arc::new(ditrt::backend::cuda::emulated::CudaEmuBackend::new()));
     if let Ok(wanted) = std::env::var("DITRT_BACKENDS") {
         backends.retain(|b| wanted.split(',').any(|w| !w.trim().is_empty() && b.name().starts_with(w.trim())));
     }

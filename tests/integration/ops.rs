@@ -733,7 +733,15 @@ fn conv2d_winograd_shapes() {
 /// 16 on was refused). One channel in and out keeps it cheap.
 #[test]
 fn conv2d_beyond_one_grid_dimension() {
-    for_each_case(|case| conv2d_case(case, ConvShape { batch: 4, in_c: 1, out_c: 1, h: 1025, w: 1025, kernel: 3, pad: 1 }, true));
+    for_each_case(|case| {
+        // 16.8 million CUDA threads, each a fiber on the emulator: minutes (over 400 s measured),
+        // for a split that concerns wgpu only (CUDA's grid x holds 2^31 - 1 blocks).
+        if case.backend.name().starts_with("cuda-emu") {
+            println!("skipped on {}: too large for the emulator", case.backend.name());
+            return;
+        }
+        conv2d_case(case, ConvShape { batch: 4, in_c: 1, out_c: 1, h: 1025, w: 1025, kernel: 3, pad: 1 }, true)
+    });
 }
 
 fn conv2d_case(case: &mut Case, s: ConvShape, bias: bool) {

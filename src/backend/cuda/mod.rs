@@ -8,6 +8,8 @@
 //! CUDA graph (`recorded`). docs/CUDA-STATUS.md lists what has been verified on a GPU.
 mod blas;
 mod device;
+#[cfg(feature = "cuda-emu")]
+pub mod emulated;
 mod encode;
 mod launch;
 mod memory;
@@ -40,13 +42,13 @@ impl CudaBackend {
         let memory = Arc::new(Memory::new(gpu.stream.clone()));
         Ok(CudaBackend { gpu, memory })
     }
+}
 
-    /// The ids of an embedding whose rules passed, checked against the table (a read back).
-    fn check_ids(&self, op: &Embedding) -> Result<()> {
-        let bytes = self.read(op.ids)?;
-        let ids: Vec<u32> = bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        op_rules::embedding_ids(op, &ids).map_err(err)
-    }
+/// The ids of an embedding whose rules passed, checked against the table (a read back).
+fn check_ids(backend: &dyn Backend, op: &Embedding) -> Result<()> {
+    let bytes = backend.read(op.ids)?;
+    let ids: Vec<u32> = bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    op_rules::embedding_ids(op, &ids).map_err(err)
 }
 
 impl Backend for CudaBackend {
@@ -84,7 +86,7 @@ impl Backend for CudaBackend {
     fn launch(&self, op: &Op) -> Result<()> {
         op_rules::check(op).map_err(err)?;
         if let Op::Embedding(o) = op {
-            self.check_ids(o)?;
+            check_ids(self, o)?;
         }
         self.gpu.bind()?;
         let views = self.memory.lock();
