@@ -13,6 +13,8 @@ mod grid_audit;
 mod input_checks;
 mod layers;
 mod limits;
+#[cfg(feature = "wgpu")]
+mod lowered_limits;
 mod ops;
 mod outputs;
 mod real_widths;

@@ -77,7 +77,7 @@ fn gemm() {
     });
 }
 
-fn gemm_case(case: &mut Case, (m, k, n): (usize, usize, usize), act: Activation, accumulate: bool, bias: bool, strided: bool) {
+pub(crate) fn gemm_case(case: &mut Case, (m, k, n): (usize, usize, usize), act: Activation, accumulate: bool, bias: bool, strided: bool) {
     let (x_stride, w_stride) = if strided { (k + 3, k + 2) } else { (k, k) };
     let x = case.random(m * x_stride);
     let w = case.random(n * w_stride);
@@ -181,12 +181,12 @@ fn skip_concat_linear() {
 // attention
 // ---------------------------------------------------------------------------------------
 
-struct AttentionShape {
-    batch: usize,
-    heads: usize,
-    q_len: usize,
-    kv_len: usize,
-    head_dim: usize,
+pub(crate) struct AttentionShape {
+    pub batch: usize,
+    pub heads: usize,
+    pub q_len: usize,
+    pub kv_len: usize,
+    pub head_dim: usize,
 }
 
 #[test]
@@ -234,7 +234,7 @@ fn attention_wide_heads() {
 
 /// The additive logit bias of an attention case.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum LogitBias {
+pub(crate) enum LogitBias {
     None,
     /// Standard-normal values.
     Random,
@@ -245,7 +245,7 @@ enum LogitBias {
 /// With q_len == kv_len, q, k and v are windows of one packed [q | k | v] buffer (row stride
 /// 3 * width); otherwise q is its own buffer and k, v share a packed [k | v] one. The output
 /// rows are padded to exercise out_stride.
-fn attention_case(case: &mut Case, s: AttentionShape, logit_bias: LogitBias) {
+pub(crate) fn attention_case(case: &mut Case, s: AttentionShape, logit_bias: LogitBias) {
     let AttentionShape { batch, heads, q_len, kv_len, head_dim: hd } = s;
     let width = heads * hd;
     let (q_rows, kv_rows) = (batch * q_len, batch * kv_len);
