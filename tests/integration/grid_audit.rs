@@ -1,6 +1,6 @@
 //! Every wgpu dispatch of the released models at their largest shapes fits the adapter's grid:
 //! each graph is planned with zero weights (pages never touched) and every op lowered to its
-//! workgroup grid, which must stay within 65535 per dimension. Nothing is allocated on a device
+//! workgroup grids on WebGPU's default limits, which must stay within 65535 per dimension. Nothing is allocated on a device
 //! or run, so no adapter is needed (the run at a size that broke:
 //! `ops::conv2d_beyond_one_grid_dimension`).
 use ditrt::backend::wgpu::workgroups;

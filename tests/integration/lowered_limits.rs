@@ -124,15 +124,16 @@ fn a_denoiser_batch_beyond_the_binding_limit_runs_in_launches_that_fit() {
 }
 
 /// The VAE decoder asked for batches of 4 (`sample --vae --batch 4`) on an adapter whose
-/// binding limit holds one image's views decodes one latent per launch, alike.
+/// binding limit holds one image's views decodes one latent per launch, and on one whose largest
+/// buffer holds the arena of two, two per launch; alike.
 #[test]
-fn a_decoder_batch_beyond_the_binding_limit_runs_in_launches_that_fit() {
+fn a_decoder_batch_beyond_the_limits_runs_in_launches_that_fit() {
     let Some(full) = wgpu_backend() else { return };
     let file = SafetensorsFile::open(crate::fixture("vae_f8.safetensors")).unwrap();
     let ModelConfig::Vae(mut vae) = ModelConfig::from_file(&file).unwrap() else { panic!("vae_f8 is a VAE") };
     vae.latent_size = 8;
-    let binding = binding_for(&ModelConfig::Vae(vae.clone()), 1);
-    let Some(small) = wgpu_lowered(Lowered { binding_bytes: Some(binding), ..Default::default() }) else { return };
+    let config = ModelConfig::Vae(vae.clone());
+    let arena = |batch| config.build(&mut ZeroWeights(DType::F32), batch, DType::F32).unwrap().plan.arena_bytes as u64;
     let latent = ditrt::tensor::ImageGeometry { channels: vae.latent_channels, height: 8, width: 8 };
     let latents = random(4 * vae.latent_channels * 64, 2);
     let decode = |backend: Arc<dyn Backend>| {
@@ -141,10 +142,17 @@ fn a_decoder_batch_beyond_the_binding_limit_runs_in_launches_that_fit() {
     };
     let (batch, (want, geometry)) = decode(full);
     assert_eq!(batch, 4);
-    let (batch, (got, _)) = decode(small);
-    assert_eq!(batch, 1, "binding limit {binding}: launches of {batch}");
     assert_eq!(want.len(), 4 * geometry.channels * geometry.height * geometry.width);
-    assert_eq!(got, want, "one latent per launch decodes otherwise than four");
+    let limits = [
+        (Lowered { binding_bytes: Some(binding_for(&config, 1)), ..Default::default() }, 1),
+        (Lowered { buffer_bytes: Some(arena(2)), ..Default::default() }, 2),
+    ];
+    for (lowered, fits) in limits {
+        let Some(small) = wgpu_lowered(lowered) else { return };
+        let (batch, (got, _)) = decode(small);
+        assert_eq!(batch, fits, "{lowered:?}: launches of {batch}");
+        assert_eq!(got, want, "{lowered:?}: launches of {batch} decode otherwise than of 4");
+    }
 }
 
 /// A backend that counts the bytes written to it (weights uploaded), otherwise `inner`.

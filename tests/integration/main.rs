@@ -7,6 +7,8 @@ mod common;
 mod diffit;
 mod digits;
 mod dit;
+#[cfg(feature = "wgpu")]
+mod full_depth;
 mod fuzz_regressions;
 #[cfg(feature = "wgpu")]
 mod grid_audit;

@@ -101,8 +101,11 @@ pub(super) struct Pipeline {
 
 #[derive(Default)]
 pub(super) struct Pipelines {
-    cache: Mutex<HashMap<(&'static str, Variant, Consts), Arc<Pipeline>>>,
+    cache: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
 }
+
+/// A pipeline's shader (by name), variant and constants.
+type PipelineKey = (&'static str, Variant, Consts);
 
 impl Pipelines {
     /// The pipeline of `shader` for `variant` and `consts`, built on first use.
