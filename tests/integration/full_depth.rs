@@ -1,8 +1,8 @@
 //! Released presets at full depth on wgpu. Every one binds on an adapter with WebGPU's default
 //! limits (128 MiB per binding, 16 KiB of workgroup memory) at batch 1, checked without
 //! uploading or running anything; and DiT-XL/2, whose adaLN weight of all 28 blocks is one
-//! 861 MiB view in f32 (430 MiB in f16), runs on the adapter (lavapipe in CI: about two minutes)
-//! like the CPU.
+//! 861 MiB view in f32 (430 MiB in f16), runs on the adapter like the CPU (on lavapipe with two
+//! shared cores: about four minutes, most of it the one lavapipe forward).
 use std::sync::Arc;
 
 use ditrt::backend::cpu::CpuBackend;

@@ -29,22 +29,29 @@ fn binding_for(config: &ModelConfig, batch: usize) -> u64 {
     views.map(|(v, _)| v.bytes() as u64).max().unwrap() + 512
 }
 
+/// Runs `body` once per float dtype of a wgpu backend with `lowered` limits (none without an
+/// adapter, outside CI), each with a random source started from the test's seed.
+fn for_each_lowered_case(lowered: Lowered, mut body: impl FnMut(&mut Case)) {
+    let Some(backend) = wgpu_lowered(lowered) else { return };
+    let seed = crate::common::seed();
+    for dtype in [DType::F32, DType::F16].into_iter().filter(|&d| backend.supports(d)) {
+        body(&mut Case { backend: &*backend, dtype, rng: StdRng::seed_from_u64(seed) });
+    }
+}
+
 /// Products whose weight, input and output views are each beyond a 64 KiB binding limit run as
 /// blocks of rows and columns (out keeps its row stride), and equal the reference like an
 /// unsplit one.
 #[test]
 fn a_gemm_beyond_the_binding_limit_runs_in_blocks() {
-    let Some(backend) = wgpu_lowered(Lowered { binding_bytes: Some(64 << 10), ..Default::default() }) else { return };
-    let seed = crate::common::seed();
-    for dtype in [DType::F32, DType::F16].into_iter().filter(|&d| backend.supports(d)) {
-        let mut case = Case { backend: &*backend, dtype, rng: StdRng::seed_from_u64(seed) };
+    for_each_lowered_case(Lowered { binding_bytes: Some(64 << 10), ..Default::default() }, |case| {
         // w: 300 rows of 67 (80 KiB in f32); x and out: 54 rows per block at most.
         for (m, k, n) in [(130, 65, 300), (1, 1152, 200), (700, 8, 40)] {
             for act in ditrt::backend::Activation::ALL {
-                gemm_case(&mut case, (m, k, n), act, act != ditrt::backend::Activation::None, true, true);
+                gemm_case(case, (m, k, n), act, act != ditrt::backend::Activation::None, true, true);
             }
         }
-    }
+    });
 }
 
 /// A table beyond a 64 KiB binding limit (1001 rows of 65 f32: 254 KiB) is bound in blocks of
@@ -52,11 +59,8 @@ fn a_gemm_beyond_the_binding_limit_runs_in_blocks() {
 /// checks no ids) an id beyond the table gives a row of NaN, the others theirs.
 #[test]
 fn an_embedding_table_beyond_the_binding_limit_is_bound_in_blocks() {
-    let Some(backend) = wgpu_lowered(Lowered { binding_bytes: Some(64 << 10), ..Default::default() }) else { return };
-    let seed = crate::common::seed();
     let (dim, table_rows) = (65, 1001);
-    for dtype in [DType::F32, DType::F16].into_iter().filter(|&d| backend.supports(d)) {
-        let mut case = Case { backend: &*backend, dtype, rng: StdRng::seed_from_u64(seed) };
+    for_each_lowered_case(Lowered { binding_bytes: Some(64 << 10), ..Default::default() }, |case| {
         let table = case.random(table_rows * dim);
         let mut ids: Vec<u32> = (0..40).map(|_| case.rng.random_range(0..table_rows as u32)).collect();
         ids.extend([0, 1, 249, 250, 251, 252, 500, 501, 502, 503, 1000]);
@@ -64,12 +68,12 @@ fn an_embedding_table_beyond_the_binding_limit_is_bound_in_blocks() {
         let rows = ids.len();
         let out = case.output(rows * dim);
         let op = Embedding { rows, dim, table_rows, table: case.input(&table), ids: case.input_ids(&ids), out };
-        backend.compile(&[Op::Embedding(op)]).unwrap().run(&*backend).unwrap();
+        case.backend.compile(&[Op::Embedding(op)]).unwrap().run(case.backend).unwrap();
         let got = case.read(out);
         let want: Vec<f64> = ids[..rows - 1].iter().flat_map(|&id| table[id as usize * dim..][..dim].iter().map(|&v| f64::from(v))).collect();
         case.check("embedding in blocks", &got[..(rows - 1) * dim], &want);
         assert!(got[(rows - 1) * dim..].iter().all(|v| v.is_nan()), "an id beyond the table gave a row of numbers");
-    }
+    });
 }
 
 /// Attention on an adapter with WebGPU's default 16 KiB of workgroup memory (the 128-dim chunk
@@ -77,17 +81,14 @@ fn an_embedding_table_beyond_the_binding_limit_is_bound_in_blocks() {
 /// DiT, U-ViT; 72: DiT-XL/2; 128; 512: the SD VAE's one head; 520, no multiple of a chunk).
 #[test]
 fn attention_within_16_kib_of_workgroup_memory() {
-    let Some(backend) = wgpu_lowered(Lowered { workgroup_bytes: Some(16 << 10), ..Default::default() }) else { return };
-    let seed = crate::common::seed();
-    for dtype in [DType::F32, DType::F16].into_iter().filter(|&d| backend.supports(d)) {
-        let mut case = Case { backend: &*backend, dtype, rng: StdRng::seed_from_u64(seed) };
+    for_each_lowered_case(Lowered { workgroup_bytes: Some(16 << 10), ..Default::default() }, |case| {
         for head_dim in [64, 72, 128, 520] {
             for (batch, heads, q_len, kv_len) in [(2, 2, 17, 33), (1, 2, 70, 150)] {
-                attention_case(&mut case, AttentionShape { batch, heads, q_len, kv_len, head_dim }, LogitBias::Random);
+                attention_case(case, AttentionShape { batch, heads, q_len, kv_len, head_dim }, LogitBias::Random);
             }
         }
-        attention_case(&mut case, AttentionShape { batch: 1, heads: 1, q_len: 64, kv_len: 1024, head_dim: 512 }, LogitBias::None);
-    }
+        attention_case(case, AttentionShape { batch: 1, heads: 1, q_len: 64, kv_len: 1024, head_dim: 512 }, LogitBias::None);
+    });
 }
 
 /// `count` latents through a decoder, and DiT inputs through a denoiser, random from `seed`.
