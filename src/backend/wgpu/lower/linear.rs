@@ -20,8 +20,8 @@ fn tiles(m: usize, n: usize) -> Grid {
 }
 
 /// out = act(x w^T + bias) in as many dispatches as the binding limit needs: blocks of rows
-/// (of x and out) and of columns (rows of w: DiT-XL/2's adaLN weight of all blocks is 861 MiB
-/// in f32), each block's views within the limit; out keeps its row stride n.
+/// (of x and out) and of columns (rows of w), each block's views within the limit; out keeps
+/// its row stride n.
 pub(super) fn gemm(op: &Gemm, limits: &wgpu::Limits) -> Result<Vec<Dispatch>> {
     let dtype = elem("gemm", &[("x", &op.x), ("w", &op.w), ("out", &op.out)], &[("bias", &op.bias)])?;
     let fit = binding_elems(limits, dtype);
