@@ -33,7 +33,9 @@ impl Modulation {
             let index = grouped.len() - 1;
             let (ws, bs, used) = &mut grouped[index];
             place.push((index, *used));
-            (ws.push(w), bs.push(b), *used += vectors);
+            ws.push(w);
+            bs.push(b);
+            *used += vectors;
         }
         let groups = grouped
             .into_iter()
