@@ -169,7 +169,7 @@ pub(super) struct Resolver<'m> {
 
 impl Resolver<'_> {
     /// The buffer of `view`, checked (`BufferTable::get`).
-    fn locate(&self, op: &str, field: &str, view: &View) -> Result<&wgpu::Buffer> {
+    pub fn locate(&self, op: &str, field: &str, view: &View) -> Result<&wgpu::Buffer> {
         self.table.get(op, field, view).map_err(err)
     }
 

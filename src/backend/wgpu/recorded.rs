@@ -122,6 +122,9 @@ fn bind_views(gpu: &Gpu, memory: &Memory, dispatches: &mut [Dispatch]) -> Result
     let mut all = Vec::with_capacity(dispatches.len());
     for d in dispatches {
         let name = d.shader.name;
+        for (field, whole) in &d.wholes {
+            resolver.locate(name, field, whole)?;
+        }
         let mut bound = Vec::with_capacity(d.slots.len());
         for slot in &d.slots {
             let (binding, first) = match &slot.source {

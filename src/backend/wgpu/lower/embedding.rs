@@ -20,6 +20,7 @@ pub(super) fn embedding(op: &Embedding, limits: &wgpu::Limits) -> Result<Vec<Dis
         .map(|first| {
             let rows = block.min(op.table_rows.saturating_sub(first));
             Builder::new(&EMBEDDING, vec![("elem", dtype)])
+                .part_of("table", &op.table)
                 .value(len)
                 .value(op.dim)
                 .value(op.table_rows)

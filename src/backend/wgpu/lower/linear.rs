@@ -50,7 +50,9 @@ fn block(len: usize, fit: usize) -> usize {
 /// The dispatch of out[rows, cols].
 fn gemm_block(op: &Gemm, dtype: DType, rows: Range<usize>, cols: Range<usize>) -> Result<Dispatch> {
     let (m, n) = (rows.len(), cols.len());
-    Builder::new(&GEMM, vec![("elem", dtype)])
+    let wholes = [("x", &op.x), ("w", &op.w), ("out", &op.out)].into_iter().chain(op.bias.as_ref().map(|b| ("bias", b)));
+    wholes
+        .fold(Builder::new(&GEMM, vec![("elem", dtype)]), |b, (field, whole)| b.part_of(field, whole))
         .value(m)
         .value(n)
         .value(op.k)
