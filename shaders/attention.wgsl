@@ -24,11 +24,13 @@ const BLOCK_Q: u32 = 16u;
 const LANES: u32 = 4u;
 const THREADS: u32 = 64u;
 const BLOCK_KV: u32 = 16u;
+// 128, or 64 where the adapter has under 20 KiB of workgroup memory (the lowering redeclares
+// it): the staged tiles take 2 * BLOCK_KV * CHUNK_DIMS * 4 bytes (16 or 8 KiB), `partial` 4 KiB.
 const CHUNK_DIMS: u32 = 128u;
-// vec4 pieces per lane: CHUNK_DIMS / 4 / LANES.
-const CHUNKS: u32 = 8u;
-// vec4 pieces per key in the staged tiles: CHUNK_DIMS / 4.
-const KEY_CHUNKS: u32 = 32u;
+// vec4 pieces per lane.
+const CHUNKS: u32 = CHUNK_DIMS / 4u / LANES;
+// vec4 pieces per key in the staged tiles.
+const KEY_CHUNKS: u32 = CHUNK_DIMS / 4u;
 
 struct Params {
     q_len: u32, kv_len: u32, head_dim: u32,
@@ -48,10 +50,10 @@ struct Params {
 
 // [BLOCK_KV][KEY_CHUNKS]: dims c0 + 4 c .. c0 + 4 c + 3 of key j of the staged chunk at
 // j * KEY_CHUNKS + c.
-var<workgroup> k_tile: array<vec4<f32>, 512>;
-var<workgroup> v_tile: array<vec4<f32>, 512>;
+var<workgroup> k_tile: array<vec4<f32>, BLOCK_KV * KEY_CHUNKS>;
+var<workgroup> v_tile: array<vec4<f32>, BLOCK_KV * KEY_CHUNKS>;
 // [BLOCK_KV][THREADS]: invocation li's partial dot product with key j.
-var<workgroup> partial: array<f32, 1024>;
+var<workgroup> partial: array<f32, BLOCK_KV * THREADS>;
 
 // Dims d .. d + 3 of the query row starting at element `at` of q, zero beyond head_dim.
 fn load_q(at: u32, d: u32) -> vec4<f32> {

@@ -1,5 +1,6 @@
 // gemm: out[r, col] (+)= act(sum_k x[r, k] w[col, k] + bias[col]), on lib/tiled_matmul.wgsl
-// (after lib/activation.wgsl). Params in the order src/backend/wgpu/lower/linear.rs pushes them.
+// (after lib/activation.wgsl); out's rows are out_stride apart (a dispatch may compute a block
+// of columns of a wider out). Params in the order src/backend/wgpu/lower/linear.rs pushes them.
 
 alias elem = f32;
 
@@ -8,7 +9,7 @@ struct Params {
     x_off: u32, x_stride: u32,
     w_off: u32, w_stride: u32,
     has_bias: u32, bias_off: u32,
-    out_off: u32,
+    out_off: u32, out_stride: u32,
     act: u32, accumulate: u32,
 }
 
@@ -32,7 +33,7 @@ fn store(r: u32, col: u32, acc: f32) {
         v += f32(bias[p.bias_off + col]);
     }
     v = activate(p.act, v);
-    let i = p.out_off + r * p.n + col;
+    let i = p.out_off + r * p.out_stride + col;
     if (p.accumulate != 0u) {
         v += f32(out[i]);
     }

@@ -1,21 +1,23 @@
 // timestep_embedding: out[b] = [cos(t_b f_i) for i < half, sin(t_b f_i) for i < half, 0 if dim
 // is odd]. The angle t f reaches ~1e3 rad, where plain f32 loses ~1e-4; here it stays within
-// ~3e-7 rad of the exact one:
-// - the host supplies each f_i (computed in f64) as f_hi + f_lo, f_hi with 12 significant bits;
-// - t = ti + tf with ti = floor(t); for ti < 4096, ti * f_hi is exact in f32 (12 + 12 bits) and
-//   is reduced modulo 2 pi exactly (2 pi = TWO_PI_HI + TWO_PI_MID, TWO_PI_HI with 8 bits);
-// - the small terms ti f_lo + tf f are added after the reduction;
-// - sin and cos come from polynomials on [-pi/4, pi/4] after an exact quadrant reduction,
-//   not from the builtins, whose accuracy WGSL leaves loose.
+// ~4e-7 rad of the exact one, by a reduction in turns (angle / 2 pi) in which every step is
+// exact or one rounding of a small value, so no result rests on the order of additions that
+// cancel (which fast-math compilers, Metal's by default, may regroup):
+// - the host supplies each g_i = f_i / (2 pi) (computed in f64) as g_hi + g_lo, g_hi with 12
+//   significant bits;
+// - t = ti + tf with ti = floor(t); for ti < 4096, ti * g_hi is exact in f32 (12 + 12 bits), so
+//   its fraction (the builtin fract) is exact, and the small terms ti g_lo + tf g are added to
+//   it: u, the turns modulo 1, is then moved to [-1/2, 1/2] and the quarter turn q nearest
+//   taken off, both exactly;
+// - what is left, at most 1/8 turn, becomes radians in one product, and sin and cos come from
+//   polynomials on [-pi/4, pi/4] rotated by q quarter turns, not from the builtins, whose
+//   accuracy WGSL leaves loose.
 // One output element per invocation (lib/per_element.wgsl). Params in the order
 // src/backend/wgpu/lower/embedding.rs pushes them.
 
 alias elem = f32;
 
-const TWO_PI_HI: f32 = 6.28125;
-const TWO_PI_MID: f32 = 0.0019353071795864769;
-const PI_2_HI: f32 = 1.5703125;
-const PI_2_LO: f32 = 0.00048382679489661923;
+const TWO_PI: f32 = 6.283185307179586;
 
 struct Params {
     len: u32, dim: u32, half: u32,
@@ -24,7 +26,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> t: array<f32>;
-// f_i as the pair (f_hi, f_lo) at 2 i, 2 i + 1.
+// g_i = f_i / (2 pi) as the pair (g_hi, g_lo) at 2 i, 2 i + 1.
 @group(0) @binding(2) var<storage, read_write> freqs: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<elem>;
 
@@ -36,12 +38,10 @@ fn sincos_reduced(y: f32) -> vec2<f32> {
     return vec2<f32>(s, c);
 }
 
-// (sin r, cos r) for |r| below ~5.
-fn sincos(r: f32) -> vec2<f32> {
-    let j = round(r / (PI_2_HI + PI_2_LO));
-    let y = (r - j * PI_2_HI) - j * PI_2_LO;
-    let sc = sincos_reduced(y);
-    switch (i32(j) % 4 + 4) % 4 {
+// (sin, cos) of `turns` (|turns| <= 1/8) plus q quarter turns.
+fn sincos_quadrant(turns: f32, q: f32) -> vec2<f32> {
+    let sc = sincos_reduced(turns * TWO_PI);
+    switch (i32(q) % 4 + 4) % 4 {
         case 1: { return vec2<f32>(sc.y, -sc.x); }
         case 2: { return -sc; }
         case 3: { return vec2<f32>(-sc.y, sc.x); }
@@ -56,14 +56,14 @@ fn element(e: u32) {
         return;
     }
     let i = c % p.half;
-    let f_hi = freqs[p.freqs_off + 2u * i];
-    let f_lo = freqs[p.freqs_off + 2u * i + 1u];
+    let g_hi = freqs[p.freqs_off + 2u * i];
+    let g_lo = freqs[p.freqs_off + 2u * i + 1u];
     let tb = t[p.t_off + e / p.dim];
     let ti = floor(tb);
     let tf = tb - ti;
-    let a = ti * f_hi;
-    let k = round(a / (TWO_PI_HI + TWO_PI_MID));
-    let r = (a - k * TWO_PI_HI) - k * TWO_PI_MID + (ti * f_lo + tf * f_hi + tf * f_lo);
-    let sc = sincos(r);
+    let u0 = fract(ti * g_hi) + (ti * g_lo + tf * g_hi + tf * g_lo);
+    let u = u0 - round(u0);
+    let q = round(4.0 * u);
+    let sc = sincos_quadrant(u - 0.25 * q, q);
     out[p.out_off + e] = elem(select(sc.x, sc.y, c < p.half));
 }

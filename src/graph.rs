@@ -177,6 +177,67 @@ impl Graph {
     pub fn peak_bytes(&self) -> usize {
         self.bytes_of(|k| !matches!(k, ValueKind::Temp)) + self.plan.arena_bytes
     }
+
+    /// Where value `i` lives once bound.
+    fn home(&self, i: usize) -> Home {
+        let v = &self.values[i];
+        match (&v.kind, self.plan.offsets[i]) {
+            (ValueKind::Temp, Some(offset)) => Home::Arena(offset),
+            (ValueKind::Temp, None) => Home::Nowhere,
+            _ => Home::Own(round_up(v.shape.numel() * v.dtype.size()).max(ALIGN)),
+        }
+    }
+
+    /// Refuses, before anything is allocated, a graph `backend` could not bind: a dtype it
+    /// lacks, or ops beyond its limits with every view where binding would put it
+    /// (`Backend::check_placed`: buffer 0 is the arena, buffer 1 + i value i's own).
+    pub fn check(&self, backend: &dyn Backend) -> Result<()> {
+        if let Some(v) = self.values.iter().find(|v| !backend.supports(v.dtype)) {
+            return Err(Error::Backend { backend: backend.name(), msg: format!("dtype {} is not supported", v.dtype) });
+        }
+        let mut buffer_bytes = vec![self.plan.arena_bytes];
+        let homes: Vec<View> = (0..self.values.len())
+            .map(|i| {
+                let (buf, offset) = match self.home(i) {
+                    Home::Arena(offset) => (0, offset),
+                    Home::Own(bytes) => {
+                        buffer_bytes.push(bytes);
+                        (buffer_bytes.len() - 1, 0)
+                    }
+                    Home::Nowhere => (UNBOUND.0 as usize, 0),
+                };
+                View { buf: BufId(buf as u32), offset, len: 0, dtype: self.values[i].dtype }
+            })
+            .collect();
+        backend.check_placed(&rebased(&self.ops, &homes), &buffer_bytes)
+    }
+}
+
+/// Where a value lives once its graph is bound.
+enum Home {
+    /// In the arena, at this byte offset.
+    Arena(usize),
+    /// In a buffer of its own of this many bytes (weights, inputs, outputs).
+    Own(usize),
+    /// Nowhere: an intermediate no op touches needs no memory.
+    Nowhere,
+}
+
+/// The buffer of values that live nowhere.
+const UNBOUND: BufId = BufId(u32::MAX);
+
+/// `ops` with each view moved into the buffer of its value's home (`homes[value].buf`), at its
+/// offset there.
+fn rebased(ops: &[Op], homes: &[View]) -> Vec<Op> {
+    let mut ops = ops.to_vec();
+    for op in &mut ops {
+        op.views_mut(&mut |view| {
+            let home = homes[view.buf.0 as usize];
+            view.buf = home.buf;
+            view.offset += home.offset;
+        });
+    }
+    ops
 }
 
 /// A graph bound to a backend: weights resident, every buffer allocated, launches rebound to
@@ -209,11 +270,7 @@ impl Session {
     }
 
     fn bind(backend: Arc<dyn Backend>, graph: &Graph) -> Result<Self> {
-        for v in &graph.values {
-            if !backend.supports(v.dtype) {
-                return Err(Error::Backend { backend: backend.name(), msg: format!("dtype {} is not supported", v.dtype) });
-            }
-        }
+        graph.check(backend.as_ref())?;
         preflight(backend.as_ref(), graph)?;
         let mut owned = Owned { backend: backend.clone(), ids: Vec::new() };
         let mut inputs = HashMap::new();
@@ -223,11 +280,10 @@ impl Session {
         let mut bound: Vec<View> = Vec::with_capacity(graph.values.len());
         for (i, v) in graph.values.iter().enumerate() {
             let len = v.shape.numel();
-            let view = match (&v.kind, graph.plan.offsets[i]) {
-                (ValueKind::Temp, Some(offset)) => View { buf: arena.expect("arena exists when temps do"), offset, len, dtype: v.dtype },
-                // An intermediate no op touches needs no memory.
-                (ValueKind::Temp, None) => View { buf: BufId(u32::MAX), offset: 0, len, dtype: v.dtype },
-                _ => View { buf: owned.alloc(round_up(len * v.dtype.size()).max(ALIGN))?, offset: 0, len, dtype: v.dtype },
+            let view = match graph.home(i) {
+                Home::Arena(offset) => View { buf: arena.expect("arena exists when temps do"), offset, len, dtype: v.dtype },
+                Home::Nowhere => View { buf: UNBOUND, offset: 0, len, dtype: v.dtype },
+                Home::Own(bytes) => View { buf: owned.alloc(bytes)?, offset: 0, len, dtype: v.dtype },
             };
             match &v.kind {
                 ValueKind::Input(name) => {
@@ -245,14 +301,7 @@ impl Session {
                 backend.write(bound[*i], &tensor.bytes).map_err(|e| Error::invalid(format!("uploading weight '{name}': {e}")))?;
             }
         }
-        let mut ops = graph.ops.clone();
-        for op in &mut ops {
-            op.views_mut(&mut |view| {
-                let real = bound[view.buf.0 as usize];
-                view.buf = real.buf;
-                view.offset += real.offset;
-            });
-        }
+        let ops = rebased(&graph.ops, &bound);
         let compiled = backend.compile(&ops)?;
         Ok(Session { backend, compiled, inputs, outputs, _owned: owned })
     }

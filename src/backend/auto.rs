@@ -60,6 +60,9 @@ impl Backend for Auto {
     fn compile(&self, ops: &[Op]) -> Result<Box<dyn CompiledOps>> {
         self.chosen.compile(ops)
     }
+    fn check_placed(&self, ops: &[Op], buffer_bytes: &[usize]) -> Result<()> {
+        self.chosen.check_placed(ops, buffer_bytes)
+    }
     fn fallback(&self) -> Option<Result<Arc<dyn Backend>>> {
         (!self.rest.is_empty()).then(|| Auto::first(&self.rest))
     }

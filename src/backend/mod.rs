@@ -92,6 +92,14 @@ pub trait Backend: Send + Sync {
         Ok(Box::new(Replay(ops.to_vec())))
     }
 
+    /// Refuses, before anything is allocated or uploaded, ops it could not compile beyond the
+    /// op rules and memory: `ops` with each view at its byte offset in buffer `view.buf.0`,
+    /// `buffer_bytes` the size of each buffer. None by default; wgpu's are the adapter's buffer
+    /// and binding sizes and workgroup grids (docs/LIMITS.md).
+    fn check_placed(&self, _ops: &[Op], _buffer_bytes: &[usize]) -> Result<()> {
+        Ok(())
+    }
+
     /// The backend to bind a graph to when this one refuses it (`Session::new`): `auto`'s next
     /// choice, opened now. None for a backend chosen by name.
     fn fallback(&self) -> Option<Result<std::sync::Arc<dyn Backend>>> {

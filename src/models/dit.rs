@@ -1,12 +1,13 @@
 //! DiT (Peebles & Xie, arXiv 2212.09748) exactly as the official checkpoints compute it:
 //! patch embedding + fixed position table, c = MLP(timestep features) + label embedding,
 //! adaLN-Zero blocks, final adaLN + linear, official unpatchify order.
-use crate::backend::{Activation, Add, GateResidual, LayerNormModulate, Op, PerSample, Unary, View};
+use crate::backend::{Activation, Add, GateResidual, LayerNormModulate, Op, Unary};
 use crate::error::Result;
 use crate::graph::GraphBuilder;
 use crate::models::backbone::{denoiser_sampling, Backbone, Forward, GraphIo};
 use crate::models::embedders::Embedders;
 use crate::models::layers::{packed_attention, Linear};
+use crate::models::modulation::Modulation;
 use crate::models::params::{HostParam, Params};
 use crate::models::patch_config::{patch_config, PatchConfig};
 use crate::sampling::recipe::{BackboneSampling, GuidanceForm, SamplerName};
@@ -63,28 +64,24 @@ impl Backbone for DitConfig {
     fn load(&self, mut p: Params) -> Result<Box<dyn Forward + '_>> {
         let d = self.hidden_size;
         let embed = Embedders::load(&mut p, self)?;
-        // Each block's adaLN modulation (6D) and the final layer's (2D) are gathered into one
-        // [depth * 6D + 2D, D] linear: row b = [blocks.0 | blocks.1 | ... | final].
-        let (mut mod_w, mut mod_b) = (Vec::new(), Vec::new());
-        let mut modulation = |p: &mut Params, width: usize| -> Result<()> {
-            mod_w.push(p.host("adaLN_modulation.1.weight", &[width, d])?);
-            mod_b.push(p.host("adaLN_modulation.1.bias", &[width])?);
-            Ok(())
+        // Each block's adaLN modulation (6 vectors of D) and the final layer's (2) are gathered
+        // into a few products (`Modulation`).
+        let mut parts = Vec::with_capacity(self.depth + 1);
+        let modulation = |p: &mut Params, vectors: usize| -> Result<(HostParam, HostParam, usize)> {
+            Ok((p.host("adaLN_modulation.1.weight", &[vectors * d, d])?, p.host("adaLN_modulation.1.bias", &[vectors * d])?, vectors))
         };
         let mut blocks = Vec::with_capacity(self.depth);
         let mut bp = p.pp("blocks");
         for i in 0..self.depth {
             let mut b = bp.pp(i);
             blocks.push(DitBlock::load(&mut b, self)?);
-            modulation(&mut b, 6 * d)?;
+            parts.push(modulation(&mut b, 6)?);
         }
         let mut f = p.pp("final_layer");
         let head = Linear::load(f.pp("linear"), &[self.patch_size.pow(2) * self.out_channels(), d], true)?;
-        modulation(&mut f, 2 * d)?;
-        let n = self.depth * 6 * d + 2 * d;
-        let w = p.store("adaLN_modulation (all blocks)", HostParam::concat_rows(mod_w));
-        let b = p.store("adaLN_modulation bias (all blocks)", HostParam::concat_rows(mod_b));
-        Ok(Box::new(Dit { cfg: self, embed, blocks, head, modulation: Linear { w, b: Some(b), n, k: d } }))
+        parts.push(modulation(&mut f, 2)?);
+        let modulation = Modulation::gather(&mut p, parts, d);
+        Ok(Box::new(Dit { cfg: self, embed, blocks, head, modulation }))
     }
 }
 
@@ -113,12 +110,7 @@ struct Dit<'a> {
     embed: Embedders,
     blocks: Vec<DitBlock>,
     head: Linear,
-    modulation: Linear,
-}
-
-/// `len` elements per sample at `start` of each row of a [batch, stride] buffer.
-fn per_sample(buf: View, batch: usize, stride: usize, start: usize, len: usize) -> PerSample {
-    PerSample { view: buf.slice(start, (batch - 1) * stride + len), stride }
+    modulation: Modulation,
 }
 
 impl Forward for Dit<'_> {
@@ -134,33 +126,33 @@ impl Forward for Dit<'_> {
         g.push(Op::Add(Add { a: cond, b: e.label, out: cond }));
         g.push(Op::Unary(Unary { act: Activation::Silu, x: cond, out: cond }));
 
-        // The modulation vectors of every block and of the final layer in one GEMM per step.
-        let mods = self.modulation.apply(g, cond, batch, Activation::None);
-        let chunk = |j: usize| per_sample(mods, batch, self.modulation.n, j * d, d);
-        let modulate = |g: &mut GraphBuilder, shift: usize| {
+        // The modulation vectors of every block and of the final layer, a few GEMMs per step;
+        // vector j of part i (block i, or the final layer at i = depth).
+        let mods = self.modulation.apply(g, cond, batch);
+        let chunk = |i: usize, j: usize| self.modulation.vector(&mods, batch, i, j);
+        let modulate = |g: &mut GraphBuilder, i: usize, first: usize| {
             let out = g.temp([rows, d]);
-            let (shift, scale) = (chunk(shift), chunk(shift + 1));
+            let (shift, scale) = (chunk(i, first), chunk(i, first + 1));
             g.push(Op::LayerNormModulate(LayerNormModulate { batch, tokens: n, dim: d, eps: LN_EPS, x: h, shift, scale, out }));
             out
         };
 
         for (i, block) in self.blocks.iter().enumerate() {
             // (shift, scale, gate) for attention, then for the MLP.
-            let base = i * 6;
-            let a = modulate(g, base);
+            let a = modulate(g, i, 0);
             let qkv = block.qkv.apply(g, a, rows, Activation::None);
             let attn = packed_attention(g, qkv, batch, n, d, heads, None);
             let proj = block.proj.apply(g, attn, rows, Activation::None);
-            g.push(Op::GateResidual(GateResidual { batch, tokens: n, dim: d, x: h, y: proj, gate: chunk(base + 2) }));
+            g.push(Op::GateResidual(GateResidual { batch, tokens: n, dim: d, x: h, y: proj, gate: chunk(i, 2) }));
 
-            let a = modulate(g, base + 3);
+            let a = modulate(g, i, 3);
             let mid = block.fc1.apply(g, a, rows, Activation::GeluTanh);
             let mlp = block.fc2.apply(g, mid, rows, Activation::None);
-            g.push(Op::GateResidual(GateResidual { batch, tokens: n, dim: d, x: h, y: mlp, gate: chunk(base + 5) }));
+            g.push(Op::GateResidual(GateResidual { batch, tokens: n, dim: d, x: h, y: mlp, gate: chunk(i, 5) }));
         }
 
-        // Final layer: (shift, scale) are the last 2D of the modulation row.
-        let a = modulate(g, cfg.depth * 6);
+        // Final layer: its (shift, scale).
+        let a = modulate(g, cfg.depth, 0);
         let tokens = self.head.apply(g, a, rows, Activation::None);
         cfg.unpatchify_output(g, tokens, batch);
     }

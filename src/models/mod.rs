@@ -10,6 +10,7 @@ pub mod dit;
 pub mod embedders;
 pub mod flat_config;
 pub mod layers;
+pub mod modulation;
 pub mod params;
 pub mod patch_config;
 pub mod sizes;

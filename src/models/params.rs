@@ -65,8 +65,8 @@ impl HostParam {
     }
 
     /// Rows of one parameter after another (all of one width), in the first part's dtype. The
-    /// bytes are copied once into a buffer of the final size (DiT-XL/2's adaLN weights are
-    /// 0.9 GB in f32: no f32 staging copies beside it).
+    /// bytes are copied once into a buffer of the final size (a group of DiT-XL/2's adaLN
+    /// weights is up to 128 MiB in f32: no f32 staging copies beside it).
     pub fn concat_rows(parts: Vec<HostParam>) -> HostParam {
         let tensors: Option<Vec<HostTensor>> = parts.into_iter().map(|p| p.0).collect();
         HostParam(tensors.map(|parts| {

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::graph::Session;
 use crate::models::weight_source::WeightSource;
 use crate::models::ModelConfig;
+use crate::pipeline::batch_fit::fitting_graph;
 use crate::sampling::{BatchCondition, Conditioning, Denoiser};
 use crate::tensor::ImageGeometry;
 use crate::tensor::{DType, HostTensor};
@@ -19,10 +20,11 @@ pub struct GraphDenoiser {
 }
 
 impl GraphDenoiser {
-    /// Build `config`'s graph for `batch` samples per launch and bind it to `backend`.
+    /// Build `config`'s graph for `batch` samples per launch, or the most `backend` can bind
+    /// (`fitting_graph`), and bind it.
     pub fn new(backend: Arc<dyn Backend>, config: &ModelConfig, weights: &mut dyn WeightSource, batch: usize, dtype: DType) -> Result<Self> {
         let geometry = config.input_geometry()?;
-        let graph = config.build(weights, batch, dtype)?;
+        let (graph, batch) = fitting_graph(backend.as_ref(), config, weights, batch, dtype)?;
         let session = Session::new(backend, &graph)?;
         Ok(GraphDenoiser { config: config.clone(), geometry, session, batch })
     }

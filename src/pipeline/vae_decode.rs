@@ -9,6 +9,7 @@ use crate::graph::Session;
 use crate::io::safetensors::SafetensorsFile;
 use crate::models::weight_source::FileWeights;
 use crate::models::ModelConfig;
+use crate::pipeline::batch_fit::fitting_graph;
 use crate::tensor::ImageGeometry;
 use crate::tensor::{DType, HostTensor};
 
@@ -21,8 +22,8 @@ pub struct LatentDecoder {
 }
 
 impl LatentDecoder {
-    /// The VAE in `file`, built for `batch` latents of shape `latent` (square) sampled at
-    /// latent scale `scale`.
+    /// The VAE in `file`, built for `batch` latents (or the most `backend` can bind:
+    /// `fitting_graph`) of shape `latent` (square) sampled at latent scale `scale`.
     pub fn new(backend: Arc<dyn Backend>, file: &SafetensorsFile, latent: ImageGeometry, scale: f32, batch: usize, dtype: DType) -> Result<Self> {
         let mut config = match ModelConfig::from_file(file)? {
             ModelConfig::Vae(c) => c,
@@ -44,8 +45,13 @@ impl LatentDecoder {
         }
         // The weights do not depend on the latent size; build for the model's.
         config.latent_size = latent.height;
-        let graph = ModelConfig::Vae(config).build(&mut FileWeights::new(file), batch, dtype)?;
+        let (graph, batch) = fitting_graph(backend.as_ref(), &ModelConfig::Vae(config), &mut FileWeights::new(file), batch, dtype)?;
         Ok(LatentDecoder { session: Session::new(backend, &graph)?, batch, latent, scale })
+    }
+
+    /// Latents per launch.
+    pub fn batch(&self) -> usize {
+        self.batch
     }
 
     /// Geometry of one decoded image.

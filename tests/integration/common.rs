@@ -57,22 +57,34 @@ fn cuda_backend() -> Option<Arc<dyn Backend>> {
 /// Without an adapter the tests go on with the other backends, except under CI (env `CI`
 /// set), where the wgpu tests must run: then it panics, saying why.
 #[cfg(feature = "wgpu")]
-fn wgpu_backend() -> Option<Arc<dyn Backend>> {
+pub fn wgpu_backend() -> Option<Arc<dyn Backend>> {
     static WGPU: std::sync::OnceLock<Result<Arc<dyn Backend>, String>> = std::sync::OnceLock::new();
     let backend = WGPU.get_or_init(|| match ditrt::backend::wgpu::WgpuBackend::new() {
         Ok(b) => Ok(Arc::new(b)),
         Err(e) => Err(e.to_string()),
     });
-    match backend {
-        Ok(b) => Some(b.clone()),
-        Err(e) if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0") => {
-            panic!("CI is set but the wgpu backend is unavailable (.ci/run installs lavapipe): {e}")
-        }
-        Err(e) => {
-            println!("skipping wgpu: {e}");
-            None
-        }
+    backend.as_ref().map(Arc::clone).map_err(Clone::clone).map_or_else(wgpu_missing, Some)
+}
+
+/// A wgpu backend of its own with the adapter's limits lowered to `lowered`'s (what a smaller
+/// adapter gets); without an adapter as `wgpu_backend`.
+#[cfg(feature = "wgpu")]
+pub fn wgpu_lowered(lowered: ditrt::backend::wgpu::Lowered) -> Option<Arc<dyn Backend>> {
+    match ditrt::backend::wgpu::WgpuBackend::lowered(lowered) {
+        Ok(b) => Some(Arc::new(b)),
+        Err(e) => wgpu_missing(e.to_string()),
     }
+}
+
+/// Without an adapter: a panic under CI (env `CI` set), where the wgpu tests must run; else
+/// None, saying why.
+#[cfg(feature = "wgpu")]
+fn wgpu_missing<T>(why: String) -> Option<T> {
+    if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0") {
+        panic!("CI is set but the wgpu backend is unavailable (.ci/run installs lavapipe): {why}");
+    }
+    println!("skipping wgpu: {why}");
+    None
 }
 
 /// The seed of this test: `DITRT_TEST_SEED` if set, else fresh from the clock. It is printed,

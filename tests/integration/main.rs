@@ -7,12 +7,16 @@ mod common;
 mod diffit;
 mod digits;
 mod dit;
+#[cfg(feature = "wgpu")]
+mod full_depth;
 mod fuzz_regressions;
 #[cfg(feature = "wgpu")]
 mod grid_audit;
 mod input_checks;
 mod layers;
 mod limits;
+#[cfg(feature = "wgpu")]
+mod lowered_limits;
 mod ops;
 mod outputs;
 mod real_widths;

@@ -21,7 +21,7 @@ use ditrt::tools::verify::{default_tolerance, Comparison};
 use crate::common::backends;
 
 /// Every released (or, where none is, ditrt's) preset, by arch.
-fn all_presets() -> Vec<(&'static str, String)> {
+pub(crate) fn all_presets() -> Vec<(&'static str, String)> {
     let mut presets = Vec::new();
     for (arch, prefix) in [("dit", "DiT-"), ("tldm", "TLDM-")] {
         for (size, ..) in ditrt::models::patch_config::SIZES {

@@ -3,6 +3,7 @@
 //! that escapes them is kept for the next `synchronize` instead of wgpu's default panic.
 use std::sync::{Arc, Mutex};
 
+use super::Lowered;
 use crate::error::{Error, Result};
 
 pub(super) fn err(msg: impl Into<String>) -> Error {
@@ -26,11 +27,12 @@ pub(super) struct Gpu {
 }
 
 impl Gpu {
-    /// A device on `adapter` with all its limits, and SHADER_F16 if it has it.
-    pub fn new(adapter: wgpu::Adapter) -> Result<Gpu> {
+    /// A device on `adapter` with all its limits, and SHADER_F16 if it has it, less what
+    /// `lowered` takes away (the device is requested so, and wgpu enforces it).
+    pub fn new(adapter: wgpu::Adapter, lowered: Lowered) -> Result<Gpu> {
         let info = adapter.get_info();
-        let f16 = adapter.features().contains(wgpu::Features::SHADER_F16);
-        let limits = adapter.limits();
+        let f16 = adapter.features().contains(wgpu::Features::SHADER_F16) && !lowered.no_f16;
+        let limits = lowered.apply(adapter.limits());
         let device_desc = wgpu::DeviceDescriptor {
             label: Some("ditrt"),
             required_features: if f16 { wgpu::Features::SHADER_F16 } else { wgpu::Features::empty() },

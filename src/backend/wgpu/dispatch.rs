@@ -2,7 +2,7 @@
 //! storage binding holds, the parameter words and the workgroup grid. Views stay symbolic here;
 //! `recorded` binds them and writes each view's element offset into its parameter slot.
 use super::device::err;
-use super::shaders::{Shader, Variant};
+use super::shaders::{Consts, Shader, Variant};
 use crate::backend::View;
 use crate::error::Result;
 
@@ -59,6 +59,11 @@ impl Grid {
 pub(super) struct Dispatch {
     pub shader: &'static Shader,
     pub variant: Variant,
+    /// Constants of the shader set to other values (`Builder::constant`).
+    pub consts: Consts,
+    /// Views as the op gave them, of which this dispatch binds a part: each must lie in its
+    /// buffer all the same (`Builder::part_of`).
+    pub wholes: Vec<(&'static str, View)>,
     /// Storage bindings 1, 2, ... (binding 0 is the parameters).
     pub slots: Vec<Slot>,
     pub params: Vec<u32>,
@@ -71,13 +76,28 @@ pub(super) struct Dispatch {
 pub(super) struct Builder {
     shader: &'static Shader,
     variant: Variant,
+    consts: Consts,
+    wholes: Vec<(&'static str, View)>,
     slots: Vec<Slot>,
     params: Vec<usize>,
 }
 
 impl Builder {
     pub fn new(shader: &'static Shader, variant: Variant) -> Self {
-        Builder { shader, variant, slots: Vec::new(), params: Vec::new() }
+        Builder { shader, variant, consts: Vec::new(), wholes: Vec::new(), slots: Vec::new(), params: Vec::new() }
+    }
+
+    /// Records that a view bound below is a part of `whole` (field `field` of the op), which
+    /// binding checks against its buffer too; no parameter.
+    pub fn part_of(mut self, field: &'static str, whole: &View) -> Self {
+        self.wholes.push((field, *whole));
+        self
+    }
+
+    /// Sets the shader's `const name: u32` to `value` (a pipeline of its own); no parameter.
+    pub fn constant(mut self, name: &'static str, value: u32) -> Self {
+        self.consts.push((name, value));
+        self
     }
 
     fn slot(mut self, field: &'static str, source: Source) -> Self {
@@ -118,6 +138,6 @@ impl Builder {
             .iter()
             .map(|&v| u32::try_from(v).map_err(|_| err(format!("{name}: a size or index of {v} exceeds the shaders' 32-bit indexing"))))
             .collect::<Result<Vec<u32>>>()?;
-        Ok(Dispatch { shader: self.shader, variant: self.variant, slots: self.slots, params, grid })
+        Ok(Dispatch { shader: self.shader, variant: self.variant, consts: self.consts, wholes: self.wholes, slots: self.slots, params, grid })
     }
 }

@@ -55,11 +55,7 @@ impl Memory {
 
 impl Buffers for Memory {
     fn alloc(&self, bytes: usize) -> Result<BufId> {
-        let size = align_up(bytes.max(1), COPY_ALIGN) as u64;
-        let max = self.gpu.limits.max_buffer_size;
-        if size > max {
-            return Err(err(format!("alloc: {bytes} bytes is more than the adapter's largest buffer ({max} bytes)")));
-        }
+        let size = buffer_size(&self.gpu.limits, bytes)?;
         let buffer = self.gpu.scoped(&format!("alloc of {bytes} bytes"), || storage_buffer(&self.gpu, size, "ditrt buffer"))?;
         self.lock().table.insert(buffer, bytes).map_err(err)
     }
@@ -127,6 +123,35 @@ impl Memory {
     }
 }
 
+/// The size of a buffer of `bytes` bytes (rounded up to 4), or an error beyond the adapter's
+/// largest.
+pub(super) fn buffer_size(limits: &wgpu::Limits, bytes: usize) -> Result<u64> {
+    let size = align_up(bytes.max(1), COPY_ALIGN) as u64;
+    let max = limits.max_buffer_size;
+    match size <= max {
+        true => Ok(size),
+        false => Err(err(format!("alloc: {bytes} bytes is more than the adapter's largest buffer ({max} bytes)"))),
+    }
+}
+
+/// The byte range (offset, size) of its buffer that binds the non-empty `view`, and the index
+/// of the view's first element in it; an error beyond the adapter's binding limit.
+pub(super) fn binding_span(limits: &wgpu::Limits, op: &str, field: &str, view: &View) -> Result<(u64, u64, u32)> {
+    let start = align_down(view.offset, limits.min_storage_buffer_offset_alignment as usize);
+    let end = align_up(view.offset + view.bytes(), COPY_ALIGN);
+    let size = (end - start) as u64;
+    if size > limits.max_storage_buffer_binding_size {
+        return Err(err(format!(
+            "{op}: {field}: a view of {} bytes is larger than the adapter's storage binding limit of {} bytes",
+            view.bytes(),
+            limits.max_storage_buffer_binding_size
+        )));
+    }
+    // Below the offset alignment (at most 256 bytes), so it fits any integer.
+    let first = ((view.offset - start) / view.dtype.size()) as u32;
+    Ok((start as u64, size, first))
+}
+
 fn storage_buffer(gpu: &Gpu, size: u64, label: &str) -> wgpu::Buffer {
     gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
@@ -144,7 +169,7 @@ pub(super) struct Resolver<'m> {
 
 impl Resolver<'_> {
     /// The buffer of `view`, checked (`BufferTable::get`).
-    fn locate(&self, op: &str, field: &str, view: &View) -> Result<&wgpu::Buffer> {
+    pub fn locate(&self, op: &str, field: &str, view: &View) -> Result<&wgpu::Buffer> {
         self.table.get(op, field, view).map_err(err)
     }
 
@@ -154,20 +179,8 @@ impl Resolver<'_> {
         if view.len == 0 {
             return Ok((self.absent(), 0));
         }
-        let limits = &self.memory.gpu.limits;
-        let start = align_down(view.offset, limits.min_storage_buffer_offset_alignment as usize);
-        let end = align_up(view.offset + view.bytes(), COPY_ALIGN);
-        let size = (end - start) as u64;
-        if size > limits.max_storage_buffer_binding_size {
-            return Err(err(format!(
-                "{op}: {field}: a view of {} bytes is larger than the adapter's storage binding limit of {} bytes",
-                view.bytes(),
-                limits.max_storage_buffer_binding_size
-            )));
-        }
-        // Below the offset alignment (at most 256 bytes), so it fits any integer.
-        let first = ((view.offset - start) / view.dtype.size()) as u32;
-        Ok((Binding { buffer: buffer.clone(), offset: start as u64, size }, first))
+        let (offset, size, first) = binding_span(&self.memory.gpu.limits, op, field, view)?;
+        Ok((Binding { buffer: buffer.clone(), offset, size }, first))
     }
 
     /// What an absent optional view is bound to.

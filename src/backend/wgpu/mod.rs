@@ -12,6 +12,7 @@ mod adapter;
 mod device;
 mod dispatch;
 mod lower;
+mod lowered;
 mod memory;
 mod recorded;
 mod shaders;
@@ -22,6 +23,7 @@ use crate::backend::*;
 use crate::error::Result;
 use crate::tensor::DType;
 use device::{err, Gpu};
+pub use lowered::Lowered;
 use memory::Memory;
 use recorded::Recorded;
 use shaders::Pipelines;
@@ -36,13 +38,19 @@ impl WgpuBackend {
     /// The adapter `WGPU_BACKEND` and `WGPU_ADAPTER_NAME` choose (`adapter`); an error, never a
     /// panic, when there is none.
     pub fn new() -> Result<Self> {
-        Self::on(adapter::choose()?)
+        Self::on(adapter::choose()?, Lowered::default())
+    }
+
+    /// The adapter `new` chooses with its limits lowered to `lowered`'s: what a smaller adapter
+    /// gets, on any adapter (tests).
+    pub fn lowered(lowered: Lowered) -> Result<Self> {
+        Self::on(adapter::choose()?, lowered)
     }
 
     /// The first adapter whose name contains `part`, ignoring case: what `WGPU_ADAPTER_NAME=part`
     /// picks.
     pub fn named(part: &str) -> Result<Self> {
-        Self::on(adapter::named(part)?)
+        Self::on(adapter::named(part)?, Lowered::default())
     }
 
     /// The chosen adapter if it is a real GPU; an error for a CPU implementation such as
@@ -52,7 +60,7 @@ impl WgpuBackend {
         let info = adapter.get_info();
         match info.device_type {
             ::wgpu::DeviceType::Cpu => Err(err(format!("{} ({:?}) is a CPU adapter, slower than the CPU backend", info.name, info.backend))),
-            _ => Self::on(adapter),
+            _ => Self::on(adapter, Lowered::default()),
         }
     }
 
@@ -61,21 +69,24 @@ impl WgpuBackend {
         self.gpu.info.device_type != ::wgpu::DeviceType::Cpu
     }
 
-    fn on(adapter: ::wgpu::Adapter) -> Result<Self> {
-        let gpu = Arc::new(Gpu::new(adapter)?);
+    fn on(adapter: ::wgpu::Adapter, lowered: Lowered) -> Result<Self> {
+        let gpu = Arc::new(Gpu::new(adapter, lowered)?);
         Ok(WgpuBackend { memory: Memory::new(gpu.clone()), gpu, pipelines: Pipelines::default() })
     }
 
-    /// Checks every op's rules, then lowers and records `ops`.
+    /// Checks every op's rules, then lowers `ops`.
+    fn lower(&self, ops: &[Op]) -> Result<Vec<dispatch::Dispatch>> {
+        let mut dispatches = Vec::with_capacity(ops.len());
+        for op in ops {
+            op_rules::check(op).map_err(err)?;
+            dispatches.extend(lower::lower(op, &self.gpu.limits)?);
+        }
+        Ok(dispatches)
+    }
+
+    /// Checks, lowers and records `ops`.
     fn record(&self, ops: &[Op]) -> Result<Recorded> {
-        let dispatches = ops
-            .iter()
-            .map(|op| {
-                op_rules::check(op).map_err(err)?;
-                lower::lower(op)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Recorded::new(&self.gpu, &self.memory, &self.pipelines, dispatches)
+        Recorded::new(&self.gpu, &self.memory, &self.pipelines, self.lower(ops)?)
     }
 
     /// The ids of an embedding whose rules passed, checked against the table (a read back).
@@ -85,12 +96,12 @@ impl WgpuBackend {
     }
 }
 
-/// The workgroup grid `op` is dispatched with on an adapter allowing `max` workgroups per grid
-/// dimension, or the error recording it would give. Needs no adapter: nothing is bound or run
-/// (`tests/integration/grid_audit.rs` audits full-size graphs with it).
-pub fn workgroups(op: &Op, max: u32) -> Result<[u32; 3]> {
-    let dispatch = lower::lower(op)?;
-    dispatch.grid.counts(dispatch.shader.name, max)
+/// The workgroup grids `op` is dispatched with on an adapter with WebGPU's default limits but
+/// `max` workgroups per grid dimension, or the error recording it would give. Needs no adapter:
+/// nothing is bound or run (`tests/integration/grid_audit.rs` audits full-size graphs with it).
+pub fn workgroups(op: &Op, max: u32) -> Result<Vec<[u32; 3]>> {
+    let limits = ::wgpu::Limits { max_compute_workgroups_per_dimension: max, ..Default::default() };
+    lower::lower(op, &limits)?.iter().map(|d| d.grid.counts(d.shader.name, max)).collect()
 }
 
 impl Backend for WgpuBackend {
@@ -126,5 +137,14 @@ impl Backend for WgpuBackend {
 
     fn compile(&self, ops: &[Op]) -> Result<Box<dyn CompiledOps>> {
         Ok(Box::new(self.record(ops)?))
+    }
+
+    /// Every buffer within the adapter's largest, and every dispatch as `recorded::check` finds
+    /// it: what `compile` would refuse, before a buffer exists.
+    fn check_placed(&self, ops: &[Op], buffer_bytes: &[usize]) -> Result<()> {
+        for &bytes in buffer_bytes {
+            memory::buffer_size(&self.gpu.limits, bytes)?;
+        }
+        self.lower(ops)?.iter().try_for_each(|d| recorded::check(&self.gpu, d).map(drop))
     }
 }

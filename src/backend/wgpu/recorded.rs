@@ -8,7 +8,7 @@ use wgpu::util::DeviceExt;
 
 use super::device::{err, Gpu};
 use super::dispatch::{Dispatch, Source};
-use super::memory::{Binding, Memory};
+use super::memory::{binding_span, Binding, Memory};
 use super::shaders::{Pipeline, Pipelines};
 use crate::backend::{Backend, CompiledOps};
 use crate::error::Result;
@@ -33,6 +33,7 @@ impl Recorded {
         if dispatches.is_empty() {
             return Ok(Recorded { gpu: gpu.clone(), steps: Vec::new() });
         }
+        let grids = dispatches.iter().map(|d| check(gpu, d)).collect::<Result<Vec<_>>>()?;
         let bindings = bind_views(gpu, memory, &mut dispatches)?;
         let block = dispatches.iter().map(|d| d.params.len() * 4).max().unwrap_or(0).next_multiple_of(PARAM_ALIGN);
         let stride = block.next_multiple_of(gpu.limits.min_uniform_buffer_offset_alignment as usize);
@@ -48,12 +49,11 @@ impl Recorded {
                 usage: wgpu::BufferUsages::UNIFORM,
             })
         })?;
-        for (i, (d, bound)) in dispatches.iter().zip(&bindings).enumerate() {
-            let workgroups = d.grid.counts(d.shader.name, gpu.limits.max_compute_workgroups_per_dimension)?;
+        for (i, ((d, bound), workgroups)) in dispatches.iter().zip(&bindings).zip(grids).enumerate() {
             if workgroups.contains(&0) {
                 continue;
             }
-            let pipeline = pipelines.get(gpu, d.shader, &d.variant)?;
+            let pipeline = pipelines.get(gpu, d.shader, &d.variant, &d.consts)?;
             let param_binding = wgpu::BufferBinding { buffer: &params, offset: (i * stride) as u64, size: wgpu::BufferSize::new(block as u64) };
             let entries: Vec<wgpu::BindGroupEntry> = std::iter::once(wgpu::BindingResource::Buffer(param_binding))
                 .chain(bound.iter().map(|b| {
@@ -97,6 +97,24 @@ impl CompiledOps for Recorded {
     }
 }
 
+/// What recording `d` would refuse, found without a device object (`WgpuBackend::check_placed`
+/// runs it before a graph's buffers exist): f16 without SHADER_F16, a view beyond the binding
+/// limit, a grid beyond the workgroups per dimension. Its workgroups otherwise.
+pub(super) fn check(gpu: &Gpu, d: &Dispatch) -> Result<[u32; 3]> {
+    let name = d.shader.name;
+    if !gpu.f16 && d.variant.iter().any(|&(_, dtype)| dtype == DType::F16) {
+        return Err(err(format!("{name}: f16 needs SHADER_F16, which {} lacks", gpu.info.name)));
+    }
+    for slot in &d.slots {
+        if let Source::View(view) = &slot.source {
+            if view.len > 0 {
+                binding_span(&gpu.limits, name, slot.field, view)?;
+            }
+        }
+    }
+    d.grid.counts(name, gpu.limits.max_compute_workgroups_per_dimension)
+}
+
 /// Binds every slot of every dispatch (under one lock of the buffer table) and writes each
 /// view's element offset into its parameter.
 fn bind_views(gpu: &Gpu, memory: &Memory, dispatches: &mut [Dispatch]) -> Result<Vec<Vec<Binding>>> {
@@ -104,8 +122,8 @@ fn bind_views(gpu: &Gpu, memory: &Memory, dispatches: &mut [Dispatch]) -> Result
     let mut all = Vec::with_capacity(dispatches.len());
     for d in dispatches {
         let name = d.shader.name;
-        if !gpu.f16 && d.variant.iter().any(|&(_, dtype)| dtype == DType::F16) {
-            return Err(err(format!("{name}: f16 needs SHADER_F16, which {} lacks", gpu.info.name)));
+        for (field, whole) in &d.wholes {
+            resolver.locate(name, field, whole)?;
         }
         let mut bound = Vec::with_capacity(d.slots.len());
         for slot in &d.slots {

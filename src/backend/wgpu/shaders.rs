@@ -4,7 +4,8 @@
 //!
 //! An op shader declares its storage types as aliases (`alias elem = f32;`); a variant
 //! rewrites those lines (`alias elem = f16;`) and, for f16, puts `enable f16;` first. So one
-//! source serves every dtype. Helpers shared by several shaders live in shaders/lib/ and are
+//! source serves every dtype. Likewise a dispatch may redeclare a `const NAME: u32` (attention's
+//! chunk for adapters with less workgroup memory). Helpers shared by several shaders live in shaders/lib/ and are
 //! prepended to the shaders that list them.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -60,6 +61,9 @@ shader!(TIMESTEP_EMBEDDING, "timestep_embedding", [FLAT_INDEX, PER_ELEMENT]);
 /// The storage type of each alias a shader declares, e.g. [("elem", F16)].
 pub(super) type Variant = Vec<(&'static str, DType)>;
 
+/// Values for `const` declarations of a shader, e.g. [("CHUNK_DIMS", 64)].
+pub(super) type Consts = Vec<(&'static str, u32)>;
+
 fn wgsl_type(dtype: DType) -> Result<&'static str> {
     match dtype {
         DType::F32 => Ok("f32"),
@@ -69,15 +73,21 @@ fn wgsl_type(dtype: DType) -> Result<&'static str> {
     }
 }
 
-/// The module source of `shader` for `variant`.
-fn specialize(shader: &Shader, variant: &[(&str, DType)]) -> Result<String> {
+/// `source` with its line that starts `declared` (up to the `;`) made `replacement`.
+fn redeclare(shader: &Shader, source: &str, declared: &str, replacement: &str) -> Result<String> {
+    let start = source.find(declared).ok_or_else(|| err(format!("shader {} declares no `{declared}`", shader.name)))?;
+    let end = start + source[start..].find(';').ok_or_else(|| err(format!("shader {}: `{declared}` has no `;`", shader.name)))?;
+    Ok([&source[..start], replacement, &source[end..]].concat())
+}
+
+/// The module source of `shader` for `variant`, with `consts` redeclared.
+fn specialize(shader: &Shader, variant: &[(&str, DType)], consts: &[(&str, u32)]) -> Result<String> {
     let mut source = shader.source.to_string();
     for &(alias, dtype) in variant {
-        let declared = format!("alias {alias} = f32;");
-        if !source.contains(&declared) {
-            return Err(err(format!("shader {} declares no `{declared}`", shader.name)));
-        }
-        source = source.replace(&declared, &format!("alias {alias} = {};", wgsl_type(dtype)?));
+        source = redeclare(shader, &source, &format!("alias {alias} = f32;"), &format!("alias {alias} = {}", wgsl_type(dtype)?))?;
+    }
+    for &(name, value) in consts {
+        source = redeclare(shader, &source, &format!("const {name}: u32 = "), &format!("const {name}: u32 = {value}u"))?;
     }
     let enable = if variant.iter().any(|&(_, d)| d == DType::F16) { "enable f16;\n" } else { "" };
     Ok([enable].into_iter().chain(shader.libs.iter().copied()).chain([source.as_str()]).collect())
@@ -91,18 +101,21 @@ pub(super) struct Pipeline {
 
 #[derive(Default)]
 pub(super) struct Pipelines {
-    cache: Mutex<HashMap<(&'static str, Variant), Arc<Pipeline>>>,
+    cache: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
 }
 
+/// A pipeline's shader (by name), variant and constants.
+type PipelineKey = (&'static str, Variant, Consts);
+
 impl Pipelines {
-    /// The pipeline of `shader` for `variant`, built on first use.
-    pub fn get(&self, gpu: &Gpu, shader: &Shader, variant: &Variant) -> Result<Arc<Pipeline>> {
-        let key = (shader.name, variant.clone());
+    /// The pipeline of `shader` for `variant` and `consts`, built on first use.
+    pub fn get(&self, gpu: &Gpu, shader: &Shader, variant: &Variant, consts: &Consts) -> Result<Arc<Pipeline>> {
+        let key = (shader.name, variant.clone(), consts.clone());
         if let Some(p) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(p.clone());
         }
-        let source = specialize(shader, variant)?;
-        let what = format!("building shader {} {variant:?}", shader.name);
+        let source = specialize(shader, variant, consts)?;
+        let what = format!("building shader {} {variant:?} {consts:?}", shader.name);
         let pipeline = gpu.scoped(&what, || {
             let module = gpu
                 .device
@@ -132,13 +145,13 @@ mod tests {
     /// adapter: CI (where lavapipe is installed) fails without one, elsewhere the test skips.
     #[test]
     fn rejected_shader_is_a_one_line_error_naming_it() {
-        let gpu = match super::super::adapter::choose().and_then(Gpu::new) {
+        let gpu = match super::super::adapter::choose().and_then(|a| Gpu::new(a, Default::default())) {
             Ok(gpu) => gpu,
             Err(e) if std::env::var_os("CI").is_none() => return eprintln!("skipped: {e}"),
             Err(e) => panic!("CI needs a wgpu adapter: {e}"),
         };
         const BROKEN: Shader = Shader { name: "broken_on_purpose", libs: &[], source: "@compute @workgroup_size(1) fn main() { let x: u32 = 1.5; }" };
-        let msg = match Pipelines::default().get(&gpu, &BROKEN, &Vec::new()) {
+        let msg = match Pipelines::default().get(&gpu, &BROKEN, &Vec::new(), &Vec::new()) {
             Ok(_) => panic!("a shader assigning a float to a u32 compiled"),
             Err(e) => e.to_string(),
         };

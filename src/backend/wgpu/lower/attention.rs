@@ -1,5 +1,6 @@
 //! Fused attention for any head_dim: one workgroup per (16 query rows, head and 128-dim chunk
-//! of its output, sample), shaders/attention.wgsl.
+//! of its output, sample), shaders/attention.wgsl; 64-dim chunks on adapters with under 20 KiB
+//! of workgroup memory (WebGPU's default is 16).
 use super::super::dispatch::{Builder, Dispatch, Grid};
 use super::super::shaders::ATTENTION;
 use super::elem;
@@ -10,10 +11,15 @@ use crate::error::Result;
 const BLOCK_Q: usize = 16;
 /// Head dims per chunk (CHUNK_DIMS in the shader): a workgroup writes one chunk of a head.
 const CHUNK_DIMS: usize = 128;
+/// Workgroup memory the shader takes with CHUNK_DIMS (16 KiB of staged keys and values, 4 KiB
+/// of partial dot products); with half the chunk it takes 12 KiB, within WebGPU's default 16.
+const WORKGROUP_BYTES: u32 = 20 << 10;
 
-pub(super) fn attention(op: &Attention) -> Result<Dispatch> {
+pub(super) fn attention(op: &Attention, limits: &wgpu::Limits) -> Result<Dispatch> {
     let dtype = elem("attention", &[("q", &op.q), ("k", &op.k), ("v", &op.v), ("out", &op.out)], &[("bias", &op.bias)])?;
+    let chunk = if limits.max_compute_workgroup_storage_size >= WORKGROUP_BYTES { CHUNK_DIMS } else { CHUNK_DIMS / 2 };
     Builder::new(&ATTENTION, vec![("elem", dtype)])
+        .constant("CHUNK_DIMS", chunk as u32)
         .value(op.q_len)
         .value(op.kv_len)
         .value(op.head_dim)
@@ -26,5 +32,33 @@ pub(super) fn attention(op: &Attention) -> Result<Dispatch> {
         .optional("bias", &op.bias)
         .view("out", &op.out)
         .value(op.out_stride)
-        .finish(Grid::Fixed([op.q_len.div_ceil(BLOCK_Q), op.heads * op.head_dim.div_ceil(CHUNK_DIMS), op.batch]))
+        .finish(Grid::Fixed([op.q_len.div_ceil(BLOCK_Q), op.heads * op.head_dim.div_ceil(chunk), op.batch]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{BufId, View};
+    use crate::tensor::DType;
+
+    /// The chunk attention is lowered with on an adapter with `workgroup_bytes` of workgroup
+    /// memory, and its workgroups per query tile and sample (heads * chunks per head).
+    fn chunk(workgroup_bytes: u32, heads: usize, head_dim: usize) -> (Vec<(&'static str, u32)>, usize) {
+        let qkv = View { buf: BufId(0), offset: 0, len: 3 * heads * head_dim, dtype: DType::F32 };
+        let out = View { buf: BufId(1), offset: 0, len: heads * head_dim, dtype: DType::F32 };
+        let op = Attention::packed(1, heads, 1, head_dim, qkv, out, None);
+        let limits = wgpu::Limits { max_compute_workgroup_storage_size: workgroup_bytes, ..Default::default() };
+        let d = attention(&op, &limits).unwrap();
+        let Grid::Fixed([_, y, _]) = d.grid else { panic!("attention's grid is explicit") };
+        (d.consts, y)
+    }
+
+    /// The 128-dim chunk takes 20 KiB of workgroup memory: below that (WebGPU's default 16 KiB)
+    /// heads are cut into 64-dim chunks, twice as many workgroups.
+    #[test]
+    fn adapters_with_under_20_kib_of_workgroup_memory_get_64_dim_chunks() {
+        assert_eq!(chunk(20 << 10, 16, 72), (vec![("CHUNK_DIMS", 128)], 16));
+        assert_eq!(chunk(16 << 10, 16, 72), (vec![("CHUNK_DIMS", 64)], 32));
+        assert_eq!(chunk(16 << 10, 1, 512), (vec![("CHUNK_DIMS", 64)], 8));
+    }
 }

@@ -1,10 +1,12 @@
 //! The products on shaders/lib/tiled_matmul.wgsl: gemm, tmsa_qkv, skip_concat_linear, and
-//! conv2d as an implicit GEMM. Each computes one [m, n] product in 64x64 tiles.
+//! conv2d as an implicit GEMM. Each computes an [m, n] product in 64x64 tiles.
 use super::super::dispatch::{Builder, Dispatch, Grid};
 use super::super::shaders::{CONV2D, GEMM, SKIP_CONCAT_LINEAR, TMSA_QKV};
-use super::{activation_code, elem};
+use super::{activation_code, binding_elems, elem};
 use crate::backend::{Conv2d, Gemm, SkipConcatLinear, TmsaQkv};
 use crate::error::Result;
+use crate::tensor::DType;
+use std::ops::Range;
 
 /// Output tile edge of shaders/lib/tiled_matmul.wgsl (TILE).
 const TILE: usize = 64;
@@ -17,21 +19,53 @@ fn tiles(m: usize, n: usize) -> Grid {
     Grid::Flat(m.div_ceil(TILE) * n.div_ceil(TILE))
 }
 
-pub(super) fn gemm(op: &Gemm) -> Result<Dispatch> {
+/// out = act(x w^T + bias) in as many dispatches as the binding limit needs: blocks of rows
+/// (of x and out) and of columns (rows of w), each block's views within the limit; out keeps
+/// its row stride n.
+pub(super) fn gemm(op: &Gemm, limits: &wgpu::Limits) -> Result<Vec<Dispatch>> {
     let dtype = elem("gemm", &[("x", &op.x), ("w", &op.w), ("out", &op.out)], &[("bias", &op.bias)])?;
-    Builder::new(&GEMM, vec![("elem", dtype)])
-        .value(op.m)
-        .value(op.n)
+    let fit = binding_elems(limits, dtype);
+    let rows = block(op.m, fit / op.x_stride.max(op.n).max(1));
+    let cols = block(op.n, fit / op.w_stride.max(1));
+    let mut pieces = Vec::new();
+    for r0 in (0..op.m).step_by(rows) {
+        for c0 in (0..op.n).step_by(cols) {
+            pieces.push(gemm_block(op, dtype, r0..op.m.min(r0 + rows), c0..op.n.min(c0 + cols))?);
+        }
+    }
+    Ok(pieces)
+}
+
+/// How many of `len` rows (or columns) one dispatch takes when `fit` fit in a binding: all when
+/// they fit, else the most that do in whole tiles where a tile fits, and at least one (a single
+/// one too large is refused when bound).
+fn block(len: usize, fit: usize) -> usize {
+    match fit {
+        _ if len <= fit => len.max(1),
+        _ if fit >= TILE => fit / TILE * TILE,
+        _ => fit.max(1),
+    }
+}
+
+/// The dispatch of out[rows, cols].
+fn gemm_block(op: &Gemm, dtype: DType, rows: Range<usize>, cols: Range<usize>) -> Result<Dispatch> {
+    let (m, n) = (rows.len(), cols.len());
+    let wholes = [("x", &op.x), ("w", &op.w), ("out", &op.out)].into_iter().chain(op.bias.as_ref().map(|b| ("bias", b)));
+    wholes
+        .fold(Builder::new(&GEMM, vec![("elem", dtype)]), |b, (field, whole)| b.part_of(field, whole))
+        .value(m)
+        .value(n)
         .value(op.k)
-        .view("x", &op.x)
+        .view("x", &op.x.slice(rows.start * op.x_stride, (m - 1) * op.x_stride + op.k))
         .value(op.x_stride)
-        .view("w", &op.w)
+        .view("w", &op.w.slice(cols.start * op.w_stride, (n - 1) * op.w_stride + op.k))
         .value(op.w_stride)
-        .optional("bias", &op.bias)
-        .view("out", &op.out)
+        .optional("bias", &op.bias.map(|b| b.slice(cols.start, n)))
+        .view("out", &op.out.slice(rows.start * op.n + cols.start, (m - 1) * op.n + n))
+        .value(op.n)
         .value(activation_code(op.act))
         .value(usize::from(op.accumulate))
-        .finish(tiles(op.m, op.n))
+        .finish(tiles(m, n))
 }
 
 pub(super) fn tmsa_qkv(op: &TmsaQkv) -> Result<Dispatch> {

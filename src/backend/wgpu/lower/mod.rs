@@ -14,13 +14,15 @@ use crate::backend::{Activation, Op, View};
 use crate::error::Result;
 use crate::tensor::DType;
 
-pub(super) fn lower(op: &Op) -> Result<Dispatch> {
-    match op {
-        Op::Gemm(o) => linear::gemm(o),
+/// The dispatches of `op` on an adapter with `limits`: one, except a gemm or an embedding whose
+/// weight (or gemm's activations) exceed the binding limit, which run in blocks.
+pub(super) fn lower(op: &Op, limits: &wgpu::Limits) -> Result<Vec<Dispatch>> {
+    let one = match op {
+        Op::Gemm(o) => return linear::gemm(o, limits),
         Op::TmsaQkv(o) => linear::tmsa_qkv(o),
         Op::SkipConcatLinear(o) => linear::skip_concat_linear(o),
         Op::Conv2d(o) => linear::conv2d(o),
-        Op::Attention(o) => attention::attention(o),
+        Op::Attention(o) => attention::attention(o, limits),
         Op::LayerNorm(o) => norm::layernorm(o),
         Op::LayerNormModulate(o) => norm::layernorm_modulate(o),
         Op::GroupNorm(o) => norm::group_norm(o),
@@ -31,9 +33,10 @@ pub(super) fn lower(op: &Op) -> Result<Dispatch> {
         Op::Unpatchify(o) => layout::unpatchify(o),
         Op::Upsample2x(o) => layout::upsample2x(o),
         Op::Copy3d(o) => layout::copy3d(o),
-        Op::Embedding(o) => embedding::embedding(o),
+        Op::Embedding(o) => return embedding::embedding(o, limits),
         Op::TimestepEmbedding(o) => embedding::timestep_embedding(o),
-    }
+    };
+    Ok(vec![one?])
 }
 
 /// The one float dtype of an op's float views (f32 or f16): the shaders are specialised for a
@@ -57,6 +60,13 @@ fn float_dtype(op: &str, field: &str, dtype: DType) -> Result<DType> {
         DType::F32 | DType::F16 => Ok(dtype),
         other => Err(err(format!("{op}: {field} is {other}; wgpu computes on f32 and f16 storage only"))),
     }
+}
+
+/// Elements of `dtype` one view may span on an adapter with `limits`, less what rounding its
+/// binding out to the offset alignment (and to 4 bytes) may add.
+fn binding_elems(limits: &wgpu::Limits, dtype: DType) -> usize {
+    let slack = u64::from(limits.min_storage_buffer_offset_alignment) + wgpu::COPY_BUFFER_ALIGNMENT;
+    usize::try_from(limits.max_storage_buffer_binding_size.saturating_sub(slack)).unwrap_or(usize::MAX) / dtype.size()
 }
 
 /// The code shaders/lib/activation.wgsl switches on.

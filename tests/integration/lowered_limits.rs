@@ -1,0 +1,228 @@
+//! What an adapter with smaller limits than the test machine's gets (lavapipe with its limits
+//! lowered, `WgpuBackend::lowered`): products whose views exceed the storage binding limit run
+//! in blocks, batches beyond the limits run in launches of the largest that fits, and a graph
+//! that cannot fit is refused before any weight is uploaded.
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use ditrt::backend::wgpu::Lowered;
+use ditrt::backend::{Backend, Buffers, CompiledOps, Embedding, Op, View};
+use ditrt::graph::Session;
+use ditrt::io::safetensors::SafetensorsFile;
+use ditrt::models::weight_source::{FileWeights, ZeroWeights};
+use ditrt::models::ModelConfig;
+use ditrt::pipeline::denoiser::GraphDenoiser;
+use ditrt::pipeline::vae_decode::LatentDecoder;
+use ditrt::sampling::{BatchCondition, Denoiser};
+use ditrt::tensor::DType;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::common::{wgpu_backend, wgpu_lowered, Case};
+use crate::ops::{attention_case, gemm_case, AttentionShape, LogitBias};
+
+/// Bytes the largest view of any op but gemm (which splits) spans in `config`'s graph at
+/// `batch`, plus what binding may add (the offset alignment): a binding limit that batch fits.
+fn binding_for(config: &ModelConfig, batch: usize) -> u64 {
+    let graph = config.build(&mut ZeroWeights(DType::F32), batch, DType::F32).unwrap();
+    let views = graph.ops().iter().filter(|op| !matches!(op, Op::Gemm(_))).flat_map(Op::views);
+    views.map(|(v, _)| v.bytes() as u64).max().unwrap() + 512
+}
+
+/// Runs `body` once per float dtype of a wgpu backend with `lowered` limits (none without an
+/// adapter, outside CI), each with a random source started from the test's seed.
+fn for_each_lowered_case(lowered: Lowered, mut body: impl FnMut(&mut Case)) {
+    let Some(backend) = wgpu_lowered(lowered) else { return };
+    let seed = crate::common::seed();
+    for dtype in [DType::F32, DType::F16].into_iter().filter(|&d| backend.supports(d)) {
+        body(&mut Case { backend: &*backend, dtype, rng: StdRng::seed_from_u64(seed) });
+    }
+}
+
+/// Products whose weight, input and output views are each beyond a 64 KiB binding limit run as
+/// blocks of rows and columns (out keeps its row stride), and equal the reference like an
+/// unsplit one.
+#[test]
+fn a_gemm_beyond_the_binding_limit_runs_in_blocks() {
+    for_each_lowered_case(Lowered { binding_bytes: Some(64 << 10), ..Default::default() }, |case| {
+        // w: 300 rows of 67 (80 KiB in f32); x and out: 54 rows per block at most.
+        for (m, k, n) in [(130, 65, 300), (1, 1152, 200), (700, 8, 40)] {
+            for act in ditrt::backend::Activation::ALL {
+                gemm_case(case, (m, k, n), act, act != ditrt::backend::Activation::None, true, true);
+            }
+        }
+    });
+}
+
+/// A table beyond a 64 KiB binding limit (1001 rows of 65 f32: 254 KiB) is bound in blocks of
+/// rows: ids on each side of every block edge give their rows, and in a compiled graph (which
+/// checks no ids) an id beyond the table gives a row of NaN, the others theirs.
+#[test]
+fn an_embedding_table_beyond_the_binding_limit_is_bound_in_blocks() {
+    let (dim, table_rows) = (65, 1001);
+    for_each_lowered_case(Lowered { binding_bytes: Some(64 << 10), ..Default::default() }, |case| {
+        let table = case.random(table_rows * dim);
+        let mut ids: Vec<u32> = (0..40).map(|_| case.rng.random_range(0..table_rows as u32)).collect();
+        ids.extend([0, 1, 249, 250, 251, 252, 500, 501, 502, 503, 1000]);
+        ids.push(table_rows as u32);
+        let rows = ids.len();
+        let out = case.output(rows * dim);
+        let op = Embedding { rows, dim, table_rows, table: case.input(&table), ids: case.input_ids(&ids), out };
+        case.backend.compile(&[Op::Embedding(op)]).unwrap().run(case.backend).unwrap();
+        let got = case.read(out);
+        let want: Vec<f64> = ids[..rows - 1].iter().flat_map(|&id| table[id as usize * dim..][..dim].iter().map(|&v| f64::from(v))).collect();
+        case.check("embedding in blocks", &got[..(rows - 1) * dim], &want);
+        assert!(got[(rows - 1) * dim..].iter().all(|v| v.is_nan()), "an id beyond the table gave a row of numbers");
+    });
+}
+
+/// Attention on an adapter with WebGPU's default 16 KiB of workgroup memory (the 128-dim chunk
+/// takes 20) cuts heads into 64-dim chunks, and equals the reference at the real head dims (64:
+/// DiT, U-ViT; 72: DiT-XL/2; 128; 512: the SD VAE's one head; 520, no multiple of a chunk).
+#[test]
+fn attention_within_16_kib_of_workgroup_memory() {
+    for_each_lowered_case(Lowered { workgroup_bytes: Some(16 << 10), ..Default::default() }, |case| {
+        for head_dim in [64, 72, 128, 520] {
+            for (batch, heads, q_len, kv_len) in [(2, 2, 17, 33), (1, 2, 70, 150)] {
+                attention_case(case, AttentionShape { batch, heads, q_len, kv_len, head_dim }, LogitBias::Random);
+            }
+        }
+        attention_case(case, AttentionShape { batch: 1, heads: 1, q_len: 64, kv_len: 1024, head_dim: 512 }, LogitBias::None);
+    });
+}
+
+/// `count` latents through a decoder, and DiT inputs through a denoiser, random from `seed`.
+fn random(count: usize, seed: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..count).map(|_| rng.random_range(-1.0..1.0)).collect()
+}
+
+/// A denoiser asked for batches of 8 on an adapter whose binding limit holds 3 samples' views
+/// runs launches of 3 (found before any weight is uploaded) and predicts what launches of 8 do.
+#[test]
+fn a_denoiser_batch_beyond_the_binding_limit_runs_in_launches_that_fit() {
+    let Some(full) = wgpu_backend() else { return };
+    let file = SafetensorsFile::open(crate::fixture("dit_p2.safetensors")).unwrap();
+    let config = ModelConfig::from_file(&file).unwrap();
+    let binding = binding_for(&config, 3);
+    assert!(binding_for(&config, 4) > binding, "views do not grow with the batch");
+    let Some(small) = wgpu_lowered(Lowered { binding_bytes: Some(binding), ..Default::default() }) else { return };
+    let g = config.input_geometry().unwrap();
+    let n = 8;
+    let x = random(n * g.channels * g.height * g.width, 1);
+    let t: Vec<f32> = (0..n).map(|i| 100.0 * i as f32 + 7.0).collect();
+    let y: Vec<u32> = (0..n as u32).map(|i| i % config.num_classes().unwrap() as u32).collect();
+    let predict = |backend: Arc<dyn Backend>| {
+        let mut denoiser = GraphDenoiser::new(backend, &config, &mut FileWeights::new(&file), n, DType::F32).unwrap();
+        let batch = denoiser.batch();
+        (batch, denoiser.predict(&x, &t, BatchCondition::Labels(&y)).unwrap())
+    };
+    let (batch, want) = predict(full);
+    assert_eq!(batch, n);
+    let (batch, got) = predict(small);
+    assert_eq!(batch, 3, "binding limit {binding}: launches of {batch}");
+    assert_eq!(got, want, "launches of 3 predict otherwise than launches of 8");
+}
+
+/// The VAE decoder asked for batches of 4 (`sample --vae --batch 4`) on an adapter whose
+/// binding limit holds one image's views decodes one latent per launch, and on one whose largest
+/// buffer holds the arena of two, two per launch; alike.
+#[test]
+fn a_decoder_batch_beyond_the_limits_runs_in_launches_that_fit() {
+    let Some(full) = wgpu_backend() else { return };
+    let file = SafetensorsFile::open(crate::fixture("vae_f8.safetensors")).unwrap();
+    let ModelConfig::Vae(mut vae) = ModelConfig::from_file(&file).unwrap() else { panic!("vae_f8 is a VAE") };
+    vae.latent_size = 8;
+    let config = ModelConfig::Vae(vae.clone());
+    let arena = |batch| config.build(&mut ZeroWeights(DType::F32), batch, DType::F32).unwrap().plan.arena_bytes as u64;
+    let latent = ditrt::tensor::ImageGeometry { channels: vae.latent_channels, height: 8, width: 8 };
+    let latents = random(4 * vae.latent_channels * 64, 2);
+    let decode = |backend: Arc<dyn Backend>| {
+        let decoder = LatentDecoder::new(backend, &file, latent, 0.5, 4, DType::F32).unwrap();
+        (decoder.batch(), decoder.decode(&latents, 4).unwrap())
+    };
+    let (batch, (want, geometry)) = decode(full);
+    assert_eq!(batch, 4);
+    assert_eq!(want.len(), 4 * geometry.channels * geometry.height * geometry.width);
+    let limits = [
+        (Lowered { binding_bytes: Some(binding_for(&config, 1)), ..Default::default() }, 1),
+        (Lowered { buffer_bytes: Some(arena(2)), ..Default::default() }, 2),
+    ];
+    for (lowered, fits) in limits {
+        let Some(small) = wgpu_lowered(lowered) else { return };
+        let (batch, (got, _)) = decode(small);
+        assert_eq!(batch, fits, "{lowered:?}: launches of {batch}");
+        assert_eq!(got, want, "{lowered:?}: launches of {batch} decode otherwise than of 4");
+    }
+}
+
+/// A backend that counts the bytes written to it (weights uploaded), otherwise `inner`.
+struct CountingWrites {
+    inner: Arc<dyn Backend>,
+    written: AtomicUsize,
+}
+
+impl Buffers for CountingWrites {
+    fn alloc(&self, bytes: usize) -> ditrt::Result<ditrt::backend::BufId> {
+        self.inner.alloc(bytes)
+    }
+    fn free(&self, buf: ditrt::backend::BufId) {
+        self.inner.free(buf)
+    }
+    fn write(&self, dst: View, bytes: &[u8]) -> ditrt::Result<()> {
+        self.written.fetch_add(bytes.len(), Ordering::Relaxed);
+        self.inner.write(dst, bytes)
+    }
+    fn read(&self, src: View) -> ditrt::Result<Vec<u8>> {
+        self.inner.read(src)
+    }
+}
+
+impl Backend for CountingWrites {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn supports(&self, dtype: DType) -> bool {
+        self.inner.supports(dtype)
+    }
+    fn buffers(&self) -> ditrt::Result<&dyn Buffers> {
+        Ok(self)
+    }
+    fn synchronize(&self) -> ditrt::Result<()> {
+        self.inner.synchronize()
+    }
+    fn launch(&self, op: &Op) -> ditrt::Result<()> {
+        self.inner.launch(op)
+    }
+    fn compile(&self, ops: &[Op]) -> ditrt::Result<Box<dyn CompiledOps>> {
+        self.inner.compile(ops)
+    }
+    fn check_placed(&self, ops: &[Op], buffer_bytes: &[usize]) -> ditrt::Result<()> {
+        self.inner.check_placed(ops, buffer_bytes)
+    }
+}
+
+/// A graph whose views (even at batch 1) exceed the binding limit, or whose arena exceeds the
+/// largest buffer, is refused in one line naming the op and the limit, before a byte of weights
+/// is uploaded; the pipeline's batch search leaves that refusal to binding.
+#[test]
+fn a_graph_beyond_the_limits_is_refused_before_any_upload() {
+    let file = SafetensorsFile::open(crate::fixture("dit_p2.safetensors")).unwrap();
+    let config = ModelConfig::from_file(&file).unwrap();
+    let graph = config.build(&mut FileWeights::new(&file), 1, DType::F32).unwrap();
+    let arena = graph.plan.arena_bytes as u64;
+    let limits = [
+        (Lowered { binding_bytes: Some(1024), ..Default::default() }, "storage binding limit of 1024 bytes"),
+        (Lowered { buffer_bytes: Some(arena - 4), ..Default::default() }, "largest buffer"),
+    ];
+    for (lowered, names) in limits {
+        let Some(inner) = wgpu_lowered(lowered) else { return };
+        let counting = Arc::new(CountingWrites { inner, written: AtomicUsize::new(0) });
+        let msg = Session::new(counting.clone(), &graph).err().expect("a graph beyond the limits bound").to_string();
+        assert!(msg.contains(names) && !msg.contains('\n'), "{msg}");
+        assert_eq!(counting.written.load(Ordering::Relaxed), 0, "weights were uploaded before the refusal: {msg}");
+        let msg = GraphDenoiser::new(counting.clone(), &config, &mut FileWeights::new(&file), 4, DType::F32).err().expect("refused").to_string();
+        assert!(msg.contains(names), "{msg}");
+        assert_eq!(counting.written.load(Ordering::Relaxed), 0, "weights were uploaded before the refusal: {msg}");
+    }
+}
