@@ -200,10 +200,9 @@ def report(args, results, peaks, n):
         mark = "" if ratio >= GOAL_TORCH else " (below 1.3x)"
         lines.append(f"| {r['case']} | {r['batch']} | {r['torch_model']} | {r['gflop']:.1f} | {r['ditrt_ms']:.1f} | {ours:.0f} | {ours / peak:.0%} | "
                      f"{r['torch_ms']:.1f} | {theirs:.0f} | {theirs / peak:.0%} | **{ratio:.2f}x**{mark} |")
-    if any(r["gflop"] / (min(r["torch_ms"], r["ditrt_ms"]) / 1e3) > peak for r in results):
+    if any(r["gflop"] / (r["torch_ms"] / 1e3) > peak for r in results):
         lines += ["", "A share above 100% (the VAE): PyTorch's convolutions run through oneDNN's direct convolution, faster than "
-                  "either 4096^3 GEMM here; ditrt's 3x3 convolutions use Winograd F(4x4, 3x3), a quarter of the multiplies of the "
-                  "direct convolution the GFLOP column counts."]
+                  "either 4096^3 GEMM here, so the GEMM is not this machine's f32 ceiling for them."]
     lines += ["", "bf16 storage (f32 accumulation; `vdpbf16ps` products where the CPU has AVX-512-BF16) against ditrt's own f32:", "",
               "| case | batch | ditrt f32 ms | ditrt bf16 ms | bf16 GFLOP/s | bf16 / f32 |", "| --- | --- | --- | --- | --- | --- |"]
     for r in results:

@@ -745,13 +745,13 @@ fn conv2d() {
     });
 }
 
-/// Shapes the CPU backend runs by Winograd F(4x4, 3x3) (3x3, padding 1, >= 8 in and >= 16 out
-/// channels): sizes not a multiple of the 4x4 tile, channel counts not a multiple of its 16
-/// lanes, two samples, and a plane of 520 x 120 whose transforms run in several bands.
+/// 3x3 convolutions at widths the small cases miss: sizes not a multiple of 4, channel counts
+/// not a multiple of 16, two samples, a 520 x 120 plane (several packed blocks on the CPU), and
+/// the SD VAE's 512 channels (k = 4608 per output).
 #[test]
-fn conv2d_winograd_shapes() {
+fn conv2d_at_real_widths() {
     for_each_case(|case| {
-        for (batch, in_c, out_c, h, w) in [(2, 19, 33, 13, 10), (1, 16, 64, 120, 520)] {
+        for (batch, in_c, out_c, h, w) in [(2, 19, 33, 13, 10), (1, 16, 64, 120, 520), (1, 512, 512, 6, 9)] {
             conv2d_case(case, ConvShape { batch, in_c, out_c, h, w, kernel: 3, pad: 1 }, true);
         }
     });

@@ -4,7 +4,6 @@
 //! segment of an output channel's row goes straight to out (+ bias).
 use super::gemm::{matmul_rows, Isa, MatRef, PackedB};
 use super::memory::Views;
-use super::winograd;
 use crate::backend::Conv2d;
 use crate::error::Result;
 use crate::tensor::DType;
@@ -27,13 +26,8 @@ pub(super) fn conv2d(views: &Views, op: &Conv2d) -> Result<()> {
     }
     // bf16 x bf16 products when both are stored as bf16 (the columns are then exactly bf16).
     let bf16 = x.dtype() == DType::BF16 && weight.dtype() == DType::BF16;
-    let x = x.values();
-    // Winograd's products run in f32 (see winograd.rs); where bf16 x bf16 products are native,
-    // the direct GEMM at twice the f32 rate was measured faster (SD VAE 256 px: 1.39 s vs 1.9 s).
-    if winograd::applies(op) && !(bf16 && Isa::best() == Isa::Avx512Bf16) {
-        return winograd::conv3x3(views, op, &x, &weight, bias.as_deref(), &out);
-    }
     let weight = MatRef::new(weight.elems(), out_c, kk, kk);
+    let x = x.values();
     let block_rows = (COL_BLOCK / kk.saturating_mul(ow).max(1)).clamp(1, oh);
     for b in 0..batch {
         let image = &x[b * in_c * h * w..(b + 1) * in_c * h * w];

@@ -150,30 +150,13 @@ impl<'t> Views<'t> {
     /// launches while `view`'s buffer is only written by the host (a weight), packed afresh for
     /// an activation.
     pub fn packed(&self, op: &str, field: &str, view: &View, b: MatRef, bf16: bool) -> Result<Arc<PackedB>> {
-        let mut group = self.packed_group(op, field, view, b.geometry(), 0, bf16, || vec![PackedB::new(b, Isa::best(), bf16, true)])?;
-        Ok(group.remove(0))
-    }
-
-    /// As `packed`, for `count` b operands that `make` derives from the view's elements (a
-    /// transform of a weight: Winograd's 36 filter matrices), kept or made together; `geometry`
-    /// names the derivation. `count` 0 means the view itself, as a matrix of that geometry.
-    #[allow(clippy::too_many_arguments)]
-    pub fn packed_group(
-        &self,
-        op: &str,
-        field: &str,
-        view: &View,
-        geometry: [usize; 4],
-        count: usize,
-        bf16: bool,
-        make: impl FnOnce() -> Vec<PackedB>,
-    ) -> Result<Vec<Arc<PackedB>>> {
         let buffer = self.table.get(op, field, view).map_err(err)?;
-        if buffer.op_written.load(Ordering::Relaxed) {
-            return Ok(make().into_iter().map(Arc::new).collect());
-        }
         let isa = Isa::best();
-        let key = PackKey { buf: view.buf, byte_offset: view.offset, geometry, dtype: view.dtype, isa, bf16, derived: count };
+        let make = || PackedB::new(b, isa, bf16, true);
+        if buffer.op_written.load(Ordering::Relaxed) {
+            return Ok(Arc::new(make()));
+        }
+        let key = PackKey { buf: view.buf, byte_offset: view.offset, geometry: b.geometry(), dtype: view.dtype, isa, bf16 };
         Ok(self.packed.get_or_pack(key, buffer.version.load(Ordering::Relaxed), make))
     }
 }

@@ -27,7 +27,6 @@ mod norm;
 mod packed_cache;
 mod parallel;
 mod simd;
-mod winograd;
 
 use crate::backend::*;
 use crate::error::{Error, Result};

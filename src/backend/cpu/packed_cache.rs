@@ -10,8 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Which packing of which elements: the view's buffer and first byte, the matrix geometry over
-/// it ([rows, cols, row stride, col stride] in elements, or what a derivation is of), the dtype,
-/// the kernel family, and how many operands are derived from the view (0: the view itself).
+/// it ([rows, cols, row stride, col stride] in elements), the dtype and the kernel family.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct PackKey {
     pub buf: BufId,
@@ -20,26 +19,21 @@ pub(super) struct PackKey {
     pub dtype: DType,
     pub isa: Isa,
     pub bf16: bool,
-    pub derived: usize,
 }
-
-/// The packings of one key and the buffer version they were made at.
-type Entry = (u64, Vec<Arc<PackedB>>);
 
 #[derive(Default)]
 pub(super) struct PackCache {
-    entries: Mutex<HashMap<PackKey, Entry>>,
+    entries: Mutex<HashMap<PackKey, (u64, Arc<PackedB>)>>,
 }
 
 impl PackCache {
-    /// The packings under `key` made while its buffer was at `version`, made now if missing or
-    /// stale.
-    pub fn get_or_pack(&self, key: PackKey, version: u64, make: impl FnOnce() -> Vec<PackedB>) -> Vec<Arc<PackedB>> {
+    /// The packing under `key` made while its buffer was at `version`, made now if missing or stale.
+    pub fn get_or_pack(&self, key: PackKey, version: u64, make: impl FnOnce() -> PackedB) -> Arc<PackedB> {
         let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         match entries.get(&key) {
             Some((v, packed)) if *v == version => packed.clone(),
             _ => {
-                let packed: Vec<Arc<PackedB>> = make().into_iter().map(Arc::new).collect();
+                let packed = Arc::new(make());
                 entries.insert(key, (version, packed.clone()));
                 packed
             }

@@ -4,8 +4,7 @@ use rayon::prelude::*;
 /// Elements of work below which a rayon task is not worth splitting further.
 const MIN_TASK_WORK: usize = 1 << 14;
 
-/// Items per rayon task for items of `work_per_item` elements each.
-pub(super) fn min_items(work_per_item: usize) -> usize {
+fn min_items(work_per_item: usize) -> usize {
     (MIN_TASK_WORK / work_per_item.max(1)).max(1)
 }
 
