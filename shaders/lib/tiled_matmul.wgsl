@@ -7,7 +7,8 @@
 // 4x4 outputs at rows 4 ty + i and columns 4 tx + j. K advances TILE_K at a time through
 // workgroup memory, where each k holds the tile's 64 rows of x and 64 columns of w as vec4s,
 // so an invocation reads its 4 rows and its 4 columns with two loads per k. Tiles are loaded
-// along k, so neighbouring invocations read neighbouring elements. The tiles of c run row by
+// along k, so neighbouring invocations read neighbouring elements; each stages 4 rows of one k
+// as one vec4 store, swizzled (below) so that a store is free of bank conflicts. The tiles of c run row by
 // row, columns fastest, in a flat run of workgroups (split over x and y when one dimension
 // cannot hold them: `tiles` in src/backend/wgpu/lower/linear.rs).
 
@@ -15,8 +16,11 @@ const TILE: u32 = 64u;
 const TILE_K: u32 = 32u;
 const THREADS: u32 = 256u;
 
-// [TILE_K][TILE / 4] vec4s: x_tile[kk * 16 + r / 4][r % 4] is x[row0 + r, k0 + kk];
-// w_tile likewise for w[col0 + col, k0 + kk].
+// [TILE_K][TILE / 4] vec4s: x_tile[kk * 16 + (q ^ (kk & 7))][j] is x[row0 + 4 q + j, k0 + kk];
+// w_tile likewise for w[col0 + 4 q + j, k0 + kk]. The swizzle: the invocations of a warp stage
+// consecutive kk for one q, and a 16-byte store is served 8 invocations at a time; without it
+// their vec4s are 256 bytes apart, all in the same 4 of the 32 banks (8 passes), with it the
+// 8 land in 8 different bank quads (1 pass; scripts/check_shaders.sh counts them).
 var<workgroup> x_tile: array<vec4<f32>, 512>;
 var<workgroup> w_tile: array<vec4<f32>, 512>;
 
@@ -38,26 +42,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     var acc_2 = vec4<f32>();
     var acc_3 = vec4<f32>();
     for (var k0 = 0u; k0 < k_len; k0 += TILE_K) {
-        for (var i = 0u; i < TILE * TILE_K / THREADS; i++) {
+        for (var i = 0u; i < TILE * TILE_K / (4u * THREADS); i++) {
             let e = li + THREADS * i;
-            let r = e / TILE_K;
+            let q = e / TILE_K;
             let kk = e % TILE_K;
             let k = k0 + kk;
-            var xv = 0.0;
-            if (row0 + r < p.m && k < p.k) {
-                xv = load_x(row0 + r, k);
-            }
-            x_tile[kk * 16u + r / 4u][r % 4u] = xv;
-            var wv = 0.0;
-            if (col0 + r < p.n && k < p.k) {
-                wv = load_w(col0 + r, k);
-            }
-            w_tile[kk * 16u + r / 4u][r % 4u] = wv;
+            let r = row0 + 4u * q;
+            let col = col0 + 4u * q;
+            let at = kk * 16u + (q ^ (kk & 7u));
+            x_tile[at] = vec4(x_or_zero(r, k), x_or_zero(r + 1u, k), x_or_zero(r + 2u, k), x_or_zero(r + 3u, k));
+            w_tile[at] = vec4(w_or_zero(col, k), w_or_zero(col + 1u, k), w_or_zero(col + 2u, k), w_or_zero(col + 3u, k));
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TILE_K; kk++) {
-            let xs = x_tile[kk * 16u + lid.y];
-            let ws = w_tile[kk * 16u + lid.x];
+            let xs = x_tile[kk * 16u + (lid.y ^ (kk & 7u))];
+            let ws = w_tile[kk * 16u + (lid.x ^ (kk & 7u))];
             acc_0 += xs.x * ws;
             acc_1 += xs.y * ws;
             acc_2 += xs.z * ws;
@@ -73,6 +72,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     store_row(r + 1u, col0 + 4u * lid.x, acc_1);
     store_row(r + 2u, col0 + 4u * lid.x, acc_2);
     store_row(r + 3u, col0 + 4u * lid.x, acc_3);
+}
+
+// x[r, k] and w[col, k] inside the product, else 0 (a partial tile's padding).
+fn x_or_zero(r: u32, k: u32) -> f32 {
+    if (r < p.m && k < p.k) {
+        return load_x(r, k);
+    }
+    return 0.0;
+}
+
+fn w_or_zero(col: u32, k: u32) -> f32 {
+    if (col < p.n && k < p.k) {
+        return load_w(col, k);
+    }
+    return 0.0;
 }
 
 // Outputs (r, col .. col + 3) that lie inside the product.

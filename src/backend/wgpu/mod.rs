@@ -8,6 +8,8 @@
 //! submits at once; `compile` records a whole graph once, and every run submits one command
 //! buffer. The adapter is chosen by `adapter` (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`), the device
 //! opened on it by `device`.
+#[cfg(test)]
+mod access_model;
 mod adapter;
 mod device;
 mod dispatch;

@@ -34,6 +34,14 @@ pub(super) struct Shader {
     source: &'static str,
 }
 
+#[cfg(test)]
+impl Shader {
+    /// A shader of the tests' own, without helpers.
+    pub(super) const fn inline(name: &'static str, source: &'static str) -> Shader {
+        Shader { name, libs: &[], source }
+    }
+}
+
 macro_rules! shader {
     ($name:ident, $file:literal, [$($lib:ident),*]) => {
         pub(super) const $name: Shader = Shader { name: $file, libs: &[$($lib),*], source: wgsl!($file, ".wgsl") };
@@ -81,7 +89,7 @@ fn redeclare(shader: &Shader, source: &str, declared: &str, replacement: &str) -
 }
 
 /// The module source of `shader` for `variant`, with `consts` redeclared.
-fn specialize(shader: &Shader, variant: &[(&str, DType)], consts: &[(&str, u32)]) -> Result<String> {
+pub(super) fn specialize(shader: &Shader, variant: &[(&str, DType)], consts: &[(&str, u32)]) -> Result<String> {
     let mut source = shader.source.to_string();
     for &(alias, dtype) in variant {
         source = redeclare(shader, &source, &format!("alias {alias} = f32;"), &format!("alias {alias} = {}", wgsl_type(dtype)?))?;

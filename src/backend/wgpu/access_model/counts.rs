@@ -1,0 +1,126 @@
+//! The counts of one workgroup's access log, on the model of NVIDIA's memory system (the CUDA
+//! table's, docs/CUDA-STATUS.md): invocations in warps of 32 by local index; the accesses of a
+//! warp through one expression (the n-th time for each invocation) are one request; workgroup
+//! memory has 32 banks of 4-byte words and serves a request in phases of 32, 16 or 8
+//! invocations for 4, 8 or 16-byte accesses, one pass per distinct word a bank must deliver;
+//! storage memory moves 32-byte sectors.
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::memory::Access;
+use super::value::Space;
+
+const WARP: u32 = 32;
+const BANKS: u64 = 32;
+const SECTOR: u64 = 32;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Counts {
+    pub workgroup_loads: u64,
+    pub workgroup_stores: u64,
+    /// Passes beyond the first of every phase, over all workgroup-memory requests.
+    pub extra_passes: u64,
+    pub global_requests: u64,
+    pub sectors: u64,
+    /// The fewest sectors each request's bytes could have been moved in, summed.
+    pub ideal_sectors: u64,
+}
+
+impl Counts {
+    pub fn conflicts_per_request(&self) -> f64 {
+        self.extra_passes as f64 / (self.workgroup_loads + self.workgroup_stores).max(1) as f64
+    }
+}
+
+type Request = (bool, (usize, usize, bool), Space, u32, u32);
+
+/// The counts of `log`, every invocation's accesses.
+pub(super) fn count(log: &[Access]) -> Counts {
+    let mut requests: HashMap<Request, Vec<&Access>> = HashMap::new();
+    for a in log {
+        let workgroup = a.space == Space::Workgroup;
+        requests.entry((workgroup, a.site, a.space, a.nth, a.lane / WARP)).or_default().push(a);
+    }
+    let mut c = Counts::default();
+    for ((workgroup, (_, _, store), ..), accesses) in requests {
+        if workgroup {
+            match store {
+                true => c.workgroup_stores += 1,
+                false => c.workgroup_loads += 1,
+            }
+            c.extra_passes += extra_passes(&accesses);
+        } else {
+            c.global_requests += 1;
+            let (sectors, ideal) = sectors(&accesses);
+            c.sectors += sectors;
+            c.ideal_sectors += ideal;
+        }
+    }
+    c
+}
+
+/// Passes beyond one per phase for one workgroup-memory request.
+fn extra_passes(accesses: &[&Access]) -> u64 {
+    let width = accesses.iter().map(|a| a.bytes).max().unwrap_or(4);
+    let per_phase = match width {
+        0..=4 => 32,
+        5..=8 => 16,
+        _ => 8,
+    };
+    let mut phases: BTreeMap<u32, HashMap<u64, HashSet<u64>>> = BTreeMap::new();
+    for a in accesses {
+        let banks = phases.entry(a.lane % WARP / per_phase).or_default();
+        for word in a.offset / 4..=(a.offset + u64::from(a.bytes.max(1)) - 1) / 4 {
+            banks.entry(word % BANKS).or_default().insert(word);
+        }
+    }
+    phases.values().map(|banks| banks.values().map(|words| words.len() as u64).max().unwrap_or(1) - 1).sum()
+}
+
+/// (sectors touched, fewest possible) for one storage request.
+fn sectors(accesses: &[&Access]) -> (u64, u64) {
+    let mut sectors = HashSet::new();
+    let mut bytes = HashSet::new();
+    for a in accesses {
+        for byte in a.offset..a.offset + u64::from(a.bytes) {
+            bytes.insert(byte);
+            sectors.insert(byte / SECTOR);
+        }
+    }
+    (sectors.len() as u64, (bytes.len() as u64).div_ceil(SECTOR))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(lane: u32, offset: u64, bytes: u32, space: Space) -> Access {
+        Access { site: (0, 1, false), nth: 0, lane, space, offset, bytes }
+    }
+
+    /// A warp reading 32 consecutive words is one pass; a column of a 32-word-wide tile puts
+    /// every word in one bank (31 extra passes); 16-byte loads of consecutive vectors run in
+    /// four conflict-free phases.
+    #[test]
+    fn bank_passes_follow_the_word_addresses() {
+        let row: Vec<Access> = (0..32).map(|l| access(l, u64::from(l) * 4, 4, Space::Workgroup)).collect();
+        assert_eq!(count(&row).extra_passes, 0);
+        let column: Vec<Access> = (0..32).map(|l| access(l, u64::from(l) * 128, 4, Space::Workgroup)).collect();
+        assert_eq!(count(&column).extra_passes, 31);
+        let vec4s: Vec<Access> = (0..32).map(|l| access(l, u64::from(l) * 16, 16, Space::Workgroup)).collect();
+        assert_eq!(count(&vec4s).extra_passes, 0);
+        let same_word: Vec<Access> = (0..32).map(|l| access(l, 64, 4, Space::Workgroup)).collect();
+        assert_eq!(count(&same_word).extra_passes, 0, "a broadcast is one pass");
+    }
+
+    /// Consecutive f32s of a warp fill 4 sectors; a stride of 64 bytes touches 32 sectors for
+    /// 128 bytes (ideal 4).
+    #[test]
+    fn sectors_follow_the_byte_addresses() {
+        let row: Vec<Access> = (0..32).map(|l| access(l, u64::from(l) * 4, 4, Space::Storage(1))).collect();
+        let c = count(&row);
+        assert_eq!((c.global_requests, c.sectors, c.ideal_sectors), (1, 4, 4));
+        let strided: Vec<Access> = (0..32).map(|l| access(l, u64::from(l) * 64, 4, Space::Storage(1))).collect();
+        let c = count(&strided);
+        assert_eq!((c.sectors, c.ideal_sectors), (32, 4));
+    }
+}
