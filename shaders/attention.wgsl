@@ -24,8 +24,9 @@ const BLOCK_Q: u32 = 16u;
 const LANES: u32 = 4u;
 const THREADS: u32 = 64u;
 const BLOCK_KV: u32 = 16u;
-// 128, or 64 where the adapter has under 20 KiB of workgroup memory (the lowering redeclares
-// it): the staged tiles take 2 * BLOCK_KV * CHUNK_DIMS * 4 bytes (16 or 8 KiB), `partial` 4 KiB.
+// The lowering redeclares it: 128, or 64 where the adapter has under 20 KiB of workgroup memory,
+// or a narrower head's width rounded up to a multiple of 4 * LANES (72 -> 80). The staged tiles
+// take 2 * BLOCK_KV * CHUNK_DIMS * 4 bytes (at most 16 KiB, 8 with 64), `partial` 4 KiB.
 const CHUNK_DIMS: u32 = 128u;
 // vec4 pieces per lane.
 const CHUNKS: u32 = CHUNK_DIMS / 4u / LANES;

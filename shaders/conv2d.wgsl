@@ -6,6 +6,9 @@
 
 alias elem = f32;
 
+// lib/tiled_matmul.wgsl: columns are output pixels: neighbours in the image.
+const W_COLUMNS_FASTEST = true;
+
 struct Params {
     m: u32, n: u32, k: u32,
     in_c: u32, height: u32, width: u32,

@@ -4,6 +4,9 @@
 
 alias elem = f32;
 
+// lib/tiled_matmul.wgsl: w's rows run along k.
+const W_COLUMNS_FASTEST = false;
+
 struct Params {
     m: u32, n: u32, k: u32,
     x_off: u32, x_stride: u32,

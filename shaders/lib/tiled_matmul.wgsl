@@ -3,6 +3,8 @@
 //   Params with fields m, n, k (the product is [m, n], summed over k), bound as `p`;
 //   fn load_x(r: u32, k: u32) -> f32 and fn load_w(col: u32, k: u32) -> f32, called in range;
 //   fn store(r: u32, col: u32, acc: f32), the epilogue, called in range.
+//   const W_COLUMNS_FASTEST: bool, true where neighbouring columns of w lie together in memory
+//   and neighbouring k do not (conv2d's im2col gather): w's tile is then loaded along columns.
 // A workgroup of 16x16 invocations computes a 64x64 tile of c; invocation (tx, ty) owns the
 // 4x4 outputs at rows 4 ty + i and columns 4 tx + j. K advances TILE_K at a time through
 // workgroup memory, where each k holds the tile's 64 rows of x and 64 columns of w as vec4s,
@@ -51,7 +53,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
             let col = col0 + 4u * q;
             let at = kk * 16u + (q ^ (kk & 7u));
             x_tile[at] = vec4(x_or_zero(r, k), x_or_zero(r + 1u, k), x_or_zero(r + 2u, k), x_or_zero(r + 3u, k));
-            w_tile[at] = vec4(w_or_zero(col, k), w_or_zero(col + 1u, k), w_or_zero(col + 2u, k), w_or_zero(col + 3u, k));
+            if (!W_COLUMNS_FASTEST) {
+                w_tile[at] = vec4(w_or_zero(col, k), w_or_zero(col + 1u, k), w_or_zero(col + 2u, k), w_or_zero(col + 3u, k));
+            }
+        }
+        // Columns that lie apart in w's memory and together in the product (conv2d's pixels):
+        // one element per invocation, consecutive columns across a warp, so the loads follow
+        // the pixels and each warp's scalar stores fill 32 consecutive words (no conflicts).
+        for (var i = 0u; W_COLUMNS_FASTEST && i < TILE * TILE_K / THREADS; i++) {
+            let e = li + THREADS * i;
+            let c = e % TILE;
+            let kk = e / TILE;
+            w_tile[kk * 16u + ((c / 4u) ^ (kk & 7u))][c % 4u] = w_or_zero(col0 + c, k0 + kk);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TILE_K; kk++) {

@@ -133,7 +133,10 @@ impl Pipelines {
                 layout: None,
                 module: &module,
                 entry_point: Some("main"),
-                compilation_options: Default::default(),
+                // Every shader stores its workgroup memory before loading it (the access model's
+                // table asserts it, scripts/check_shaders.sh), so wgpu's zeroing pass at the top of
+                // each workgroup is wasted work.
+                compilation_options: wgpu::PipelineCompilationOptions { zero_initialize_workgroup_memory: false, ..Default::default() },
                 cache: None,
             });
             let layout = pipeline.get_bind_group_layout(0);

@@ -23,6 +23,8 @@ pub(crate) struct Counts {
     pub sectors: u64,
     /// The fewest sectors each request's bytes could have been moved in, summed.
     pub ideal_sectors: u64,
+    /// Workgroup-memory loads (per invocation) of bytes never stored in this dispatch.
+    pub unwritten_loads: u64,
 }
 
 impl Counts {
@@ -40,7 +42,7 @@ pub(super) fn count(log: &[Access]) -> Counts {
         let workgroup = a.space == Space::Workgroup;
         requests.entry((workgroup, a.site, a.space, a.nth, a.lane / WARP)).or_default().push(a);
     }
-    let mut c = Counts::default();
+    let mut c = Counts { unwritten_loads: log.iter().filter(|a| a.unwritten).count() as u64, ..Counts::default() };
     for ((workgroup, (_, _, store), ..), accesses) in requests {
         if workgroup {
             match store {
@@ -94,7 +96,7 @@ mod tests {
     use super::*;
 
     fn access(lane: u32, offset: u64, bytes: u32, space: Space) -> Access {
-        Access { site: (0, 1, false), nth: 0, lane, space, offset, bytes }
+        Access { site: (0, 1, false), nth: 0, lane, space, offset, bytes, unwritten: false }
     }
 
     /// A warp reading 32 consecutive words is one pass; a column of a 32-word-wide tile puts

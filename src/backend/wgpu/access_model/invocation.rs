@@ -291,8 +291,17 @@ impl<'a> Invocation<'a> {
     }
 
     fn record(&mut self, site: (usize, usize, bool), p: Ptr, bytes: u64) {
+        let range = p.offset as usize..(p.offset + bytes) as usize;
+        let unwritten = match (p.space, site.2) {
+            (Space::Workgroup, false) => !self.shared.written.lock().unwrap()[range].iter().all(|&w| w),
+            (Space::Workgroup, true) => {
+                self.shared.written.lock().unwrap()[range].fill(true);
+                false
+            }
+            _ => false,
+        };
         let nth = self.nth.entry(site).or_insert(0);
-        self.log.push(Access { site, nth: *nth, lane: self.lane, space: p.space, offset: p.offset, bytes: bytes as u32 });
+        self.log.push(Access { site, nth: *nth, lane: self.lane, space: p.space, offset: p.offset, bytes: bytes as u32, unwritten });
         *nth += 1;
     }
 

@@ -20,6 +20,9 @@ pub(super) struct Access {
     pub space: Space,
     pub offset: u64,
     pub bytes: u32,
+    /// A workgroup-memory load of bytes no invocation had stored (it reads the zero
+    /// initialisation WGSL promises).
+    pub unwritten: bool,
 }
 
 /// What the invocations of the workgroup share.
@@ -27,6 +30,8 @@ pub(super) struct Shared {
     pub uniform: Vec<u8>,
     pub storage: Mutex<Vec<Vec<u8>>>,
     pub workgroup: Mutex<Vec<u8>>,
+    /// Which workgroup-memory bytes have been stored to.
+    pub written: Mutex<Vec<bool>>,
 }
 
 /// Reads and writes typed values; `access` is told of each scalar or vector moved (a vector is

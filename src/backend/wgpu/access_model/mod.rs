@@ -93,7 +93,12 @@ pub(super) fn replay(dispatch: &Dispatch, limits: &wgpu::Limits) -> Result<Repla
         };
         globals.push(Val::Ptr(Ptr { space, offset, pointee }));
     }
-    let shared = Shared { uniform, storage: Mutex::new(storage), workgroup: Mutex::new(vec![0; workgroup_bytes as usize]) };
+    let shared = Shared {
+        uniform,
+        storage: Mutex::new(storage),
+        workgroup: Mutex::new(vec![0; workgroup_bytes as usize]),
+        written: Mutex::new(vec![false; workgroup_bytes as usize]),
+    };
 
     let size = entry.workgroup_size;
     let invocations = size.iter().product::<u32>();
@@ -165,7 +170,8 @@ mod tests {
     );
 
     /// The replay finds what was planted: 31 extra passes per column store, none for the row
-    /// load; 4 sectors for the consecutive load and 32 (ideal 4) for the strided store.
+    /// load; 4 sectors for the consecutive load and 32 (ideal 4) for the strided store; 62
+    /// loads of workgroup memory no invocation stored.
     #[test]
     fn a_planted_shader_replays_to_its_known_counts() {
         let x = View { buf: BufId(0), offset: 0, len: 1024, dtype: DType::F32 };
@@ -175,6 +181,7 @@ mod tests {
         assert_eq!((r.grid, r.workgroup_size, r.workgroup_bytes), ([3, 1, 1], [64, 1, 1], 8192));
         assert_eq!((c.workgroup_stores, c.workgroup_loads, c.extra_passes), (2, 2, 62));
         assert_eq!((c.global_requests, c.sectors, c.ideal_sectors), (4, 2 * 4 + 2 * 32, 4 * 4));
+        assert_eq!(c.unwritten_loads, 62, "tile[li] was stored only for li = 0 and 32");
     }
 
     /// A shader the model cannot interpret is an error naming it, not a hang: the failing

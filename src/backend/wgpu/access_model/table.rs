@@ -136,7 +136,8 @@ fn ops(t: DType) -> Vec<(&'static str, Op)> {
     ]
 }
 
-/// Prints the table; each op's replay must run (a shader the model cannot interpret fails).
+/// Prints the table; each op's replay must run (a shader the model cannot interpret fails) and
+/// no shader may load workgroup memory it has not stored.
 /// About a minute: run by scripts/check_shaders.sh (`--ignored`), which CI runs.
 #[test]
 #[ignore]
@@ -151,6 +152,8 @@ fn table() {
             for d in lower(&op, &limits).unwrap() {
                 let r = replay(&d, &limits).unwrap_or_else(|e| panic!("{label}: {e}"));
                 let c = r.counts;
+                // What lets shaders.rs turn off wgpu's zero-initialisation of workgroup memory.
+                assert_eq!(c.unwritten_loads, 0, "{} {label}: loads workgroup memory before storing it", d.shader.name);
                 let grid = r.grid.map(|g| g.to_string()).join("x");
                 let size = r.workgroup_size.iter().product::<u32>();
                 let conflicts = if c.workgroup_loads + c.workgroup_stores > 0 { format!("{:.2}", c.conflicts_per_request()) } else { "-".into() };

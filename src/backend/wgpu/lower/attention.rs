@@ -9,15 +9,20 @@ use crate::error::Result;
 
 /// Query rows per workgroup (BLOCK_Q in the shader).
 const BLOCK_Q: usize = 16;
-/// Head dims per chunk (CHUNK_DIMS in the shader): a workgroup writes one chunk of a head.
+/// Head dims per chunk (CHUNK_DIMS in the shader) at most: a workgroup writes one chunk of a head.
 const CHUNK_DIMS: usize = 128;
+/// Invocations per query row (LANES in the shader), each holding every LANES-th vec4 of a chunk.
+const LANES: usize = 4;
 /// Workgroup memory the shader takes with CHUNK_DIMS (16 KiB of staged keys and values, 4 KiB
 /// of partial dot products); with half the chunk it takes 12 KiB, within WebGPU's default 16.
 const WORKGROUP_BYTES: u32 = 20 << 10;
 
 pub(super) fn attention(op: &Attention, limits: &wgpu::Limits) -> Result<Dispatch> {
     let dtype = elem("attention", &[("q", &op.q), ("k", &op.k), ("v", &op.v), ("out", &op.out)], &[("bias", &op.bias)])?;
-    let chunk = if limits.max_compute_workgroup_storage_size >= WORKGROUP_BYTES { CHUNK_DIMS } else { CHUNK_DIMS / 2 };
+    let widest = if limits.max_compute_workgroup_storage_size >= WORKGROUP_BYTES { CHUNK_DIMS } else { CHUNK_DIMS / 2 };
+    // A head narrower than the chunk gets a chunk of its own width, rounded up to whole vec4s of
+    // every lane: d72 takes 5 vec4s per lane, not 8 (fewer registers and staged bytes).
+    let chunk = widest.min(op.head_dim.next_multiple_of(4 * LANES));
     Builder::new(&ATTENTION, vec![("elem", dtype)])
         .constant("CHUNK_DIMS", chunk as u32)
         .value(op.q_len)
@@ -54,10 +59,12 @@ mod tests {
     }
 
     /// The 128-dim chunk takes 20 KiB of workgroup memory: below that (WebGPU's default 16 KiB)
-    /// heads are cut into 64-dim chunks, twice as many workgroups.
+    /// heads are cut into 64-dim chunks, twice as many workgroups; a narrower head takes a chunk
+    /// of its width rounded up to 16 (DiT-XL/2's 72: 80).
     #[test]
     fn adapters_with_under_20_kib_of_workgroup_memory_get_64_dim_chunks() {
-        assert_eq!(chunk(20 << 10, 16, 72), (vec![("CHUNK_DIMS", 128)], 16));
+        assert_eq!(chunk(20 << 10, 16, 72), (vec![("CHUNK_DIMS", 80)], 16));
+        assert_eq!(chunk(20 << 10, 1, 512), (vec![("CHUNK_DIMS", 128)], 4));
         assert_eq!(chunk(16 << 10, 16, 72), (vec![("CHUNK_DIMS", 64)], 32));
         assert_eq!(chunk(16 << 10, 1, 512), (vec![("CHUNK_DIMS", 64)], 8));
     }
