@@ -385,7 +385,9 @@ fn attention(bench: &mut Bench, target: &Target) {
 /// The per-row ops at DiT-S/2 and DiT-XL/2 rows (8 x 256 tokens), reading shift, scale, gate
 /// from one modulation buffer [batch, 6 * dim] as DiT does.
 fn per_row(bench: &mut Bench, target: &Target) {
-    for (name, (batch, tokens, dim)) in [("layernorm_modulate", S2), ("layernorm_modulate", XL2), ("layernorm", XL2), ("gate_residual", XL2)] {
+    for (name, (batch, tokens, dim)) in
+        [("layernorm_modulate", S2), ("layernorm_modulate", XL2), ("layernorm", XL2), ("layernorm_modulate_residual", XL2)]
+    {
         if !bench.wants(name) {
             continue;
         }
@@ -398,14 +400,19 @@ fn per_row(bench: &mut Bench, target: &Target) {
             let bytes = 2.0 * (rows * dim * dtype.size()) as f64;
             let (op, bytes) = match name {
                 "layernorm_modulate" => {
-                    let op = LayerNormModulate { batch, tokens, dim, eps: 1e-6, x, shift: window(0), scale: window(1), out };
+                    let op = LayerNormModulate { batch, tokens, dim, eps: 1e-6, x, residual: None, shift: window(0), scale: window(1), out };
                     (Op::LayerNormModulate(op), bytes)
                 }
                 "layernorm" => {
                     let op = LayerNorm { rows, dim, eps: 1e-6, x, gamma: Some(window(0).view.slice(0, dim)), beta: None, out };
                     (Op::LayerNorm(op), bytes)
                 }
-                _ => (Op::GateResidual(GateResidual { batch, tokens, dim, x: out, y: x, gate: window(2) }), 1.5 * bytes),
+                // DiT's gated residual fused in: x and y read, x and out written.
+                _ => {
+                    let residual = Some(GatedResidual { y: buffers.random(rows * dim, dtype), gate: window(2) });
+                    let op = LayerNormModulate { batch, tokens, dim, eps: 1e-6, x, residual, shift: window(0), scale: window(1), out };
+                    (Op::LayerNormModulate(op), 2.0 * bytes)
+                }
             };
             bench.op(target, name, format!("rows={rows} dim={dim}"), dtype, Work::Bytes(bytes), op);
         }

@@ -14,7 +14,6 @@ pub fn check(op: &Op) -> Checked {
     match op {
         Op::Gemm(o) => gemm(o),
         Op::LayerNormModulate(o) => layernorm_modulate(o),
-        Op::GateResidual(o) => gate_residual(o),
         Op::LayerNorm(o) => layernorm(o),
         Op::Attention(o) => attention(o),
         Op::TmsaQkv(o) => tmsa_qkv(o),
@@ -132,21 +131,21 @@ fn layernorm_modulate(op: &LayerNormModulate) -> Checked {
     view_checks::len_eq(name, "out", &op.out, numel, "batch * tokens * dim")?;
     view_checks::per_sample_fits(name, "shift", &op.shift, batch, dim)?;
     view_checks::per_sample_fits(name, "scale", &op.scale, batch, dim)?;
-    view_checks::disjoint(name, ("out", &op.out), &[("x", &op.x), ("shift", &op.shift.view), ("scale", &op.scale.view)])
-}
-
-fn gate_residual(op: &GateResidual) -> Checked {
-    let name = "gate_residual";
-    let GateResidual { batch, tokens, dim, .. } = *op;
-    for (field, view) in [("x", &op.x), ("y", &op.y), ("gate", &op.gate.view)] {
-        view_checks::float(name, field, view)?;
+    let mut inputs = vec![("x", &op.x), ("shift", &op.shift.view), ("scale", &op.scale.view)];
+    if let Some(r) = &op.residual {
+        view_checks::float(name, "residual y", &r.y)?;
+        view_checks::float(name, "residual gate", &r.gate.view)?;
+        view_checks::len_eq(name, "residual y", &r.y, numel, "batch * tokens * dim")?;
+        view_checks::per_sample_fits(name, "residual gate", &r.gate, batch, dim)?;
+        // x is written (the residual added): nothing it reads may overlap it.
+        view_checks::disjoint(
+            name,
+            ("x", &op.x),
+            &[("residual y", &r.y), ("residual gate", &r.gate.view), ("shift", &op.shift.view), ("scale", &op.scale.view)],
+        )?;
+        inputs.extend([("residual y", &r.y), ("residual gate", &r.gate.view)]);
     }
-    let rows = view_checks::product(name, "batch * tokens", &[batch, tokens])?;
-    let numel = view_checks::product(name, "batch * tokens * dim", &[rows, dim])?;
-    view_checks::len_eq(name, "x", &op.x, numel, "batch * tokens * dim")?;
-    view_checks::len_eq(name, "y", &op.y, numel, "batch * tokens * dim")?;
-    view_checks::per_sample_fits(name, "gate", &op.gate, batch, dim)?;
-    view_checks::disjoint(name, ("x", &op.x), &[("y", &op.y), ("gate", &op.gate.view)])
+    view_checks::disjoint(name, ("out", &op.out), &inputs)
 }
 
 fn layernorm(op: &LayerNorm) -> Checked {

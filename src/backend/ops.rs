@@ -102,7 +102,9 @@ pub struct Gemm {
 }
 
 /// out = LN(x) * (1 + scale_b) + shift_b over rows of `dim`, LN without affine (DiT adaLN).
-/// Rows are grouped `tokens` per sample.
+/// Rows are grouped `tokens` per sample. With a `residual`, x += gate_b * y first, written back
+/// to x (in x's dtype) and normalised as written: DiT's `x = x + gate * f(...)` fused into the
+/// LayerNorm-modulate that follows it.
 #[derive(Clone, Copy, Debug)]
 pub struct LayerNormModulate {
     pub batch: usize,
@@ -110,18 +112,15 @@ pub struct LayerNormModulate {
     pub dim: usize,
     pub eps: f32,
     pub x: View,
+    pub residual: Option<GatedResidual>,
     pub shift: PerSample,
     pub scale: PerSample,
     pub out: View,
 }
 
-/// x += gate_b * y, rows grouped `tokens` per sample (DiT adaLN-Zero residual).
+/// The adaLN-Zero residual y gated per sample (gate_b), rows of x's shape.
 #[derive(Clone, Copy, Debug)]
-pub struct GateResidual {
-    pub batch: usize,
-    pub tokens: usize,
-    pub dim: usize,
-    pub x: View,
+pub struct GatedResidual {
     pub y: View,
     pub gate: PerSample,
 }
@@ -364,7 +363,6 @@ pub enum Access {
 pub enum Op {
     Gemm(Gemm),
     LayerNormModulate(LayerNormModulate),
-    GateResidual(GateResidual),
     LayerNorm(LayerNorm),
     Attention(Attention),
     TmsaQkv(TmsaQkv),
@@ -386,7 +384,6 @@ impl Op {
         match self {
             Op::Gemm(_) => "gemm",
             Op::LayerNormModulate(_) => "layernorm_modulate",
-            Op::GateResidual(_) => "gate_residual",
             Op::LayerNorm(_) => "layernorm",
             Op::Attention(_) => "attention",
             Op::TmsaQkv(_) => "tmsa_qkv",
@@ -437,15 +434,17 @@ impl Op {
                 f(&mut o.out, if o.accumulate { ReadWrite } else { Write });
             }
             Op::LayerNormModulate(o) => {
-                f(&mut o.x, Read);
+                match &mut o.residual {
+                    Some(r) => {
+                        f(&mut r.y, Read);
+                        f(&mut r.gate.view, Read);
+                        f(&mut o.x, ReadWrite);
+                    }
+                    None => f(&mut o.x, Read),
+                }
                 f(&mut o.shift.view, Read);
                 f(&mut o.scale.view, Read);
                 f(&mut o.out, Write);
-            }
-            Op::GateResidual(o) => {
-                f(&mut o.y, Read);
-                f(&mut o.gate.view, Read);
-                f(&mut o.x, ReadWrite);
             }
             Op::LayerNorm(o) => {
                 f(&mut o.x, Read);

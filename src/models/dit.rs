@@ -1,7 +1,7 @@
 //! DiT (Peebles & Xie, arXiv 2212.09748) exactly as the official checkpoints compute it:
 //! patch embedding + fixed position table, c = MLP(timestep features) + label embedding,
 //! adaLN-Zero blocks, final adaLN + linear, official unpatchify order.
-use crate::backend::{Activation, Add, GateResidual, LayerNormModulate, Op, Unary};
+use crate::backend::{Activation, Add, GatedResidual, LayerNormModulate, Op, Unary};
 use crate::error::Result;
 use crate::graph::GraphBuilder;
 use crate::models::backbone::{denoiser_sampling, Backbone, Forward, GraphIo};
@@ -130,29 +130,31 @@ impl Forward for Dit<'_> {
         // vector j of part i (block i, or the final layer at i = depth).
         let mods = self.modulation.apply(g, cond, batch);
         let chunk = |i: usize, j: usize| self.modulation.vector(&mods, batch, i, j);
-        let modulate = |g: &mut GraphBuilder, i: usize, first: usize| {
+        // LN-modulate of h, after adding the gated residual of the sublayer before it (the
+        // adaLN-Zero update h += gate * f(...), fused into the norm that reads h next).
+        let modulate = |g: &mut GraphBuilder, i: usize, first: usize, residual: Option<GatedResidual>| {
             let out = g.temp([rows, d]);
             let (shift, scale) = (chunk(i, first), chunk(i, first + 1));
-            g.push(Op::LayerNormModulate(LayerNormModulate { batch, tokens: n, dim: d, eps: LN_EPS, x: h, shift, scale, out }));
+            g.push(Op::LayerNormModulate(LayerNormModulate { batch, tokens: n, dim: d, eps: LN_EPS, x: h, residual, shift, scale, out }));
             out
         };
 
+        let mut residual = None;
         for (i, block) in self.blocks.iter().enumerate() {
             // (shift, scale, gate) for attention, then for the MLP.
-            let a = modulate(g, i, 0);
+            let a = modulate(g, i, 0, residual);
             let qkv = block.qkv.apply(g, a, rows, Activation::None);
             let attn = packed_attention(g, qkv, batch, n, d, heads, None);
             let proj = block.proj.apply(g, attn, rows, Activation::None);
-            g.push(Op::GateResidual(GateResidual { batch, tokens: n, dim: d, x: h, y: proj, gate: chunk(i, 2) }));
 
-            let a = modulate(g, i, 3);
+            let a = modulate(g, i, 3, Some(GatedResidual { y: proj, gate: chunk(i, 2) }));
             let mid = block.fc1.apply(g, a, rows, Activation::GeluTanh);
             let mlp = block.fc2.apply(g, mid, rows, Activation::None);
-            g.push(Op::GateResidual(GateResidual { batch, tokens: n, dim: d, x: h, y: mlp, gate: chunk(i, 5) }));
+            residual = Some(GatedResidual { y: mlp, gate: chunk(i, 5) });
         }
 
-        // Final layer: its (shift, scale).
-        let a = modulate(g, cfg.depth, 0);
+        // Final layer: its (shift, scale), after the last block's MLP residual.
+        let a = modulate(g, cfg.depth, 0, residual);
         let tokens = self.head.apply(g, a, rows, Activation::None);
         cfg.unpatchify_output(g, tokens, batch);
     }

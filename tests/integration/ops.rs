@@ -348,7 +348,7 @@ fn layernorm_modulate() {
             let window = |chunk: usize| PerSample { view: mod_view.slice(chunk * dim, mod_view.len - chunk * dim), stride };
             let out = case.output(x.len());
             let eps = 1e-6;
-            let op = LayerNormModulate { batch, tokens, dim, eps, x: case.input(&x), shift: window(3), scale: window(4), out };
+            let op = LayerNormModulate { batch, tokens, dim, eps, x: case.input(&x), residual: None, shift: window(3), scale: window(4), out };
             case.backend.launch(&Op::LayerNormModulate(op)).expect("layernorm_modulate");
             let mut want = Vec::new();
             for (r, row) in x.chunks(dim).enumerate() {
@@ -363,26 +363,42 @@ fn layernorm_modulate() {
     });
 }
 
+/// DiT's gated residual fused into the norm: x += gate * y written back (in x's dtype), then
+/// normalised as written; at DiT-XL/2's width too.
 #[test]
-fn gate_residual() {
+fn layernorm_modulate_with_a_residual() {
     for_each_case(|case| {
-        for (batch, tokens, dim) in [(1, 1, 7), (3, 5, 64), (2, 17, 384)] {
-            let x = case.random(batch * tokens * dim);
+        for (batch, tokens, dim) in [(1, 1, 7), (3, 5, 64), (2, 17, 1152)] {
+            let x = round_to(&case.random(batch * tokens * dim).iter().map(|v| 2.0 * v + 3.0).collect::<Vec<_>>(), case.dtype);
             let y = case.random(x.len());
             let modulation = case.random(batch * MOD_CHUNKS * dim);
             let mod_view = case.input(&modulation);
             let stride = MOD_CHUNKS * dim;
-            let gate = PerSample { view: mod_view.slice(2 * dim, mod_view.len - 2 * dim), stride };
-            let x_view = case.input(&x);
-            let op = GateResidual { batch, tokens, dim, x: x_view, y: case.input(&y), gate };
-            case.backend.launch(&Op::GateResidual(op)).expect("gate_residual");
-            let want: Vec<f64> = (0..x.len())
+            let window = |chunk: usize| PerSample { view: mod_view.slice(chunk * dim, mod_view.len - chunk * dim), stride };
+            let (x_view, out) = (case.input(&x), case.output(x.len()));
+            let residual = Some(GatedResidual { y: case.input(&y), gate: window(2) });
+            let eps = 1e-6;
+            let op = LayerNormModulate { batch, tokens, dim, eps, x: x_view, residual, shift: window(3), scale: window(4), out };
+            case.backend.launch(&Op::LayerNormModulate(op)).expect("layernorm_modulate");
+            let updated: Vec<f64> = (0..x.len())
                 .map(|i| {
                     let (r, j) = (i / dim, i % dim);
                     f64::from(x[i]) + f64::from(modulation[r / tokens * stride + 2 * dim + j]) * f64::from(y[i])
                 })
                 .collect();
-            case.check(&format!("gate_residual batch={batch} tokens={tokens} dim={dim}"), &case.read(x_view), &want);
+            let what = format!("layernorm_modulate with a residual batch={batch} tokens={tokens} dim={dim}");
+            case.check(&format!("{what}: x"), &case.read(x_view), &updated);
+            // The norm reads x as stored.
+            let stored = round_to(&updated.iter().map(|&v| v as f32).collect::<Vec<_>>(), case.dtype);
+            let mut want = Vec::new();
+            for (r, row) in stored.chunks(dim).enumerate() {
+                let base = r / tokens * stride;
+                for (j, v) in normalize(&to_f64(row), eps.into()).iter().enumerate() {
+                    let (shift, scale) = (modulation[base + 3 * dim + j], modulation[base + 4 * dim + j]);
+                    want.push(v * (1.0 + f64::from(scale)) + f64::from(shift));
+                }
+            }
+            case.check(&format!("{what}: out"), &case.read(out), &want);
         }
     });
 }

@@ -2,7 +2,7 @@
 //! Add and unary may run in place (out == input): each chunk is loaded before it is stored.
 use super::memory::{Dst, Src, Views};
 use super::{activation, parallel};
-use crate::backend::{Add, GateResidual, Unary};
+use crate::backend::{Add, GatedResidual, LayerNormModulate, Unary};
 use crate::error::Result;
 
 /// Elements per task of the flat elementwise loops.
@@ -48,12 +48,14 @@ pub(super) fn unary(views: &Views, op: &Unary) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn gate_residual(views: &Views, op: &GateResidual) -> Result<()> {
-    let name = "gate_residual";
-    let GateResidual { batch, tokens, dim, .. } = *op;
+/// x += gate_b * y for `op`'s x, written back in x's dtype (the first half of a
+/// layernorm_modulate with a residual).
+pub(super) fn gate_residual(views: &Views, op: &LayerNormModulate, residual: &GatedResidual) -> Result<()> {
+    let name = "layernorm_modulate";
+    let LayerNormModulate { batch, tokens, dim, .. } = *op;
     let rows = batch * tokens;
-    let gate = views.src(name, "gate", &op.gate.view)?.values();
-    let y = views.src(name, "y", &op.y)?;
+    let gate = views.src(name, "residual gate", &residual.gate.view)?.values();
+    let y = views.src(name, "residual y", &residual.y)?;
     let x = views.dst(name, "x", &op.x)?;
     parallel::for_each_index(
         rows,
@@ -61,7 +63,7 @@ pub(super) fn gate_residual(views: &Views, op: &GateResidual) -> Result<()> {
         || vec![0.0f32; dim],
         |row, r| {
             y.load(r * dim, row);
-            let at = r / tokens * op.gate.stride;
+            let at = r / tokens * residual.gate.stride;
             row.iter_mut().zip(&gate[at..at + dim]).for_each(|(v, g)| *v *= g);
             x.accumulate(r * dim, row);
         },

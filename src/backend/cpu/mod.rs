@@ -86,7 +86,6 @@ impl Backend for CpuBackend {
         match op {
             Op::Gemm(o) => linear::gemm(views, o),
             Op::LayerNormModulate(o) => norm::layernorm_modulate(views, o),
-            Op::GateResidual(o) => elementwise::gate_residual(views, o),
             Op::LayerNorm(o) => norm::layernorm(views, o),
             Op::Attention(o) => attention::attention(views, o),
             Op::TmsaQkv(o) => linear::tmsa_qkv(views, o),

@@ -53,6 +53,9 @@ pub(super) fn layernorm_modulate(views: &Views, op: &LayerNormModulate) -> Resul
     let name = "layernorm_modulate";
     let LayerNormModulate { batch, tokens, dim, eps, .. } = *op;
     let rows = batch * tokens;
+    if let Some(residual) = &op.residual {
+        super::elementwise::gate_residual(views, op, residual)?;
+    }
     let shift = views.src(name, "shift", &op.shift.view)?.values();
     let scale = views.src(name, "scale", &op.scale.view)?.values();
     let x = views.src(name, "x", &op.x)?;

@@ -181,9 +181,10 @@ fn ops(t: DType) -> Vec<Op> {
     }));
     let (shift, scale) = (PerSample { view: v.view(batch * 2 * dim, t), stride: 2 * dim }, PerSample { view: v.view(batch * dim, t), stride: dim });
     let (x, out) = (v.view(batch * tokens * dim, t), v.view(batch * tokens * dim, t));
-    ops.push(Op::LayerNormModulate(LayerNormModulate { batch, tokens, dim, eps: 1e-6, x, shift, scale, out }));
-    let (x, y, gate) = (v.view(batch * tokens * dim, t), v.view(batch * tokens * dim, t), PerSample { view: v.view(batch * dim, t), stride: dim });
-    ops.push(Op::GateResidual(GateResidual { batch, tokens, dim, x, y, gate }));
+    ops.push(Op::LayerNormModulate(LayerNormModulate { batch, tokens, dim, eps: 1e-6, x, residual: None, shift, scale, out }));
+    let residual = GatedResidual { y: v.view(batch * tokens * dim, t), gate: PerSample { view: v.view(batch * dim, t), stride: dim } };
+    let (x, out) = (v.view(batch * tokens * dim, t), v.view(batch * tokens * dim, t));
+    ops.push(Op::LayerNormModulate(LayerNormModulate { batch, tokens, dim, eps: 1e-6, x, residual: Some(residual), shift, scale, out }));
     let (channels, spatial) = (4, 9);
     let (x, gamma, beta, out) =
         (v.view(batch * channels * spatial, t), v.view(channels, t), v.view(channels, t), v.view(batch * channels * spatial, t));

@@ -137,7 +137,7 @@ fn layernorm_modulate(backend: &dyn Backend) -> (Op, View) {
     let out = upload(backend, rows * dim, t, 8);
     let shift = PerSample { view: shift, stride: 0 };
     let scale = PerSample { view: scale, stride: 0 };
-    (Op::LayerNormModulate(LayerNormModulate { batch: 1, tokens: rows, dim, eps: 1e-6, x, shift, scale, out }), out)
+    (Op::LayerNormModulate(LayerNormModulate { batch: 1, tokens: rows, dim, eps: 1e-6, x, residual: None, shift, scale, out }), out)
 }
 
 #[test]
@@ -152,10 +152,10 @@ fn an_argument_order_mismatch_is_caught() {
     launch_permuted(&emu, &op, function, |_| {}).expect("the encoder's order runs");
     assert!(max_difference(&download(&emu, out), &reference) < 1e-5, "the encoder's order is wrong");
     // shift and scale (both pointers) swapped: it runs, and the result is wrong.
-    launch_permuted(&emu, &op, function, |a| a.swap(1, 2)).expect("swapped pointers run");
+    launch_permuted(&emu, &op, function, |a| a.swap(3, 4)).expect("swapped pointers run");
     let off = max_difference(&download(&emu, out), &reference);
     assert!(off > 0.1, "shift and scale swapped went unnoticed: off by only {off}");
     // out and dim swapped: the kernel reads x far past its buffer.
-    let e = launch_permuted(&emu, &op, function, |a| a.swap(3, 4)).expect_err("must fault").to_string();
+    let e = launch_permuted(&emu, &op, function, |a| a.swap(5, 6)).expect_err("must fault").to_string();
     assert!(e.contains("inside no buffer") || e.contains("runs past the end"), "{e}");
 }

@@ -71,10 +71,9 @@ fn ops(b: &dyn Backend) -> Vec<Op> {
     let (rows, dim) = (16, 1152);
     let (x, out) = (zeros(b, rows * dim, t), zeros(b, rows * dim, t));
     let (shift, scale) = (PerSample { view: zeros(b, dim, t), stride: 0 }, PerSample { view: zeros(b, dim, t), stride: 0 });
-    ops.push(Op::LayerNormModulate(LayerNormModulate { batch: 1, tokens: rows, dim, eps: 1e-6, x, shift, scale, out }));
+    let residual = GatedResidual { y: zeros(b, rows * dim, t), gate: PerSample { view: zeros(b, dim, t), stride: 0 } };
+    ops.push(Op::LayerNormModulate(LayerNormModulate { batch: 1, tokens: rows, dim, eps: 1e-6, x, residual: Some(residual), shift, scale, out }));
     ops.push(Op::LayerNorm(LayerNorm { rows, dim, eps: 1e-6, x, gamma: Some(zeros(b, dim, t)), beta: Some(zeros(b, dim, t)), out }));
-    let gate = PerSample { view: zeros(b, dim, t), stride: 0 };
-    ops.push(Op::GateResidual(GateResidual { batch: 1, tokens: rows, dim, x: out, y: x, gate }));
     ops.push(Op::Add(Add { a: x, b: zeros(b, dim, t), out }));
     ops.push(Op::Unary(Unary { act: Activation::GeluTanh, x, out }));
     ops.push(Op::Copy3d(Copy3d {

@@ -1,9 +1,8 @@
-//! Elementwise glue: add, unary, gate_residual (kernels/gate_residual.cu) and copy3d, all in
-//! kernels/elementwise.cu except gate_residual.
+//! Elementwise glue: add, unary and copy3d (kernels/elementwise.cu).
 use cudarc::driver::sys::CUdeviceptr;
 
 use super::{activation_code, elem, suffix, Encoder};
-use crate::backend::{view_checks, Activation, Add, Copy3d, GateResidual, Unary};
+use crate::backend::{view_checks, Activation, Add, Copy3d, Unary};
 use crate::error::Result;
 use crate::tensor::DType;
 
@@ -32,15 +31,6 @@ pub(super) fn unary(e: &Encoder, op: &Unary) -> Result<()> {
 pub(super) fn launch_unary(e: &Encoder, dtype: DType, x: CUdeviceptr, out: CUdeviceptr, n: usize, act: Activation) -> Result<()> {
     let args = [x.into(), out.into(), n.into(), activation_code(act).into()];
     e.launch_flat("elementwise", &format!("unary_{}", suffix(dtype)), n, &args)
-}
-
-pub(super) fn gate_residual(e: &Encoder, op: &GateResidual) -> Result<()> {
-    let name = "gate_residual";
-    let dtype = elem(name, &[("x", &op.x), ("y", &op.y), ("gate", &op.gate.view)], &[])?;
-    let (x, y, gate) = (e.ptr(name, "x", &op.x)?, e.ptr(name, "y", &op.y)?, e.ptr(name, "gate", &op.gate.view)?);
-    let n = op.batch * op.tokens * op.dim;
-    let args = [x.into(), y.into(), gate.into(), n.into(), op.dim.into(), op.tokens.into(), op.gate.stride.into()];
-    e.launch_flat("gate_residual", &format!("gate_residual_{}", suffix(dtype)), n, &args)
 }
 
 /// The copy3d kernel for a (src, dst) dtype pair: the bits as they are for equal dtypes, else

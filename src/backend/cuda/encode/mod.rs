@@ -102,7 +102,6 @@ pub(super) fn encode(e: &Encoder, op: &Op) -> Result<()> {
         Op::GroupNorm(o) => norm::group_norm(e, o),
         Op::Add(o) => elementwise::add(e, o),
         Op::Unary(o) => elementwise::unary(e, o),
-        Op::GateResidual(o) => elementwise::gate_residual(e, o),
         Op::Copy3d(o) => elementwise::copy3d(e, o),
         Op::Patchify(o) => layout::patchify(e, o),
         Op::Unpatchify(o) => layout::unpatchify(e, o),

@@ -1,5 +1,6 @@
 //! Normalisations, one block per normalised group (kernels/layernorm.cu,
-//! layernorm_modulate.cu, group_norm.cu; statistics in kernels/norm_stats.cuh).
+//! layernorm_modulate.cu with DiT's gated residual fused in, group_norm.cu; statistics in
+//! kernels/norm_stats.cuh).
 use super::{elem, suffix, Encoder};
 use crate::backend::{GroupNorm, LayerNorm, LayerNormModulate};
 use crate::error::Result;
@@ -23,20 +24,28 @@ pub(super) fn layernorm(e: &Encoder, op: &LayerNorm) -> Result<()> {
 
 pub(super) fn layernorm_modulate(e: &Encoder, op: &LayerNormModulate) -> Result<()> {
     let name = "layernorm_modulate";
-    let dtype = elem(name, &[("x", &op.x), ("shift", &op.shift.view), ("scale", &op.scale.view), ("out", &op.out)], &[])?;
+    let (y, gate) = (op.residual.map(|r| r.y), op.residual.map(|r| r.gate.view));
+    let views = [("x", &op.x), ("shift", &op.shift.view), ("scale", &op.scale.view), ("out", &op.out)];
+    let dtype = elem(name, &views, &[("residual y", &y), ("residual gate", &gate)])?;
     let rows = op.batch * op.tokens;
     if rows == 0 || op.dim == 0 {
         return Ok(());
     }
     let (x, out) = (e.ptr(name, "x", &op.x)?, e.ptr(name, "out", &op.out)?);
     let (shift, scale) = (e.ptr(name, "shift", &op.shift.view)?, e.ptr(name, "scale", &op.scale.view)?);
+    // No residual: y is null (the kernel then only normalises).
+    let (y, gate) = (e.optional(name, "residual y", &y)?, e.optional(name, "residual gate", &gate)?);
+    let gate_stride = op.residual.map_or(0, |r| r.gate.stride);
     let args = [
         x.into(),
+        y.into(),
+        gate.into(),
         shift.into(),
         scale.into(),
         out.into(),
         op.dim.into(),
         op.tokens.into(),
+        gate_stride.into(),
         op.shift.stride.into(),
         op.scale.stride.into(),
         op.eps.into(),

@@ -89,10 +89,19 @@ fn ops(t: DType) -> Vec<(&'static str, Op)> {
         ),
         (
             "DiT-XL/2 256x1152",
-            Op::LayerNormModulate(LayerNormModulate { batch: 1, tokens, dim, eps: 1e-6, x, shift: per_sample, scale: per_sample, out }),
+            Op::LayerNormModulate(LayerNormModulate {
+                batch: 1,
+                tokens,
+                dim,
+                eps: 1e-6,
+                x,
+                residual: Some(GatedResidual { y: view(tokens * dim, t), gate: per_sample }),
+                shift: per_sample,
+                scale: per_sample,
+                out,
+            }),
         ),
         ("DiT-XL/2 256x1152", Op::LayerNorm(LayerNorm { rows: tokens, dim, eps: 1e-6, x, gamma: Some(view(dim, t)), beta: Some(view(dim, t)), out })),
-        ("DiT-XL/2 256x1152", Op::GateResidual(GateResidual { batch: 1, tokens, dim, x: out, y: x, gate: per_sample })),
         ("DiT-XL/2 256x1152", Op::Add(Add { a: x, b: view(dim, t), out })),
         ("DiT-XL/2 256x4608", Op::Unary(Unary { act: Activation::GeluErf, x: gemm.out, out: gemm.out })),
         (

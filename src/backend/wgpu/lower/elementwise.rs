@@ -2,7 +2,7 @@
 use super::super::dispatch::{Builder, Dispatch, Grid};
 use super::super::shaders::{ADD, GATE_RESIDUAL, UNARY};
 use super::{activation_code, elem};
-use crate::backend::{Add, GateResidual, Unary};
+use crate::backend::{Add, GatedResidual, LayerNormModulate, Unary};
 use crate::error::Result;
 
 pub(super) fn add(op: &Add) -> Result<Dispatch> {
@@ -26,16 +26,18 @@ pub(super) fn unary(op: &Unary) -> Result<Dispatch> {
         .finish(Grid::elements(op.x.len))
 }
 
-pub(super) fn gate_residual(op: &GateResidual) -> Result<Dispatch> {
-    let dtype = elem("gate_residual", &[("x", &op.x), ("y", &op.y), ("gate", &op.gate.view)], &[])?;
+/// x += gate_b * y for `op`'s x: the first of a layernorm_modulate's two dispatches when it
+/// carries a residual (fusing them into the norm's shader is not done on wgpu).
+pub(super) fn gate_residual(op: &LayerNormModulate, residual: &GatedResidual) -> Result<Dispatch> {
+    let dtype = elem("layernorm_modulate", &[("x", &op.x), ("residual y", &residual.y), ("residual gate", &residual.gate.view)], &[])?;
     let len = op.batch * op.tokens * op.dim;
     Builder::new(&GATE_RESIDUAL, vec![("elem", dtype)])
         .value(len)
         .value(op.dim)
         .value(op.tokens)
         .view("x", &op.x)
-        .view("y", &op.y)
-        .view("gate", &op.gate.view)
-        .value(op.gate.stride)
+        .view("residual y", &residual.y)
+        .view("residual gate", &residual.gate.view)
+        .value(residual.gate.stride)
         .finish(Grid::elements(len))
 }

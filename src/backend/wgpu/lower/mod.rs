@@ -15,7 +15,8 @@ use crate::error::Result;
 use crate::tensor::DType;
 
 /// The dispatches of `op` on an adapter with `limits`: one, except a gemm or an embedding whose
-/// weight (or gemm's activations) exceed the binding limit, which run in blocks.
+/// weight (or gemm's activations) exceed the binding limit, which run in blocks, and a
+/// layernorm_modulate with a residual (two).
 pub(super) fn lower(op: &Op, limits: &wgpu::Limits) -> Result<Vec<Dispatch>> {
     let one = match op {
         Op::Gemm(o) => return linear::gemm(o, limits),
@@ -24,11 +25,10 @@ pub(super) fn lower(op: &Op, limits: &wgpu::Limits) -> Result<Vec<Dispatch>> {
         Op::Conv2d(o) => linear::conv2d(o),
         Op::Attention(o) => attention::attention(o, limits),
         Op::LayerNorm(o) => norm::layernorm(o),
-        Op::LayerNormModulate(o) => norm::layernorm_modulate(o),
+        Op::LayerNormModulate(o) => return norm::layernorm_modulate(o),
         Op::GroupNorm(o) => norm::group_norm(o),
         Op::Add(o) => elementwise::add(o),
         Op::Unary(o) => elementwise::unary(o),
-        Op::GateResidual(o) => elementwise::gate_residual(o),
         Op::Patchify(o) => layout::patchify(o),
         Op::Unpatchify(o) => layout::unpatchify(o),
         Op::Upsample2x(o) => layout::upsample2x(o),

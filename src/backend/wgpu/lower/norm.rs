@@ -19,7 +19,13 @@ pub(super) fn layernorm(op: &LayerNorm) -> Result<Dispatch> {
         .finish(Grid::Flat(op.rows))
 }
 
-pub(super) fn layernorm_modulate(op: &LayerNormModulate) -> Result<Dispatch> {
+/// The norm's dispatch, after the residual's where the op carries one.
+pub(super) fn layernorm_modulate(op: &LayerNormModulate) -> Result<Vec<Dispatch>> {
+    let residual = op.residual.as_ref().map(|r| super::elementwise::gate_residual(op, r)).transpose()?;
+    Ok(residual.into_iter().chain([normalize_modulate(op)?]).collect())
+}
+
+fn normalize_modulate(op: &LayerNormModulate) -> Result<Dispatch> {
     let views = [("x", &op.x), ("shift", &op.shift.view), ("scale", &op.scale.view), ("out", &op.out)];
     let dtype = elem("layernorm_modulate", &views, &[])?;
     let rows = op.batch * op.tokens;
