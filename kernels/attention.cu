@@ -75,13 +75,15 @@ __device__ void attention_mma(const T* q, const T* k, const T* v, const T* bias,
     const u64 h = blockIdx.y, b = blockIdx.z;
     const u64 col0 = h * D;
     // The two query rows this thread holds fragments of: g and g + 8 of the warp's tile.
-    const u64 row[2] = {(u64)blockIdx.x * BLOCK_Q + warp * 16 + g, (u64)blockIdx.x * BLOCK_Q + warp * 16 + g + 8};
+    const u64 row0 = (u64)blockIdx.x * BLOCK_Q + warp * 16 + g;
+    auto row = [&](int r) -> u64 { return row0 + 8 * r; };
+    const bool live[2] = {row0 < q_len, row0 + 8 < q_len};  // rows inside the sequence
 
     // Q fragments (A operand of S = Q K^T): elements (row r, cols c, c + 1) as one word; rows
     // beyond q_len are zero (their scores are finite and never stored).
     const u16* q16 = (const u16*)q;
     auto q_pair = [&](int r, int c) -> u32 {
-        return row[r] < q_len ? *(const u32*)(q16 + (b * q_len + row[r]) * q_stride + col0 + c) : 0u;
+        return live[r] ? *(const u32*)(q16 + (b * q_len + row(r)) * q_stride + col0 + c) : 0u;
     };
     u32 qa[KSTEPS][4];
 #pragma unroll
@@ -179,8 +181,8 @@ __device__ void attention_mma(const T* q, const T* k, const T* v, const T* bias,
                 float x = s[n][e] * scale_log2;
                 if (key >= kv_len) {
                     x = -INFINITY;
-                } else if (bias != nullptr && row[r] < q_len) {
-                    x += to_float(bias[(h * q_len + row[r]) * kv_len + key]) * LOG2E;
+                } else if (bias != nullptr && live[r]) {
+                    x += to_float(bias[(h * q_len + row(r)) * kv_len + key]) * LOG2E;
                 }
                 s[n][e] = x;
                 tile_max[r] = fmaxf(tile_max[r], x);
@@ -246,9 +248,9 @@ __device__ void attention_mma(const T* q, const T* k, const T* v, const T* bias,
     for (int r = 0; r < 2; ++r) {
         l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
         l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-        if (row[r] >= q_len) continue;
+        if (!live[r]) continue;
         const float inv = 1.0f / l[r];
-        u16* orow = (u16*)out + (b * q_len + row[r]) * out_stride + col0 + 2 * t;
+        u16* orow = (u16*)out + (b * q_len + row(r)) * out_stride + col0 + 2 * t;
 #pragma unroll
         for (int d = 0; d < DTILES; ++d)
             *(u32*)(orow + 8 * d) = Mma<T>::pack(o[d][2 * r] * inv, o[d][2 * r + 1] * inv);
@@ -256,10 +258,10 @@ __device__ void attention_mma(const T* q, const T* k, const T* v, const T* bias,
 }
 
 // Minimum blocks per multiprocessor: without a minimum ptxas caps D = 64 and 96 at 128 registers
-// and spills (seen with ptxas 12.9). D <= 72 asks for 3 (at most 168 registers, 12 warps per SM),
-// which they fit without spills; left at 1 they take 165-187 and 2 blocks. D = 96 and 128 need
-// more than 168 (scripts/check_kernels.sh).
-#define MIN_BLOCKS(D) ((D) <= 72 ? 3 : 1)
+// and spills (seen with ptxas 12.9). D <= 96 asks for 3 (at most 168 registers, 12 warps per SM),
+// which they fit without spills (D = 96 exactly, since the row bounds became the two `live`
+// flags); left at 1 they take 165-198 and 2 blocks. D = 128 needs more (scripts/check_kernels.sh).
+#define MIN_BLOCKS(D) ((D) <= 96 ? 3 : 1)
 #define ATTENTION_MMA(name, T, D)                                                                      \
     extern "C" __global__ void __launch_bounds__(32 * WARPS, MIN_BLOCKS(D))                           \
         attention_mma_##name##_d##D(const T* q, const T* k, const T* v, const T* bias, T* out, u64 q_len, \
