@@ -8,14 +8,14 @@ struct alignas(16) Row {
 };
 
 // Copies 32 rows of 8 u16 from `in` to shared memory; then lane l passes row
-// (stride l + 3) % 32 to ldmatrix .x`num` (1, 2 or 4), with .trans when `trans` is 1, and
-// stores register i at out[4 l + i] (registers it does not receive stay 0).
-extern "C" __global__ void ldmatrix_test(const u16* in, u32* out, u64 num, u64 trans, u64 stride) {
+// (stride l + 3) % 32, `skew` bytes further, to ldmatrix .x`num` (1, 2 or 4), with .trans when
+// `trans` is 1, and stores register i at out[4 l + i] (registers it does not receive stay 0).
+extern "C" __global__ void ldmatrix_test(const u16* in, u32* out, u64 num, u64 trans, u64 stride, u64 skew) {
     __shared__ Row rows[32];
     const int lane = threadIdx.x;
     rows[lane] = ((const Row*)in)[lane];
     __syncthreads();
-    const Row* mine = &rows[(stride * lane + 3) % 32];
+    const void* mine = (const char*)&rows[(stride * lane + 3) % 32] + skew;
     u32 r[4] = {0u, 0u, 0u, 0u};
     if (num == 1) {
         u32 x[1];

@@ -10,6 +10,8 @@
 //     __syncthreads, one of them writing;
 //   - with statistics on, groups the accesses of one warp into requests (the n-th execution of
 //     one access site by each lane) for the bank-conflict and coalescing counts.
+// The twins of ldmatrix and cp.async read and write shared memory here, uninstrumented, so they
+// pass their accesses to the same checks and counts themselves.
 // A fault or race ends the launch with a message (the faulting fiber is never resumed).
 #include <algorithm>
 #include <bit>

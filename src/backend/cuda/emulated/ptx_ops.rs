@@ -58,7 +58,7 @@ fn ldmatrix_reference(input: &[u128], num: usize, trans: bool, stride: usize) ->
 fn ldmatrix(input: &[u128], num: u64, trans: bool, stride: u64, stats: Option<&mut EmuStats>) -> Vec<u32> {
     let mut input = input.to_vec();
     let mut out = vec![0u128; 32];
-    run("ldmatrix_test", &mut [&mut input, &mut out], &[num, u64::from(trans), stride], 0, stats).expect("ldmatrix_test runs");
+    run("ldmatrix_test", &mut [&mut input, &mut out], &[num, u64::from(trans), stride, 0], 0, stats).expect("ldmatrix_test runs");
     out.iter().flat_map(|&w| (0..4).map(move |i| (w >> (32 * i)) as u32)).collect()
 }
 
@@ -77,6 +77,13 @@ fn ldmatrix_gives_the_isa_fragments() {
     assert_eq!(x4[4 * 6 + 1], element(input[16], 4) | element(input[16], 5) << 16);
     let x4t = ldmatrix(&input, 4, true, 5, None);
     assert_eq!(x4t[4 * 6 + 1], element(input[31], 1) | element(input[4], 1) << 16);
+}
+
+#[test]
+fn an_ldmatrix_row_off_16_bytes_is_an_error() {
+    let (mut input, mut out) = (rows(32, 1), vec![0u128; 32]);
+    let e = run("ldmatrix_test", &mut [&mut input, &mut out], &[4, 0, 5, 8], 0, None).expect_err("misaligned").to_string();
+    assert!(e.contains("ldmatrix row address not 16-byte aligned"), "{e}");
 }
 
 #[test]
