@@ -13,7 +13,7 @@
 //                      m_new = max(m, max_j x_j), O *= 2^(m - m_new), l = l 2^(m - m_new) + sum_j p_j
 //                      with p_j = 2^(x_j - m_new);
 //   O += P V           P (rounded to the storage type) reuses the S accumulator registers as
-//                      the A operand; V fragments are read from shared memory.
+//                      the A operand; V fragments come from shared memory by ldmatrix.trans.
 // Finally out = O / l. Fragment layouts (PTX ISA, mma.m16n8k16 / m16n8k8 with .f16/.bf16), for
 // lane = 4 g + t: A a0 = (row g, cols 2t, 2t+1), a1 = row g + 8, a2 = cols + 8, a3 = both;
 // B b0 = (k rows 2t, 2t+1, col g), b1 = k rows + 8; C c0, c1 = (row g, cols 2t, 2t+1),
@@ -21,7 +21,7 @@
 //
 // Host preconditions (src/backend/cuda/encode/attention.rs): q and out 4-byte aligned with even
 // strides (pairs are moved as one 32-bit word), k and v 16-byte aligned with strides a multiple
-// of 8 elements (rows are loaded 16 bytes at a time).
+// of 8 elements (rows are copied 16 bytes at a time by cp.async).
 // Grid (ceil(q_len / BLOCK_Q), heads, batch), 32 WARPS threads.
 #include "common.cuh"
 
