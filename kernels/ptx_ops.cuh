@@ -1,7 +1,9 @@
 // Every inline PTX instruction the kernels use, one small device function each. Built by NVRTC
 // they are the asm; built for the host emulator (DITRT_EMU, kernels/emu/cuda_emu.h) each has a
 // twin in kernels/emu/runtime.cpp with the semantics of the PTX ISA: cvt.rn rounds to nearest
-// even, mma.sync is warp-collective and reads its fragments through the CuTe layouts.
+// even, mma.sync is warp-collective and reads its fragments through the CuTe layouts,
+// ldmatrix is warp-collective (lanes 8 i .. 8 i + 7 give the rows of matrix i), cp.async is a
+// copy deferred to the cp.async.wait_group that covers it.
 #pragma once
 
 typedef unsigned int u32;
@@ -52,6 +54,33 @@ __device__ __forceinline__ u32 cvt_rn_bf16x2_f32(float lo, float hi) {
     }
 PTX_MMA(f16, "f16")
 PTX_MMA(bf16, "bf16")
+
+// The .shared window address of a generic pointer to shared memory.
+__device__ __forceinline__ u32 shared_address(const void* p) {
+    u32 a;
+    asm("{ .reg .u64 s; cvta.to.shared.u64 s, %1; cvt.u32.u64 %0, s; }" : "=r"(a) : "l"(p));
+    return a;
+}
+
+// ldmatrix.sync.aligned.m8n8.{x1,x2,x4}{,.trans}.shared.b16: warp-collective; lane 8 i + r
+// gives the 16-byte row r of matrix i; lane 4 g + t receives, per matrix, its row g, elements
+// 2t and 2t + 1 (the lower one in bits 0..15), or with .trans those of column g, rows 2t, 2t + 1.
+#define PTX_LDMATRIX(suffix, ptx)                                                                          __device__ __forceinline__ void ldmatrix_x1##suffix(u32 (&r)[1], const void* row) {                        asm volatile("ldmatrix.sync.aligned.m8n8.x1" ptx ".shared.b16 {%0}, [%1];"                                           : "=r"(r[0]) : "r"(shared_address(row)));                                              }                                                                                                      __device__ __forceinline__ void ldmatrix_x2##suffix(u32 (&r)[2], const void* row) {                        asm volatile("ldmatrix.sync.aligned.m8n8.x2" ptx ".shared.b16 {%0, %1}, [%2];"                                       : "=r"(r[0]), "=r"(r[1]) : "r"(shared_address(row)));                                  }                                                                                                      __device__ __forceinline__ void ldmatrix_x4##suffix(u32 (&r)[4], const void* row) {                        asm volatile("ldmatrix.sync.aligned.m8n8.x4" ptx ".shared.b16 {%0, %1, %2, %3}, [%4];"                               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(row)));          }
+PTX_LDMATRIX(, "")
+PTX_LDMATRIX(_trans, ".trans")
+
+// cp.async.cg.shared.global: 16 bytes from global to shared, asynchronously (L2 only); the
+// thread's copies since its last commit_group form a group, and wait_group N returns when at
+// most N of its groups are still in flight; wait_all = commit_group + wait_group 0. Other
+// threads see the data after a barrier that follows the wait.
+__device__ __forceinline__ void cp_async_cg_16(void* shared, const void* global) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(shared_address(shared)), "l"(global) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit_group() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N> __device__ __forceinline__ void cp_async_wait_group() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
 #else
 float cvt_f32_f16(u16 h);
 u16 cvt_rn_f16_f32(float v);
@@ -62,4 +91,15 @@ void mma_m16n8k16_f16(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1);
 void mma_m16n8k16_bf16(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1);
 void mma_m16n8k8_f16(float (&c)[4], u32 a0, u32 a1, u32 b0);
 void mma_m16n8k8_bf16(float (&c)[4], u32 a0, u32 a1, u32 b0);
+void ldmatrix_x1(u32 (&r)[1], const void* row);
+void ldmatrix_x2(u32 (&r)[2], const void* row);
+void ldmatrix_x4(u32 (&r)[4], const void* row);
+void ldmatrix_x1_trans(u32 (&r)[1], const void* row);
+void ldmatrix_x2_trans(u32 (&r)[2], const void* row);
+void ldmatrix_x4_trans(u32 (&r)[4], const void* row);
+void cp_async_cg_16(void* shared, const void* global);
+void cp_async_commit_group();
+void cp_async_wait_group_n(int n);
+template <int N> inline void cp_async_wait_group() { cp_async_wait_group_n(N); }
+void cp_async_wait_all();
 #endif

@@ -8,9 +8,13 @@ use std::process::Command;
 
 use super::kernels;
 
+/// Kernels for the emulator only: the tests of ptx_ops.cuh's emulated twins
+/// (src/backend/cuda/emulated/ptx_ops.rs), module `ptx_ops_test`.
+const TEST_KERNELS: &str = "emu/ptx_ops_test.cu";
+
 /// Variants of a kernel file with one bug planted: (module name, file, text replaced, by).
 /// Each compiles into its own namespace; its kernels are launched as module `name`.
-const PLANTED: [(&str, &str, &str, &str); 2] = [
+const PLANTED: [(&str, &str, &str, &str); 4] = [
     // The second and third A registers of the Q fragments swapped (rows g + 8 and cols + 8).
     (
         "attention.swapped_fragment",
@@ -18,8 +22,17 @@ const PLANTED: [(&str, &str, &str, &str); 2] = [
         "qa[s][1] = q_pair(1, 16 * s + 2 * t);\n        qa[s][2] = q_pair(0, 16 * s + 8 + 2 * t);",
         "qa[s][2] = q_pair(1, 16 * s + 2 * t);\n        qa[s][1] = q_pair(0, 16 * s + 8 + 2 * t);",
     ),
-    // The barrier before a K/V tile is overwritten.
-    ("attention.missing_sync", "attention.cu", "__syncthreads();  // every warp is done with the previous tile", ""),
+    // The barrier before the V tile is overwritten (and after which the K tile is read).
+    ("attention.missing_sync", "attention.cu", "__syncthreads();  // the K tile is in; every warp is done with the previous V tile", ""),
+    // V fragments loaded untransposed: rows where the mma expects columns.
+    ("attention.untransposed_v", "attention.cu", "ldmatrix_x4_trans(vb, vr + d);", "ldmatrix_x4(vb, vr + d);"),
+    // No cp.async wait before the V tile is read: its copies have not landed.
+    (
+        "attention.missing_wait",
+        "attention.cu",
+        "cp_async_wait_group<0>();\n        __syncthreads();  // the V tile is in",
+        "__syncthreads();  // the V tile is in",
+    ),
 ];
 
 fn compiler() -> String {
@@ -110,6 +123,10 @@ pub fn build(repository: &Path, out_dir: &Path) -> Result<(), String> {
         }
         modules.push(module);
     }
+    let tests = dir.join(TEST_KERNELS);
+    let names = kernel_names(&dir, &tests)?;
+    units.push(write("ptx_ops_test.cpp", &module_source("ptx_ops_test", &format!("#include {:?}", tests.display().to_string()), &names, None))?);
+    modules.push("ptx_ops_test".to_string());
     let externs: String = modules.iter().map(|m| format!("extern const emu::Module {};\n", symbol(m))).collect();
     let list: String = modules.iter().map(|m| format!("&{}, ", symbol(m))).collect();
     let registry = format!("#include \"registry.h\"\n{externs}extern const emu::Module* const emu_modules[] = {{{list}nullptr}};\n");

@@ -10,11 +10,14 @@
 //     __syncthreads, one of them writing;
 //   - with statistics on, groups the accesses of one warp into requests (the n-th execution of
 //     one access site by each lane) for the bank-conflict and coalescing counts.
+// The twins of ldmatrix and cp.async read and write shared memory here, uninstrumented, so they
+// pass their accesses to the same checks and counts themselves.
 // A fault or race ends the launch with a message (the faulting fiber is never resumed).
 #include <algorithm>
 #include <bit>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <link.h>
 #include <map>
 #include <memory>
@@ -63,6 +66,13 @@ constexpr size_t SLOT_WORDS = 6;
 
 enum class State { Run, Block, Warp, Done, Fault };
 
+// One cp.async in flight: the 16 source bytes (read at issue), written to `dst` at the
+// cp.async.wait_group that covers it.
+struct AsyncCopy {
+    void* dst;
+    unsigned char bytes[16];
+};
+
 struct Fiber {
     void* sp = nullptr;  // saved stack pointer while switched out
     State state = State::Run;
@@ -70,6 +80,8 @@ struct Fiber {
     int linear = 0;
     unsigned collectives = 0;                          // warp collectives passed (parity of the slots)
     std::unordered_map<uintptr_t, uint32_t> executed;  // per access site, for request grouping
+    std::vector<AsyncCopy> async_open;                 // cp.async since the last commit_group
+    std::deque<std::vector<AsyncCopy>> async_groups;   // committed groups, oldest first
 };
 
 // One access of a request: lane, address, size.
@@ -315,6 +327,8 @@ bool run_block() {
         f.tid = {static_cast<unsigned>(i % b.x), static_cast<unsigned>(i / b.x % b.y), static_cast<unsigned>(i / (b.x * b.y))};
         f.collectives = 0;
         f.executed.clear();
+        f.async_open.clear();
+        f.async_groups.clear();
         f.sp = fiber_stack(run->stacks + i * STACK_BYTES, STACK_BYTES, fiber_main);
     }
     epoch += 1;
@@ -398,6 +412,67 @@ uint16_t f32_to_bf16(float v) {
     return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
 }
 
+bool in_shared(uintptr_t a, unsigned size) { return a >= run->tls_lo && a + size <= run->tls_hi; }
+
+// ldmatrix.m8n8.b16 of NUM matrices (PTX ISA, "Warp-level matrix load instruction: ldmatrix"):
+// lane 8 i + r reads row r (16 bytes) of matrix i for the warp, as one shared load request
+// (the access site `pc`; its quarter-warp phases are the 8 rows of one matrix); after the warp
+// barrier lane 4 g + t takes from each matrix i the word of row g at elements 2t, 2t + 1, or
+// with `trans` column g at rows 2t (bits 0..15) and 2t + 1.
+void ldmatrix(int num, uint32_t* r, const void* row, bool trans, uintptr_t pc) {
+    Fiber& f = self();
+    const unsigned gen = warp_collective(0xffffffffu);
+    const int lane = lane_of(f);
+    if (lane < 8 * num) {
+        const uintptr_t a = reinterpret_cast<uintptr_t>(row);
+        if (!in_shared(a, 16)) fault("ldmatrix row address outside shared memory");
+        if (a % 16 != 0) fault("ldmatrix row address not 16-byte aligned");
+        access(row, 16, false, pc);
+        std::memcpy(slot(warp_of(f), gen) + lane * SLOT_WORDS, row, 16);
+    }
+    wait(State::Warp);
+    const uint32_t* rows = slot(warp_of(f), gen);  // row r of matrix i: lane 8 i + r's 4 words
+    auto element = [&](int matrix, int r, int c) { return rows[(8 * matrix + r) * SLOT_WORDS + c / 2] >> (16 * (c % 2)) & 0xffffu; };
+    const int g = lane / 4, t = lane % 4;
+    for (int i = 0; i < num; ++i)
+        r[i] = trans ? element(i, 2 * t, g) | element(i, 2 * t + 1, g) << 16 : element(i, g, 2 * t) | element(i, g, 2 * t + 1) << 16;
+}
+
+// cp.async.cg.shared.global of 16 bytes: checked and counted at issue (a global load request
+// at site `pc` and a shared store request at `pc + 1`, which no other site's return address
+// can be), the source read then, the destination written when a wait_group covers it.
+void cp_async(void* dst, const void* src, uintptr_t pc) {
+    const uintptr_t d = reinterpret_cast<uintptr_t>(dst), s = reinterpret_cast<uintptr_t>(src);
+    if (!in_shared(d, 16)) fault("cp.async destination outside shared memory");
+    if (in_shared(s, 16) || (s >= reinterpret_cast<uintptr_t>(run->stacks) && s < reinterpret_cast<uintptr_t>(run->stacks) + run->stacks_bytes))
+        fault("cp.async source outside global memory");
+    if (d % 16 != 0 || s % 16 != 0) fault("cp.async of 16 bytes at an address not 16-byte aligned");
+    access(src, 16, false, pc);
+    access(dst, 16, true, pc + 1);
+    AsyncCopy c{dst, {}};
+    std::memcpy(c.bytes, src, 16);
+    self().async_open.push_back(c);
+}
+
+void cp_async_commit() {
+    Fiber& f = self();
+    f.async_groups.push_back(std::move(f.async_open));
+    f.async_open.clear();
+}
+
+// Completes the thread's oldest committed groups until at most `n` remain; each write lands
+// now, so it races with any other thread's access since the last __syncthreads.
+void cp_async_wait(int n) {
+    Fiber& f = self();
+    while (f.async_groups.size() > static_cast<size_t>(n)) {
+        for (const AsyncCopy& c : f.async_groups.front()) {
+            race_check(reinterpret_cast<uintptr_t>(c.dst), 16, true);
+            std::memcpy(c.dst, c.bytes, 16);
+        }
+        f.async_groups.pop_front();
+    }
+}
+
 }  // namespace
 
 uint3 thread_idx() { return self().tid; }
@@ -439,6 +514,25 @@ void mma_m16n8k8_f16(float (&c)[4], u32 a0, u32 a1, u32 b0) {
 void mma_m16n8k8_bf16(float (&c)[4], u32 a0, u32 a1, u32 b0) {
     const u32 a[2] = {a0, a1};
     emu::mma<8>(c, a, &b0, emu::bf16_to_f32);
+}
+
+#define LDMATRIX(n)                                                                                          \
+    void ldmatrix_x##n(u32(&r)[n], const void* row) {                                                      \
+        emu::ldmatrix(n, r, row, false, (uintptr_t)__builtin_return_address(0));                            \
+    }                                                                                                        \
+    void ldmatrix_x##n##_trans(u32(&r)[n], const void* row) {                                              \
+        emu::ldmatrix(n, r, row, true, (uintptr_t)__builtin_return_address(0));                             \
+    }
+LDMATRIX(1)
+LDMATRIX(2)
+LDMATRIX(4)
+void cp_async_cg_16(void* shared, const void* global) { emu::cp_async(shared, global, (uintptr_t)__builtin_return_address(0)); }
+void cp_async_commit_group() { emu::cp_async_commit(); }
+void cp_async_wait_group_n(int n) { emu::cp_async_wait(n); }
+// PTX ISA: cp.async.wait_all is cp.async.commit_group followed by cp.async.wait_group 0.
+void cp_async_wait_all() {
+    emu::cp_async_commit();
+    emu::cp_async_wait(0);
 }
 
 // The -fsanitize=thread hooks: every load and store of kernel code, with its access site.

@@ -192,7 +192,8 @@ pub(crate) struct AttentionShape {
 #[test]
 fn attention() {
     for_each_case(|case| {
-        for head_dim in [32, 64, 72, 128] {
+        // 64, 72, 96, 128: every head dim of kernels/attention.cu (tensor cores); 32 the fallback.
+        for head_dim in [32, 64, 72, 96, 128] {
             // (1, 2, 70, 150): keys span several of the 64-key tiles GPU kernels stream through.
             for (batch, heads, q_len, kv_len) in [(2, 3, 40, 40), (2, 2, 17, 33), (1, 1, 1, 7), (1, 2, 65, 5), (1, 2, 70, 150)] {
                 for bias in [LogitBias::None, LogitBias::Random] {

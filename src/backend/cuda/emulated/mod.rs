@@ -11,6 +11,8 @@ mod memory;
 #[cfg(test)]
 mod planted;
 #[cfg(test)]
+mod ptx_ops;
+#[cfg(test)]
 mod table;
 
 use std::sync::Mutex;

@@ -1,6 +1,7 @@
 //! The emulator catches the bugs it exists for, each planted on purpose: a swapped mma
-//! fragment register (a wrong result against the CPU backend), a missing `__syncthreads` (a
-//! shared-memory race, reported) and an argument-order mismatch (a wrong result, or a global
+//! fragment register and an ldmatrix without .trans (wrong results against the CPU backend), a
+//! missing `__syncthreads` (a shared-memory race, reported), a missing cp.async wait (stale
+//! shared data, a wrong result) and an argument-order mismatch (a wrong result, or a global
 //! access outside every buffer). The planted kernels are variants of kernels/*.cu that build.rs
 //! compiles alongside the real ones (ptx_build/emulator.rs `PLANTED`); each test first checks
 //! that the unplanted kernel passes the same comparison.
@@ -73,15 +74,33 @@ fn attention(backend: &dyn Backend, head_dim: usize, len: usize) -> Result<Vec<f
 /// f16 attention outputs are within a few half ulps of 1 of the CPU's.
 const ATTENTION_TOLERANCE: f32 = 1e-2;
 
+/// Self-attention over `len` tokens at `head_dim` with attention.cu replaced by `variant` runs
+/// and is far off the CPU's, while the real kernel is within tolerance.
+fn planted_attention_is_wrong(variant: &'static str, head_dim: usize, len: usize) {
+    let reference = attention(&CpuBackend::new(), head_dim, len).expect("cpu");
+    let clean = attention(&CudaEmuBackend::new(), head_dim, len).expect("emulated");
+    assert!(max_difference(&clean, &reference) < ATTENTION_TOLERANCE, "the real kernel is off by {}", max_difference(&clean, &reference));
+    let planted = CudaEmuBackend::with_planted_bug("attention", variant);
+    let wrong = attention(&planted, head_dim, len).expect("the planted kernel runs");
+    let off = max_difference(&wrong, &reference);
+    assert!(off > 10.0 * ATTENTION_TOLERANCE, "{variant} went unnoticed: off by only {off}");
+}
+
 #[test]
 fn a_swapped_mma_fragment_register_gives_a_wrong_result() {
-    let reference = attention(&CpuBackend::new(), 64, 40).expect("cpu");
-    let clean = attention(&CudaEmuBackend::new(), 64, 40).expect("emulated");
-    assert!(max_difference(&clean, &reference) < ATTENTION_TOLERANCE, "the real kernel is off by {}", max_difference(&clean, &reference));
-    let planted = CudaEmuBackend::with_planted_bug("attention", "attention.swapped_fragment");
-    let wrong = attention(&planted, 64, 40).expect("the planted kernel runs");
-    let off = max_difference(&wrong, &reference);
-    assert!(off > 10.0 * ATTENTION_TOLERANCE, "a swapped fragment went unnoticed: off by only {off}");
+    planted_attention_is_wrong("attention.swapped_fragment", 64, 40);
+}
+
+#[test]
+fn an_ldmatrix_without_trans_for_v_gives_a_wrong_result() {
+    planted_attention_is_wrong("attention.untransposed_v", 64, 40);
+}
+
+#[test]
+fn a_missing_cp_async_wait_reads_stale_data() {
+    // One K/V tile: the V copies never land (the kernel ends first), so P V reads what the
+    // tile held before (zeros in a fresh thread).
+    planted_attention_is_wrong("attention.missing_wait", 72, 40);
 }
 
 #[test]
