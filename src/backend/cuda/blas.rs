@@ -12,10 +12,11 @@ use std::mem::size_of;
 use cudarc::cublaslt::result::{self, CublasError};
 use cudarc::cublaslt::sys;
 use cudarc::driver::result as driver;
-use cudarc::driver::sys::CUdeviceptr;
+use cudarc::driver::sys::{CUdeviceptr, CUevent_flags, CUstreamCaptureStatus};
 use cudarc::driver::CudaStream;
 
 use super::device::err;
+use super::gemm_choice::{fastest, Choices, GemmKey, CANDIDATES, TIMED_RUNS};
 use crate::error::Result;
 use crate::tensor::DType;
 
@@ -31,6 +32,8 @@ pub(super) struct Blas {
     workspace: CUdeviceptr,
     /// cublasLtGetVersion, e.g. 130000.
     pub version: usize,
+    /// The algorithm kept for each product met so far.
+    choices: Choices<sys::cublasLtMatmulAlgo_t>,
 }
 
 // SAFETY: the handle and workspace are used only under the backend's stream lock (memory.rs),
@@ -89,11 +92,12 @@ impl Blas {
         };
         // SAFETY: a plain query.
         let version = unsafe { sys::cublasLtGetVersion() };
-        Ok(Some(Blas { handle, workspace, version }))
+        Ok(Some(Blas { handle, workspace, version, choices: Choices::new() }))
     }
 
     /// Queues the product on `stream`; Ok(false) when cuBLASLt has no algorithm for it (the
-    /// caller falls back to kernels/linear.cu). m, n and k must be non-zero.
+    /// caller falls back to kernels/linear.cu). m, n and k must be non-zero. The algorithm is
+    /// the fastest of the heuristic's top candidates, timed the first time (`gemm_choice`).
     pub fn gemm(&self, g: &RowMajorGemm, stream: &CudaStream) -> Result<bool> {
         let fail = |what: &str, e: CublasError| err(format!("gemm m={} n={} k={} ({}): cuBLASLt {what}: {e}", g.m, g.n, g.k, g.dtype));
         let ty = data_type(g.dtype);
@@ -102,38 +106,129 @@ impl Blas {
         let b = Layout::new(ty, g.k, g.m, g.x_stride.max(g.k)).map_err(|e| fail("layout", e))?;
         let d = Layout::new(ty, g.n, g.m, g.n).map_err(|e| fail("layout", e))?;
         let desc = Desc::new(g).map_err(|e| fail("descriptor", e))?;
-        let pref = Pref::new(g).map_err(|e| fail("preferences", e))?;
-        // SAFETY: every descriptor is live for the call.
-        let heuristic = match unsafe { result::get_matmul_algo_heuristic(self.handle, desc.0, a.0, b.0, d.0, d.0, pref.0) } {
-            Ok(h) => h,
-            Err(CublasError(sys::cublasStatus_t::CUBLAS_STATUS_NOT_SUPPORTED)) => return Ok(false),
-            Err(e) => return Err(fail("heuristic", e)),
+        let call = Call { g, desc: &desc, a: &a, b: &b, d: &d };
+        let key = GemmKey {
+            m: g.m,
+            n: g.n,
+            k: g.k,
+            x_stride: g.x_stride,
+            w_stride: g.w_stride,
+            dtype: g.dtype,
+            bias: g.bias.is_some(),
+            gelu_tanh: g.gelu_tanh,
+            accumulate: g.accumulate,
+            alignments: [alignment(g.x), alignment(g.w), alignment(g.out)],
         };
+        let algo = match self.choices.get(&key) {
+            Some(algo) => algo,
+            None => {
+                let pref = Pref::new(g).map_err(|e| fail("preferences", e))?;
+                let candidates = self.candidates(&call, &pref).map_err(|e| fail("heuristic", e))?;
+                let capturing = stream.capture_status().map_err(|e| err(format!("stream capture status: {e}")))?
+                    != CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE;
+                match candidates.first() {
+                    None => return Ok(false),
+                    // Nothing can be timed inside a capture: the heuristic's choice, not kept.
+                    Some(&first) if capturing => first,
+                    Some(_) => {
+                        let algo = self.time_candidates(&call, &candidates, stream)?;
+                        self.choices.keep(key, algo);
+                        algo
+                    }
+                }
+            }
+        };
+        self.matmul(&call, &algo, g.out, stream).map_err(|e| fail("matmul", e))?;
+        Ok(true)
+    }
+
+    /// The heuristic's candidates for `call`, best first, those it marks runnable.
+    fn candidates(&self, call: &Call, pref: &Pref) -> std::result::Result<Vec<sys::cublasLtMatmulAlgo_t>, CublasError> {
+        // SAFETY: plain data, filled by cuBLASLt up to `count`.
+        let mut results: [sys::cublasLtMatmulHeuristicResult_t; CANDIDATES] = unsafe { std::mem::zeroed() };
+        let mut count = 0;
+        let (desc, a, b, d) = (call.desc.0, call.a.0, call.b.0, call.d.0);
+        // SAFETY: every descriptor is live for the call; `results` holds CANDIDATES entries.
+        let status = unsafe {
+            sys::cublasLtMatmulAlgoGetHeuristic(self.handle, desc, a, b, d, d, pref.0, CANDIDATES as i32, results.as_mut_ptr(), &mut count)
+        };
+        match status {
+            sys::cublasStatus_t::CUBLAS_STATUS_NOT_SUPPORTED => return Ok(Vec::new()),
+            other => other.result()?,
+        }
+        let offered = results.iter().take(count.max(0) as usize);
+        Ok(offered.filter(|r| r.state == sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS).map(|r| r.algo).collect())
+    }
+
+    /// The fastest of `candidates`, each run once untimed and TIMED_RUNS times between two
+    /// events, into a scratch output of out's size (so the product the caller queues next is
+    /// the only one that lands in out, accumulating or not).
+    fn time_candidates(&self, call: &Call, candidates: &[sys::cublasLtMatmulAlgo_t], stream: &CudaStream) -> Result<sys::cublasLtMatmulAlgo_t> {
+        let g = call.g;
+        let bytes = g.n * g.m * g.dtype.size();
+        // SAFETY: a plain allocation, freed by the guard after the stream is synchronized.
+        let scratch =
+            Scratch(unsafe { driver::malloc_sync(bytes) }.map_err(|e| err(format!("cuBLASLt timing scratch of {bytes} bytes: {e}")))?, stream);
+        let event = || stream.context().new_event(Some(CUevent_flags::CU_EVENT_DEFAULT)).map_err(|e| err(format!("event: {e}")));
+        let (start, end) = (event()?, event()?);
+        fastest(candidates, |algo| {
+            let run = || self.matmul(call, algo, scratch.0, stream).map_err(|e| err(format!("cuBLASLt timing run: {e}")));
+            run()?;
+            start.record(stream).map_err(|e| err(format!("event: {e}")))?;
+            for _ in 0..TIMED_RUNS {
+                run()?;
+            }
+            end.record(stream).map_err(|e| err(format!("event: {e}")))?;
+            start.elapsed_ms(&end).map_err(|e| err(format!("event: {e}")))
+        })
+    }
+
+    fn matmul(&self, call: &Call, algo: &sys::cublasLtMatmulAlgo_t, out: CUdeviceptr, stream: &CudaStream) -> std::result::Result<(), CublasError> {
+        let g = call.g;
         let (alpha, beta) = (1.0f32, if g.accumulate { 1.0f32 } else { 0.0 });
         // SAFETY: the pointers address live device buffers the caller checked against these
-        // layouts; C and D are the same matrix (in place, as cuBLASLt allows for equal layouts).
+        // layouts (out: the product's own, or a scratch of its size); C and D are the same
+        // matrix (in place, as cuBLASLt allows for equal layouts).
         unsafe {
             result::matmul(
                 self.handle,
-                desc.0,
+                call.desc.0,
                 (&alpha as *const f32).cast(),
                 (&beta as *const f32).cast(),
                 g.w as *const c_void,
-                a.0,
+                call.a.0,
                 g.x as *const c_void,
-                b.0,
-                g.out as *const c_void,
-                d.0,
-                g.out as *mut c_void,
-                d.0,
-                &heuristic.algo,
+                call.b.0,
+                out as *const c_void,
+                call.d.0,
+                out as *mut c_void,
+                call.d.0,
+                algo,
                 self.workspace as *mut c_void,
                 WORKSPACE_BYTES,
                 stream.cu_stream() as sys::cudaStream_t,
             )
         }
-        .map_err(|e| fail("matmul", e))?;
-        Ok(true)
+    }
+}
+
+/// One product's descriptors.
+struct Call<'a> {
+    g: &'a RowMajorGemm,
+    desc: &'a Desc,
+    a: &'a Layout,
+    b: &'a Layout,
+    d: &'a Layout,
+}
+
+/// The timing runs' output, freed once the stream has finished with it.
+struct Scratch<'a>(CUdeviceptr, &'a CudaStream);
+
+impl Drop for Scratch<'_> {
+    fn drop(&mut self) {
+        let _ = self.1.synchronize();
+        // SAFETY: allocated in `time_candidates`, no queued work uses it any more.
+        let _ = unsafe { driver::free_sync(self.0) };
     }
 }
 

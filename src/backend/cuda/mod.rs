@@ -11,6 +11,7 @@ mod device;
 #[cfg(feature = "cuda-emu")]
 pub mod emulated;
 mod encode;
+mod gemm_choice;
 mod launch;
 mod memory;
 mod ptx;
