@@ -20,9 +20,18 @@ use crate::backend::{Activation, Op, View};
 use crate::error::Result;
 use crate::tensor::DType;
 
-/// The output tile edge of kernels/tiled_gemm.cuh (TILE_M = TILE_N) and its threads per block.
+/// The output tile edge of the GEMM kernels (kernels/tiled_gemm.cuh TILE_M = TILE_N, and
+/// kernels/mma_gemm.cuh MMA_BM = MMA_BN).
 const TILE: usize = 64;
-const TILE_THREADS: usize = 256;
+
+/// Threads per block of the GEMM kernels for `dtype`: tensor cores (kernels/mma_gemm.cuh
+/// MMA_THREADS) for 16-bit storage, SIMT tiles (kernels/tiled_gemm.cuh TILE_THREADS) for f32.
+fn tile_threads(dtype: DType) -> usize {
+    match dtype {
+        DType::F16 | DType::BF16 => 128,
+        _ => 256,
+    }
+}
 
 /// Where encoded work goes: the device (`launch::OnDevice`), or a recording in the tests that
 /// check every launch against its kernel's PTX signature.
