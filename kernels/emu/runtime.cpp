@@ -100,6 +100,13 @@ struct Launch {
     uint3 grid, block;
 };
 
+// One warp's mma operands as values: A (m, k), B as (n, k), and the collective they belong to
+// (the block's barrier epoch and the lanes' collective count, the same for every lane).
+struct MmaTiles {
+    std::pair<uint64_t, unsigned> of{0, 0};
+    float a[16][16], b[8][16];
+};
+
 struct Run {
     const Launch* launch;
     uint3 block_idx;
@@ -113,6 +120,8 @@ struct Run {
     // Warp exchange slots, two generations (a collective's parity) per warp, SLOT_WORDS per
     // lane: a shuffled word, or the fragments of an mma.
     std::vector<uint32_t> slots;
+    // The A and B tiles of each warp's latest mma, decoded once by its first lane to resume.
+    std::vector<MmaTiles> mma_tiles;
     std::map<std::tuple<int, uintptr_t, uint32_t>, Request> requests;
 };
 
@@ -363,18 +372,25 @@ template <int K> void mma(float (&c)[4], const uint32_t* a, const uint32_t* b, f
     wait(State::Warp);
     const TvLayout& al = K == 16 ? K16_A : ROW_16x8;
     const TvLayout& bl = K == 16 ? K16_B : ROW_8x8;
-    float at[16][16], bt[8][16];  // A (m, k), B as (n, k)
-    const uint32_t* all = slot(warp_of(f), gen);
-    for (int t = 0; t < WARP; ++t) {
-        for (int v = 0; v < 2 * A_REGS; ++v) {
-            int row, col;
-            al.coord(t, v, row, col);
-            at[row][col] = to_f32(static_cast<uint16_t>(all[t * SLOT_WORDS + v / 2] >> (16 * (v % 2))));
-        }
-        for (int v = 0; v < 2 * B_REGS; ++v) {
-            int row, col;
-            bl.coord(t, v, row, col);
-            bt[row][col] = to_f32(static_cast<uint16_t>(all[t * SLOT_WORDS + A_REGS + v / 2] >> (16 * (v % 2))));
+    // Every lane needs the whole tiles: the first lane to resume decodes them for the warp (the
+    // other lanes of this collective resume before any lane can reach the next one).
+    MmaTiles& tiles = run->mma_tiles[warp_of(f)];
+    float (&at)[16][16] = tiles.a;
+    float (&bt)[8][16] = tiles.b;
+    if (tiles.of != std::make_pair(epoch, f.collectives)) {
+        tiles.of = {epoch, f.collectives};
+        const uint32_t* all = slot(warp_of(f), gen);
+        for (int t = 0; t < WARP; ++t) {
+            for (int v = 0; v < 2 * A_REGS; ++v) {
+                int row, col;
+                al.coord(t, v, row, col);
+                at[row][col] = to_f32(static_cast<uint16_t>(all[t * SLOT_WORDS + v / 2] >> (16 * (v % 2))));
+            }
+            for (int v = 0; v < 2 * B_REGS; ++v) {
+                int row, col;
+                bl.coord(t, v, row, col);
+                bt[row][col] = to_f32(static_cast<uint16_t>(all[t * SLOT_WORDS + A_REGS + v / 2] >> (16 * (v % 2))));
+            }
         }
     }
     for (int v = 0; v < 4; ++v) {
@@ -502,6 +518,7 @@ extern "C" int ditrt_emu_launch(const char* module, const char* function, const 
     std::unique_ptr<char[]> stacks(new char[r.stacks_bytes]);
     r.stacks = stacks.get();
     r.slots.assign((threads / emu::WARP + 1) * 2 * emu::SLOT_WORDS * emu::WARP, 0);
+    r.mma_tiles.assign(threads / emu::WARP + 1, emu::MmaTiles{});
     emu::tls_window(r.tls_lo, r.tls_hi);
     emu::shadow.resize((r.tls_hi - r.tls_lo) / 2);
     emu::Run* outer = emu::run;
