@@ -52,6 +52,20 @@ __device__ __forceinline__ u32 cvt_rn_bf16x2_f32(float lo, float hi) {
     }
 PTX_MMA(f16, "f16")
 PTX_MMA(bf16, "bf16")
+// cvt.rna.tf32.f32: round to nearest, ties away from zero, to tf32 (an f32 whose low 13
+// mantissa bits are 0).
+__device__ __forceinline__ u32 cvt_rna_tf32_f32(float v) {
+    u32 r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(v));
+    return r;
+}
+// mma.sync m16n8k8 row.col with tf32 inputs, f32 accumulation, c += a b.
+__device__ __forceinline__ void mma_m16n8k8_tf32(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
 #else
 float cvt_f32_f16(u16 h);
 u16 cvt_rn_f16_f32(float v);
@@ -62,4 +76,6 @@ void mma_m16n8k16_f16(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1);
 void mma_m16n8k16_bf16(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1);
 void mma_m16n8k8_f16(float (&c)[4], u32 a0, u32 a1, u32 b0);
 void mma_m16n8k8_bf16(float (&c)[4], u32 a0, u32 a1, u32 b0);
+u32 cvt_rna_tf32_f32(float v);
+void mma_m16n8k8_tf32(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1);
 #endif

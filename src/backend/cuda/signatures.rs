@@ -311,14 +311,15 @@ fn a_launch_that_does_not_match_its_ptx_entry_is_reported() {
     }
 }
 
-/// conv2d's kernel by dtype and filter: tensor cores for f16/bf16 (a constant kernel size for
-/// 1x1 and 3x3 while in_c k^2 fits the 32-bit index split, else the run-time size), SIMT for f32.
+/// conv2d's kernel by filter: a constant kernel size for 1x1 and 3x3 while in_c k^2 fits the
+/// 32-bit index split, else the run-time size.
 #[test]
 fn conv2d_picks_its_kernel() {
     let mut v = Views::default();
     let big = (1usize << 32) / 9 + 1;
     for (t, in_c, kernel, want) in [
-        (DType::F32, 2, 3, "conv2d_f32"),
+        (DType::F32, 2, 3, "conv2d_k3_f32"),
+        (DType::F32, 2, 5, "conv2d_f32"),
         (DType::F16, 2, 1, "conv2d_k1_f16"),
         (DType::BF16, 2, 3, "conv2d_k3_bf16"),
         (DType::BF16, 2, 2, "conv2d_bf16"),

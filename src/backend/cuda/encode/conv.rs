@@ -1,12 +1,11 @@
 //! conv2d as an implicit GEMM (kernels/conv2d.cu): M = out_c, N = batch * oh * ow pixels,
-//! K = in_c * kernel^2, one block per 64 x 64 tile of the output. f16/bf16 run on tensor cores
-//! (conv2d_k1_*, conv2d_k3_* for the 1x1 and 3x3 kernels, conv2d_* for any other size), f32 on
-//! SIMT tiles (no f32 mma). conv2d_k1/k3 split k into (channel, tap) in 32 bits, so they take
-//! K = in_c * kernel^2 up to 2^32 (the SD VAE's largest is 4608); beyond, conv2d_* (64 bits).
-use super::{elem, suffix, tile_threads, Encoder, TILE};
+//! K = in_c * kernel^2, one block per 64 x 64 tile of the output, on tensor cores (f32 as
+//! 3xTF32): conv2d_k1_*, conv2d_k3_* for the 1x1 and 3x3 kernels, conv2d_* for any other size.
+//! conv2d_k1/k3 split k into (channel, tap) in 32 bits, so they take K = in_c * kernel^2 up to
+//! 2^32 (the SD VAE's largest is 4608); beyond, conv2d_* (64 bits).
+use super::{elem, suffix, Encoder, TILE, TILE_THREADS};
 use crate::backend::Conv2d;
 use crate::error::Result;
-use crate::tensor::DType;
 
 pub(super) fn conv2d(e: &Encoder, op: &Conv2d) -> Result<()> {
     let name = "conv2d";
@@ -16,9 +15,8 @@ pub(super) fn conv2d(e: &Encoder, op: &Conv2d) -> Result<()> {
     if pixels == 0 || out_c == 0 {
         return Ok(());
     }
-    let function = match (dtype, kernel) {
-        (DType::F32, _) => "conv2d_f32".to_string(),
-        (_, 1 | 3) if in_c * kernel * kernel <= 1 << 32 => format!("conv2d_k{kernel}_{}", suffix(dtype)),
+    let function = match kernel {
+        1 | 3 if in_c * kernel * kernel <= 1 << 32 => format!("conv2d_k{kernel}_{}", suffix(dtype)),
         _ => format!("conv2d_{}", suffix(dtype)),
     };
     let (x, weight, out) = (e.ptr(name, "x", &op.x)?, e.ptr(name, "weight", &op.weight)?, e.ptr(name, "out", &op.out)?);
@@ -37,5 +35,5 @@ pub(super) fn conv2d(e: &Encoder, op: &Conv2d) -> Result<()> {
         pad.into(),
     ];
     let grid = [pixels.div_ceil(TILE), out_c.div_ceil(TILE), 1];
-    e.launch(name, &function, grid, tile_threads(dtype), &args)
+    e.launch(name, &function, grid, TILE_THREADS, &args)
 }

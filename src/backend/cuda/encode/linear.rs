@@ -1,7 +1,6 @@
 //! Linear layers: gemm, DiffiT's TMSA projection and U-ViT's skip-concat linear, each one or
 //! two products `out (+)= act(x w^T + bias)`. A product goes to cuBLASLt when it can express
-//! it, else to kernels/linear.cu (f32 accumulation; tensor cores for f16/bf16, SIMT tiles for
-//! f32):
+//! it, else to kernels/linear.cu (tensor cores, f32 accumulation; f32 as 3xTF32):
 //!   act None                  cuBLASLt, bias epilogue, beta = accumulate
 //!   act GeluTanh, no accum.   cuBLASLt GELU(_BIAS) epilogue (tanh approximation)
 //!   other act, no accum.     cuBLASLt bias epilogue, then kernels/elementwise.cu unary in place
@@ -12,7 +11,7 @@
 use cudarc::driver::sys::CUdeviceptr;
 
 use super::elementwise::{launch_add, launch_unary};
-use super::{activation_code, elem, suffix, tile_threads, Encoder, TILE};
+use super::{activation_code, elem, suffix, Encoder, TILE, TILE_THREADS};
 use crate::backend::cuda::blas::{self, RowMajorGemm};
 use crate::backend::{Activation, Gemm, SkipConcatLinear, TmsaQkv};
 use crate::error::Result;
@@ -88,7 +87,7 @@ fn product(e: &Encoder, p: &Product) -> Result<()> {
         activation_code(p.act).into(),
         u64::from(p.accumulate).into(),
     ];
-    e.launch("linear", &format!("linear_{}", suffix(p.dtype)), [p.n.div_ceil(TILE), p.m.div_ceil(TILE), 1], tile_threads(p.dtype), &args)
+    e.launch("linear", &format!("linear_{}", suffix(p.dtype)), [p.n.div_ceil(TILE), p.m.div_ceil(TILE), 1], TILE_THREADS, &args)
 }
 
 pub(super) fn gemm(e: &Encoder, op: &Gemm) -> Result<()> {

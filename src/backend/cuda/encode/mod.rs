@@ -20,18 +20,10 @@ use crate::backend::{Activation, Op, View};
 use crate::error::Result;
 use crate::tensor::DType;
 
-/// The output tile edge of the GEMM kernels (kernels/tiled_gemm.cuh TILE_M = TILE_N, and
-/// kernels/mma_gemm.cuh MMA_BM = MMA_BN).
+/// The output tile edge of the GEMM kernels (kernels/mma_gemm.cuh MMA_BM = MMA_BN) and their
+/// threads per block (MMA_THREADS).
 const TILE: usize = 64;
-
-/// Threads per block of the GEMM kernels for `dtype`: tensor cores (kernels/mma_gemm.cuh
-/// MMA_THREADS) for 16-bit storage, SIMT tiles (kernels/tiled_gemm.cuh TILE_THREADS) for f32.
-fn tile_threads(dtype: DType) -> usize {
-    match dtype {
-        DType::F16 | DType::BF16 => 128,
-        _ => 256,
-    }
-}
+const TILE_THREADS: usize = 128;
 
 /// Where encoded work goes: the device (`launch::OnDevice`), or a recording in the tests that
 /// check every launch against its kernel's PTX signature.
