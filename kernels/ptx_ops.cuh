@@ -81,6 +81,20 @@ template <int N> __device__ __forceinline__ void cp_async_wait_group() {
     asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
+// cvt.rna.tf32.f32: round to nearest, ties away from zero, to tf32 (an f32 whose low 13
+// mantissa bits are 0).
+__device__ __forceinline__ u32 cvt_rna_tf32_f32(float v) {
+    u32 r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(v));
+    return r;
+}
+// mma.sync m16n8k8 row.col with tf32 inputs, f32 accumulation, c += a b.
+__device__ __forceinline__ void mma_m16n8k8_tf32(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
 #else
 float cvt_f32_f16(u16 h);
 u16 cvt_rn_f16_f32(float v);
@@ -102,4 +116,6 @@ void cp_async_commit_group();
 void cp_async_wait_group_n(int n);
 template <int N> inline void cp_async_wait_group() { cp_async_wait_group_n(N); }
 void cp_async_wait_all();
+u32 cvt_rna_tf32_f32(float v);
+void mma_m16n8k8_tf32(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1);
 #endif

@@ -52,6 +52,11 @@ inline float __uint_as_float(unsigned u) {
     std::memcpy(&f, &u, 4);
     return f;
 }
+inline unsigned __float_as_uint(float f) {
+    unsigned u;
+    std::memcpy(&u, &f, 4);
+    return u;
+}
 inline float __shfl_xor_sync(unsigned mask, float v, int lane_mask) {
     unsigned bits;
     std::memcpy(&bits, &v, 4);

@@ -112,6 +112,13 @@ struct Launch {
     uint3 grid, block;
 };
 
+// One warp's mma operands as values: A (m, k), B as (n, k), and the collective they belong to
+// (the block's barrier epoch and the lanes' collective count, the same for every lane).
+struct MmaTiles {
+    std::pair<uint64_t, unsigned> of{0, 0};
+    float a[16][16], b[8][16];
+};
+
 struct Run {
     const Launch* launch;
     uint3 block_idx;
@@ -125,6 +132,8 @@ struct Run {
     // Warp exchange slots, two generations (a collective's parity) per warp, SLOT_WORDS per
     // lane: a shuffled word, or the fragments of an mma.
     std::vector<uint32_t> slots;
+    // The A and B tiles of each warp's latest mma, decoded once by its first lane to resume.
+    std::vector<MmaTiles> mma_tiles;
     std::map<std::tuple<int, uintptr_t, uint32_t>, Request> requests;
 };
 
@@ -366,8 +375,9 @@ uint32_t* slot(int warp, unsigned generation) { return &run->slots[(static_cast<
 // Tensor-core product of one warp: every lane deposits its fragments, and after the warp
 // barrier reads the A and B tiles back through the CuTe layouts (mma_layouts.h) and computes
 // its own accumulators, in k order with f32 fma.
-template <int K> void mma(float (&c)[4], const uint32_t* a, const uint32_t* b, float (*to_f32)(uint16_t)) {
-    constexpr int A_REGS = K / 4, B_REGS = K / 8;
+// PER_REG values per register: 2 for 16-bit inputs (low half first), 1 for tf32.
+template <int K, int PER_REG = 2> void mma(float (&c)[4], const uint32_t* a, const uint32_t* b, float (*to_f32)(uint32_t)) {
+    constexpr int A_VALUES = K / 2, B_VALUES = K / 4, A_REGS = A_VALUES / PER_REG, B_REGS = B_VALUES / PER_REG;
     Fiber& f = self();
     const unsigned gen = warp_collective(0xffffffffu);
     const int lane = lane_of(f);
@@ -375,20 +385,28 @@ template <int K> void mma(float (&c)[4], const uint32_t* a, const uint32_t* b, f
     std::copy(a, a + A_REGS, mine);
     std::copy(b, b + B_REGS, mine + A_REGS);
     wait(State::Warp);
-    const TvLayout& al = K == 16 ? K16_A : ROW_16x8;
-    const TvLayout& bl = K == 16 ? K16_B : ROW_8x8;
-    float at[16][16], bt[8][16];  // A (m, k), B as (n, k)
-    const uint32_t* all = slot(warp_of(f), gen);
-    for (int t = 0; t < WARP; ++t) {
-        for (int v = 0; v < 2 * A_REGS; ++v) {
-            int row, col;
-            al.coord(t, v, row, col);
-            at[row][col] = to_f32(static_cast<uint16_t>(all[t * SLOT_WORDS + v / 2] >> (16 * (v % 2))));
-        }
-        for (int v = 0; v < 2 * B_REGS; ++v) {
-            int row, col;
-            bl.coord(t, v, row, col);
-            bt[row][col] = to_f32(static_cast<uint16_t>(all[t * SLOT_WORDS + A_REGS + v / 2] >> (16 * (v % 2))));
+    const TvLayout& al = K == 16 ? K16_A : PER_REG == 1 ? TF32_A : ROW_16x8;
+    const TvLayout& bl = K == 16 ? K16_B : PER_REG == 1 ? TF32_B : ROW_8x8;
+    const auto value = [](const uint32_t* regs, int v) { return PER_REG == 1 ? regs[v] : regs[v / 2] >> (16 * (v % 2)) & 0xffffu; };
+    // Every lane needs the whole tiles: the first lane to resume decodes them for the warp (the
+    // other lanes of this collective resume before any lane can reach the next one).
+    MmaTiles& tiles = run->mma_tiles[warp_of(f)];
+    float (&at)[16][16] = tiles.a;
+    float (&bt)[8][16] = tiles.b;
+    if (tiles.of != std::make_pair(epoch, f.collectives)) {
+        tiles.of = {epoch, f.collectives};
+        const uint32_t* all = slot(warp_of(f), gen);
+        for (int t = 0; t < WARP; ++t) {
+            for (int v = 0; v < A_VALUES; ++v) {
+                int row, col;
+                al.coord(t, v, row, col);
+                at[row][col] = to_f32(value(all + t * SLOT_WORDS, v));
+            }
+            for (int v = 0; v < B_VALUES; ++v) {
+                int row, col;
+                bl.coord(t, v, row, col);
+                bt[row][col] = to_f32(value(all + t * SLOT_WORDS + A_REGS, v));
+            }
         }
     }
     for (int v = 0; v < 4; ++v) {
@@ -401,8 +419,17 @@ template <int K> void mma(float (&c)[4], const uint32_t* a, const uint32_t* b, f
     if (lane == 0 && run->launch->stats) run->launch->stats->mma += 1;
 }
 
-float half_to_f32(uint16_t h) { return static_cast<float>(std::bit_cast<_Float16>(h)); }
-float bf16_to_f32(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
+float half_to_f32(uint32_t h) { return static_cast<float>(std::bit_cast<_Float16>(static_cast<uint16_t>(h))); }
+float bf16_to_f32(uint32_t h) { return std::bit_cast<float>(h << 16); }
+// A tf32 operand: the low 13 mantissa bits of its register are not read.
+float tf32_to_f32(uint32_t bits) { return std::bit_cast<float>(bits & 0xffffe000u); }
+
+// cvt.rna.tf32.f32: the magnitude rounded half away from zero at bit 13; Inf and NaN kept.
+uint32_t f32_to_tf32(float v) {
+    const uint32_t u = std::bit_cast<uint32_t>(v);
+    if ((u & 0x7f800000u) == 0x7f800000u) return u;
+    return (u + 0x1000u) & 0xffffe000u;
+}
 
 uint16_t f32_to_half(float v) { return std::bit_cast<uint16_t>(static_cast<_Float16>(v)); }
 // Round to nearest even on the upper 16 bits; NaN becomes the canonical 0x7fff (PTX cvt.rn).
@@ -515,6 +542,11 @@ void mma_m16n8k8_bf16(float (&c)[4], u32 a0, u32 a1, u32 b0) {
     const u32 a[2] = {a0, a1};
     emu::mma<8>(c, a, &b0, emu::bf16_to_f32);
 }
+u32 cvt_rna_tf32_f32(float v) { return emu::f32_to_tf32(v); }
+void mma_m16n8k8_tf32(float (&c)[4], const u32 (&a)[4], u32 b0, u32 b1) {
+    const u32 b[2] = {b0, b1};
+    emu::mma<8, 1>(c, a, b, emu::tf32_to_f32);
+}
 
 #define LDMATRIX(n)                                                                                          \
     void ldmatrix_x##n(u32(&r)[n], const void* row) {                                                      \
@@ -596,6 +628,7 @@ extern "C" int ditrt_emu_launch(const char* module, const char* function, const 
     std::unique_ptr<char[]> stacks(new char[r.stacks_bytes]);
     r.stacks = stacks.get();
     r.slots.assign((threads / emu::WARP + 1) * 2 * emu::SLOT_WORDS * emu::WARP, 0);
+    r.mma_tiles.assign(threads / emu::WARP + 1, emu::MmaTiles{});
     emu::tls_window(r.tls_lo, r.tls_hi);
     emu::shadow.resize((r.tls_hi - r.tls_lo) / 2);
     emu::Run* outer = emu::run;

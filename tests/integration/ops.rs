@@ -77,6 +77,25 @@ fn gemm() {
     });
 }
 
+/// k = 0: out (+)= act(bias), the product empty.
+#[test]
+fn gemm_with_empty_k() {
+    for_each_case(|case| {
+        for act in [Activation::None, Activation::Silu] {
+            for accumulate in [false, true] {
+                gemm_case(case, (7, 0, 5), act, accumulate, true, false);
+            }
+        }
+    });
+}
+
+/// DiT-XL/2's fc1 at its real width (rows of 20 tokens, 1152 to 4608), with an activation and
+/// accumulation: on CUDA the kernels/linear.cu path (cuBLASLt cannot express it).
+#[test]
+fn gemm_at_real_width() {
+    for_each_case(|case| gemm_case(case, (20, 1152, 4608), Activation::GeluTanh, true, true, false));
+}
+
 pub(crate) fn gemm_case(case: &mut Case, (m, k, n): (usize, usize, usize), act: Activation, accumulate: bool, bias: bool, strided: bool) {
     let (x_stride, w_stride) = if strided { (k + 3, k + 2) } else { (k, k) };
     let x = case.random(m * x_stride);
@@ -762,14 +781,35 @@ fn conv2d() {
     });
 }
 
-/// 3x3 convolutions at widths the small cases miss: sizes not a multiple of 4, channel counts
-/// not a multiple of 16, two samples, a 520 x 120 plane (several packed blocks on the CPU), and
-/// the SD VAE's 512 channels (k = 4608 per output).
+/// Convolutions at widths the small cases miss: sizes not a multiple of 4, channel counts not
+/// a multiple of 16, two samples, a 520 x 120 plane (several packed blocks on the CPU), and the
+/// SD VAE decoder's own layers at a small plane: post_quant_conv (1x1, 4 to 4), conv_in (4 to
+/// 512), the 512-channel blocks (k = 4608 per output), the 1x1 shortcuts 512 to 256 and 256
+/// to 128, and conv_out (128 to 3).
 #[test]
 fn conv2d_at_real_widths() {
     for_each_case(|case| {
-        for (batch, in_c, out_c, h, w) in [(2, 19, 33, 13, 10), (1, 16, 64, 120, 520), (1, 512, 512, 6, 9)] {
-            conv2d_case(case, ConvShape { batch, in_c, out_c, h, w, kernel: 3, pad: 1 }, true);
+        for (batch, in_c, out_c, h, w, kernel) in [
+            (2, 19, 33, 13, 10, 3),
+            (1, 16, 64, 120, 520, 3),
+            (1, 4, 4, 5, 7, 1),
+            (1, 4, 512, 5, 7, 3),
+            (1, 512, 512, 6, 9, 3),
+            (1, 512, 256, 6, 9, 1),
+            (1, 256, 128, 7, 5, 1),
+            (2, 128, 3, 9, 11, 3),
+        ] {
+            conv2d_case(case, ConvShape { batch, in_c, out_c, h, w, kernel, pad: kernel / 2 }, true);
+        }
+    });
+}
+
+/// No input channels (k = 0 in the implicit GEMM): the output is the bias.
+#[test]
+fn conv2d_without_input_channels() {
+    for_each_case(|case| {
+        for kernel in [1, 3] {
+            conv2d_case(case, ConvShape { batch: 2, in_c: 0, out_c: 5, h: 3, w: 4, kernel, pad: kernel / 2 }, true);
         }
     });
 }

@@ -57,7 +57,7 @@ impl Backend for CudaBackend {
         let (major, minor) = self.gpu.capability;
         let gemm = match &self.gpu.blas {
             Some(blas) => format!("cuBLASLt {}", blas.version),
-            None => "no cuBLASLt: SIMT GEMMs".into(),
+            None => "no cuBLASLt: kernels/linear.cu GEMMs".into(),
         };
         format!("cuda ({}, sm_{major}{minor}, {gemm})", self.gpu.device_name)
     }

@@ -101,6 +101,16 @@ impl Target for Recording {
     }
 }
 
+/// A conv2d of `in_c` to 3 channels on 4 x 4 pixels with a `kernel` x `kernel` filter, padded
+/// by (kernel - 1) / 2.
+fn conv2d(v: &mut Views, t: DType, in_c: usize, kernel: usize) -> Op {
+    let (out_c, pad) = (3, (kernel - 1) / 2);
+    let side = 5 + 2 * pad - kernel;
+    let (x, weight, out) = (v.view(in_c * 16, t), v.view(out_c * in_c * kernel * kernel, t), v.view(out_c * side * side, t));
+    let bias = Some(v.view(out_c, t));
+    Op::Conv2d(Conv2d { batch: 1, in_c, out_c, height: 4, width: 4, kernel, pad, x, weight, bias, out })
+}
+
 /// Views, each in a buffer of its own.
 #[derive(Default)]
 struct Views(u32);
@@ -139,10 +149,7 @@ fn ops(t: DType) -> Vec<Op> {
     let (rows, dim_x, dim_skip) = (4, 8, 8);
     let (x, skip, w, out) = (v.view(rows * dim_x, t), v.view(rows * dim_skip, t), v.view(n * (dim_x + dim_skip), t), v.view(rows * n, t));
     ops.push(Op::SkipConcatLinear(SkipConcatLinear { rows, dim_x, dim_skip, n, x, skip, w, bias: Some(v.view(n, t)), out }));
-    let (in_c, out_c) = (2, 3);
-    let (x, weight, out) = (v.view(in_c * 16, t), v.view(out_c * in_c * 9, t), v.view(out_c * 16, t));
-    let bias = Some(v.view(out_c, t));
-    ops.push(Op::Conv2d(Conv2d { batch: 1, in_c, out_c, height: 4, width: 4, kernel: 3, pad: 1, x, weight, bias, out }));
+    ops.extend([1, 2, 3].map(|kernel| conv2d(&mut v, t, 2, kernel)));
     let (heads, q_len, kv_len) = (2, 3, 5);
     for head_dim in 1..=256 {
         let width = heads * head_dim;
@@ -302,5 +309,27 @@ fn a_launch_that_does_not_match_its_ptx_entry_is_reported() {
     ] {
         let found = mismatches(std::slice::from_ref(&planted), &modules);
         assert!(found.len() == 1 && found[0].starts_with(expect), "{planted:?}: {found:?}");
+    }
+}
+
+/// conv2d's kernel by filter: a constant kernel size for 1x1 and 3x3 while in_c k^2 fits the
+/// 32-bit index split, else the run-time size.
+#[test]
+fn conv2d_picks_its_kernel() {
+    let mut v = Views::default();
+    let big = (1usize << 32) / 9 + 1;
+    for (t, in_c, kernel, want) in [
+        (DType::F32, 2, 3, "conv2d_k3_f32"),
+        (DType::F32, 2, 5, "conv2d_f32"),
+        (DType::F16, 2, 1, "conv2d_k1_f16"),
+        (DType::BF16, 2, 3, "conv2d_k3_bf16"),
+        (DType::BF16, 2, 2, "conv2d_bf16"),
+        (DType::F16, (1 << 32) / 9, 3, "conv2d_k3_f16"),
+        (DType::F16, big, 3, "conv2d_f16"),
+    ] {
+        let recording = Recording { cublaslt: true, launches: RefCell::default() };
+        encode(&Encoder::new(&recording), &conv2d(&mut v, t, in_c, kernel)).unwrap();
+        let launches = recording.launches.into_inner();
+        assert_eq!(launches.iter().map(|l| l.function.as_str()).collect::<Vec<_>>(), [want], "{t} in_c={in_c} kernel={kernel}");
     }
 }

@@ -101,20 +101,23 @@ fn ops(b: &dyn Backend) -> Vec<Op> {
         out: zeros(b, batch * tokens * n, t),
     }));
     let (c, side) = (64, 16);
-    let (cx, cw, cout) = (zeros(b, c * side * side, t), zeros(b, c * c * 9, t), zeros(b, c * side * side, t));
-    ops.push(Op::Conv2d(Conv2d {
-        batch: 1,
-        in_c: c,
-        out_c: c,
-        height: side,
-        width: side,
-        kernel: 3,
-        pad: 1,
-        x: cx,
-        weight: cw,
-        bias: None,
-        out: cout,
-    }));
+    let (cx, cout) = (zeros(b, c * side * side, t), zeros(b, c * side * side, t));
+    // f16 and f32 (3xTF32) conv2d, 3x3.
+    for ct in [t, DType::F32] {
+        ops.push(Op::Conv2d(Conv2d {
+            batch: 1,
+            in_c: c,
+            out_c: c,
+            height: side,
+            width: side,
+            kernel: 3,
+            pad: 1,
+            x: zeros(b, c * side * side, ct),
+            weight: zeros(b, c * c * 9, ct),
+            bias: None,
+            out: zeros(b, c * side * side, ct),
+        }));
+    }
     let (gamma, beta) = (zeros(b, c, t), zeros(b, c, t));
     ops.push(Op::GroupNorm(GroupNorm {
         batch: 1,

@@ -1,6 +1,6 @@
 //! Linear layers: gemm, DiffiT's TMSA projection and U-ViT's skip-concat linear, each one or
 //! two products `out (+)= act(x w^T + bias)`. A product goes to cuBLASLt when it can express
-//! it, else to kernels/linear.cu (SIMT tiles, f32 accumulation):
+//! it, else to kernels/linear.cu (tensor cores, f32 accumulation; f32 as 3xTF32):
 //!   act None                  cuBLASLt, bias epilogue, beta = accumulate
 //!   act GeluTanh, no accum.   cuBLASLt GELU(_BIAS) epilogue (tanh approximation)
 //!   other act, no accum.     cuBLASLt bias epilogue, then kernels/elementwise.cu unary in place

@@ -20,9 +20,10 @@ use crate::backend::{Activation, Op, View};
 use crate::error::Result;
 use crate::tensor::DType;
 
-/// The output tile edge of kernels/tiled_gemm.cuh (TILE_M = TILE_N) and its threads per block.
+/// The output tile edge of the GEMM kernels (kernels/mma_gemm.cuh MMA_BM = MMA_BN) and their
+/// threads per block (MMA_THREADS).
 const TILE: usize = 64;
-const TILE_THREADS: usize = 256;
+const TILE_THREADS: usize = 128;
 
 /// Where encoded work goes: the device (`launch::OnDevice`), or a recording in the tests that
 /// check every launch against its kernel's PTX signature.
