@@ -1,7 +1,8 @@
 //! What an adapter with smaller limits than the test machine's gets (lavapipe with its limits
 //! lowered, `WgpuBackend::lowered`): products whose views exceed the storage binding limit run
-//! in blocks, batches beyond the limits run in launches of the largest that fits, and a graph
-//! that cannot fit is refused before any weight is uploaded.
+//! in blocks, batches beyond the limits run in launches of the largest that fits, a graph
+//! that cannot fit is refused before any weight is uploaded, and f16 without SHADER_F16 is
+//! packed in u32 and computes what native f16 does.
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -154,6 +155,46 @@ fn a_decoder_batch_beyond_the_limits_runs_in_launches_that_fit() {
         assert_eq!(batch, fits, "{lowered:?}: launches of {batch}");
         assert_eq!(got, want, "{lowered:?}: launches of {batch} decode otherwise than of 4");
     }
+}
+
+/// f16 on an adapter without SHADER_F16 (packed in u32 pairs) computes what native f16 does,
+/// bit for bit on lavapipe: the DiT denoiser (gemm, attention, layernorm_modulate,
+/// gate_residual, patchify, unpatchify, embeddings) and the VAE decoder (conv2d, group_norm,
+/// upsample2x, head-dim-512 attention, add) on fresh random inputs. Skipped where the adapter
+/// has no SHADER_F16 (the shared backend packs already).
+#[test]
+fn f16_without_shader_f16_equals_native_f16() {
+    let Some(native) = wgpu_backend() else { return };
+    if native.name().contains("packed") {
+        return println!("skipped: {} has no SHADER_F16 to compare with", native.name());
+    }
+    let Some(packed) = wgpu_lowered(Lowered { no_f16: true, ..Default::default() }) else { return };
+    assert!(packed.name().contains("f16 packed"), "{}", packed.name());
+    let seed = crate::common::seed();
+
+    let file = SafetensorsFile::open(crate::fixture("dit_p2.safetensors")).unwrap();
+    let config = ModelConfig::from_file(&file).unwrap();
+    let g = config.input_geometry().unwrap();
+    let n = 3;
+    let x = random(n * g.channels * g.height * g.width, seed);
+    let t: Vec<f32> = (0..n).map(|i| 300.0 * i as f32 + 11.0).collect();
+    let y: Vec<u32> = (0..n as u32).map(|i| i % config.num_classes().unwrap() as u32).collect();
+    let predict = |backend: Arc<dyn Backend>| {
+        let mut denoiser = GraphDenoiser::new(backend, &config, &mut FileWeights::new(&file), n, DType::F16).unwrap();
+        denoiser.predict(&x, &t, BatchCondition::Labels(&y)).unwrap()
+    };
+    let want = predict(native.clone());
+    assert!(want.iter().all(|v| v.is_finite()));
+    assert_eq!(predict(packed.clone()), want, "the DiT denoiser in f16: packed differs from native");
+
+    let file = SafetensorsFile::open(crate::fixture("vae_f8.safetensors")).unwrap();
+    let ModelConfig::Vae(vae) = ModelConfig::from_file(&file).unwrap() else { panic!("vae_f8 is a VAE") };
+    let latent = ditrt::tensor::ImageGeometry { channels: vae.latent_channels, height: 8, width: 8 };
+    let latents = random(2 * vae.latent_channels * 64, seed + 1);
+    let decode = |backend: Arc<dyn Backend>| LatentDecoder::new(backend, &file, latent, 0.5, 2, DType::F16).unwrap().decode(&latents, 2).unwrap().0;
+    let want = decode(native);
+    assert!(want.iter().all(|v| v.is_finite()));
+    assert_eq!(decode(packed), want, "the VAE decoder in f16: packed differs from native");
 }
 
 /// A backend that counts the bytes written to it (weights uploaded), otherwise `inner`.

@@ -1,8 +1,9 @@
 //! The WGSL backend: every op a compute shader (shaders/, embedded) run through wgpu.
 //!
-//! Storage is f32, or f16 where the adapter has SHADER_F16 (arithmetic, reductions and GEMM
-//! accumulate in f32); bf16 is not supported. An op's rules are checked (`backend::op_rules`),
-//! it is lowered to one dispatch (`lower`, the backend's op switch), and recorded (`recorded`):
+//! Storage is f32 or f16 (arithmetic, reductions and GEMM accumulate in f32; f16 is native
+//! where the adapter has SHADER_F16, else packed in u32 pairs, `packed`); bf16 is not
+//! supported. An op's rules are checked (`backend::op_rules`), it is lowered to one dispatch
+//! (`lower`, the backend's op switch), and recorded (`recorded`):
 //! views bound to buffer ranges (`memory`), parameters in a uniform buffer, a bind group, the
 //! pipeline built once per shader and dtype variant (`shaders`). A single launch records and
 //! submits at once; `compile` records a whole graph once, and every run submits one command
@@ -14,6 +15,7 @@ mod dispatch;
 mod lower;
 mod lowered;
 mod memory;
+mod packed;
 mod recorded;
 mod shaders;
 
@@ -106,13 +108,13 @@ pub fn workgroups(op: &Op, max: u32) -> Result<Vec<[u32; 3]>> {
 
 impl Backend for WgpuBackend {
     fn name(&self) -> String {
-        format!("wgpu ({}, {:?})", self.gpu.info.name, self.gpu.info.backend)
+        let packed = if self.gpu.f16 { "" } else { ", f16 packed in u32" };
+        format!("wgpu ({}, {:?}{packed})", self.gpu.info.name, self.gpu.info.backend)
     }
 
     fn supports(&self, dtype: DType) -> bool {
         match dtype {
-            DType::F32 | DType::U32 => true,
-            DType::F16 => self.gpu.f16,
+            DType::F32 | DType::F16 | DType::U32 => true,
             DType::BF16 => false,
         }
     }
