@@ -99,10 +99,11 @@ impl WgpuBackend {
 }
 
 /// The workgroup grids `op` is dispatched with on an adapter with WebGPU's default limits but
-/// `max` workgroups per grid dimension, or the error recording it would give. Needs no adapter:
-/// nothing is bound or run (`tests/integration/grid_audit.rs` audits full-size graphs with it).
-pub fn workgroups(op: &Op, max: u32) -> Result<Vec<[u32; 3]>> {
-    let limits = ::wgpu::Limits { max_compute_workgroups_per_dimension: max, ..Default::default() };
+/// `max` workgroups per grid dimension and `binding_bytes` per storage binding, or the error
+/// recording it would give. Needs no adapter: nothing is bound or run
+/// (`tests/integration/grid_audit.rs` audits full-size graphs with it).
+pub fn workgroups(op: &Op, max: u32, binding_bytes: u64) -> Result<Vec<[u32; 3]>> {
+    let limits = ::wgpu::Limits { max_compute_workgroups_per_dimension: max, max_storage_buffer_binding_size: binding_bytes, ..Default::default() };
     lower::lower(op, &limits)?.iter().map(|d| d.grid.counts(d.shader.name, max)).collect()
 }
 
