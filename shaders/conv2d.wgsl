@@ -1,8 +1,10 @@
 // conv2d (stride 1, zero padding) as an implicit GEMM on lib/tiled_matmul.wgsl: rows are
 // output channels, columns are output pixels of every sample (col = b * out_h * out_w + pixel),
 // k runs over (input channel, ky, kx), and load_w gathers the im2col column on the fly, so
-// neighbouring invocations store neighbouring pixels. Params in the order
-// src/backend/wgpu/lower/linear.rs pushes them.
+// neighbouring invocations store neighbouring pixels. A dispatch may compute a block: m of the
+// out_channels output channels from k / kernel^2 of x's x_channels input channels (weight
+// rows w_stride apart), adding to out what is there (accumulate) for blocks of input
+// channels after the first. Params in the order src/backend/wgpu/lower/linear.rs pushes them.
 
 alias elem = f32;
 
@@ -11,12 +13,12 @@ const W_COLUMNS_FASTEST = true;
 
 struct Params {
     m: u32, n: u32, k: u32,
-    in_c: u32, height: u32, width: u32,
+    height: u32, width: u32,
     kernel: u32, pad: u32,
     out_h: u32, out_w: u32,
-    x_off: u32, weight_off: u32,
+    x_off: u32, weight_off: u32, w_stride: u32, x_channels: u32,
     has_bias: u32, bias_off: u32,
-    out_off: u32,
+    out_off: u32, out_channels: u32, accumulate: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -27,7 +29,7 @@ struct Params {
 
 // weight[out channel r, k] with k = (c * kernel + ky) * kernel + kx.
 fn load_x(r: u32, k: u32) -> f32 {
-    return f32(weight[p.weight_off + r * p.k + k]);
+    return f32(weight[p.weight_off + r * p.w_stride + k]);
 }
 
 // Input pixel (oy + ky - pad, ox + kx - pad) of channel c for output pixel col, 0 outside.
@@ -43,7 +45,7 @@ fn load_w(col: u32, k: u32) -> f32 {
     if (iy < 0 || ix < 0 || iy >= i32(p.height) || ix >= i32(p.width)) {
         return 0.0;
     }
-    return f32(x[p.x_off + ((b * p.in_c + c) * p.height + u32(iy)) * p.width + u32(ix)]);
+    return f32(x[p.x_off + ((b * p.x_channels + c) * p.height + u32(iy)) * p.width + u32(ix)]);
 }
 
 fn store(r: u32, col: u32, acc: f32) {
@@ -52,5 +54,9 @@ fn store(r: u32, col: u32, acc: f32) {
         v += f32(bias[p.bias_off + r]);
     }
     let pixels = p.out_h * p.out_w;
-    out[p.out_off + (col / pixels * p.m + r) * pixels + col % pixels] = elem(v);
+    let at = p.out_off + (col / pixels * p.out_channels + r) * pixels + col % pixels;
+    if (p.accumulate != 0u) {
+        v += f32(out[at]);
+    }
+    out[at] = elem(v);
 }

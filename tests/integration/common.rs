@@ -29,10 +29,40 @@ pub fn backends() -> Vec<Arc<dyn Backend>> {
     backends.extend(cuda_backend());
     #[cfg(feature = "cuda-emu")]
     backends.push(Arc::new(ditrt::backend::cuda::emulated::CudaEmuBackend::new()));
-    if let Ok(wanted) = std::env::var("DITRT_BACKENDS") {
-        backends.retain(|b| wanted.split(',').any(|w| !w.trim().is_empty() && b.name().starts_with(w.trim())));
+    backends.retain(|b| wanted(&b.name()));
+    backends
+}
+
+/// Whether `DITRT_BACKENDS` (unset: every backend) names the backend called `name`.
+fn wanted(name: &str) -> bool {
+    std::env::var("DITRT_BACKENDS").map_or(true, |wanted| wanted.split(',').any(|w| !w.trim().is_empty() && name.starts_with(w.trim())))
+}
+
+/// The backends to run `dtype` on: those of `backends()` that support it and, for f16, wgpu
+/// once more with its f16 packed in u32, as on an adapter without SHADER_F16, where the shared
+/// wgpu backend has SHADER_F16 (else it packs already).
+pub fn backends_for(dtype: DType) -> Vec<Arc<dyn Backend>> {
+    #[allow(unused_mut)]
+    let mut backends: Vec<Arc<dyn Backend>> = backends().into_iter().filter(|b| b.supports(dtype)).collect();
+    #[cfg(feature = "wgpu")]
+    if dtype == DType::F16 {
+        backends.extend(wgpu_packed_f16().filter(|b| wanted(&b.name())));
     }
     backends
+}
+
+/// The wgpu backend without SHADER_F16 (`Lowered::no_f16`), created once and shared, if the
+/// adapter has SHADER_F16.
+#[cfg(feature = "wgpu")]
+fn wgpu_packed_f16() -> Option<Arc<dyn Backend>> {
+    static PACKED: std::sync::OnceLock<Option<Arc<dyn Backend>>> = std::sync::OnceLock::new();
+    let native = wgpu_backend()?;
+    PACKED
+        .get_or_init(|| {
+            let native_f16 = !native.name().contains("packed");
+            native_f16.then(|| wgpu_lowered(ditrt::backend::wgpu::Lowered { no_f16: true, ..Default::default() })).flatten()
+        })
+        .clone()
 }
 
 /// The CUDA backend, created once and shared by all tests. Without a driver or a device the
@@ -108,12 +138,12 @@ pub struct Case<'a> {
     pub rng: StdRng,
 }
 
-/// Runs `body` once for every backend and every float dtype it supports, each with a random
-/// source started from the test's seed.
+/// Runs `body` once for every float dtype and every backend that supports it (`backends_for`),
+/// each with a random source started from the test's seed.
 pub fn for_each_case(mut body: impl FnMut(&mut Case)) {
     let seed = seed();
-    for backend in backends() {
-        for dtype in FLOAT_DTYPES.into_iter().filter(|&d| backend.supports(d)) {
+    for dtype in FLOAT_DTYPES {
+        for backend in backends_for(dtype) {
             println!("case: {} / {dtype}", backend.name());
             body(&mut Case { backend: &*backend, dtype, rng: StdRng::seed_from_u64(seed) });
         }

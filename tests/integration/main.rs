@@ -63,9 +63,9 @@ pub fn model_fixtures(prefix: &str) -> Vec<String> {
 }
 
 /// Runs every `prefix` fixture in `dtype` on every backend that supports it
-/// (`common::backends()`) and asserts rel_l2 <= `tol` (and no NaN).
+/// (`common::backends_for`) and asserts rel_l2 <= `tol` (and no NaN).
 pub fn check_model_fixtures(prefix: &str, dtype: DType, tol: f64) {
-    for backend in common::backends().into_iter().filter(|b| b.supports(dtype)) {
+    for backend in common::backends_for(dtype) {
         check_model_fixtures_on(prefix, backend, dtype, tol);
     }
 }

@@ -461,40 +461,34 @@ fn layernorm() {
 #[test]
 fn group_norm() {
     for_each_case(|case| {
-        for (batch, channels, spatial, groups) in [(1, 4, 1, 1), (2, 12, 20, 3), (2, 12, 7, 12), (1, 32, 64, 8)] {
+        for shape in [(1, 4, 1, 1), (2, 12, 20, 3), (2, 12, 7, 12), (1, 32, 64, 8)] {
             for silu in [false, true] {
-                let x = case.random(batch * channels * spatial);
-                let gamma = case.random(channels);
-                let beta = case.random(channels);
-                let out = case.output(x.len());
-                let eps = 1e-6;
-                let op = GroupNorm {
-                    batch,
-                    channels,
-                    spatial,
-                    groups,
-                    eps,
-                    silu,
-                    x: case.input(&x),
-                    gamma: case.input(&gamma),
-                    beta: case.input(&beta),
-                    out,
-                };
-                case.backend.launch(&Op::GroupNorm(op)).expect("group_norm");
-                let block = channels / groups * spatial;
-                let mut want = Vec::new();
-                for (i, values) in x.chunks(block).enumerate() {
-                    for (e, y) in normalize(&to_f64(values), eps.into()).iter().enumerate() {
-                        let c = i % groups * (channels / groups) + e / spatial;
-                        let y = y * f64::from(gamma[c]) + f64::from(beta[c]);
-                        want.push(if silu { activate(Activation::Silu, y) } else { y });
-                    }
-                }
-                let name = format!("group_norm batch={batch} channels={channels} spatial={spatial} groups={groups} silu={silu}");
-                case.check(&name, &case.read(out), &want);
+                group_norm_case(case, shape, silu);
             }
         }
     });
+}
+
+/// GroupNorm of (batch, channels, spatial, groups) against the f64 reference.
+pub fn group_norm_case(case: &mut Case, (batch, channels, spatial, groups): (usize, usize, usize, usize), silu: bool) {
+    let x = case.random(batch * channels * spatial);
+    let gamma = case.random(channels);
+    let beta = case.random(channels);
+    let out = case.output(x.len());
+    let eps = 1e-6;
+    let op = GroupNorm { batch, channels, spatial, groups, eps, silu, x: case.input(&x), gamma: case.input(&gamma), beta: case.input(&beta), out };
+    case.backend.launch(&Op::GroupNorm(op)).expect("group_norm");
+    let block = channels / groups * spatial;
+    let mut want = Vec::new();
+    for (i, values) in x.chunks(block).enumerate() {
+        for (e, y) in normalize(&to_f64(values), eps.into()).iter().enumerate() {
+            let c = i % groups * (channels / groups) + e / spatial;
+            let y = y * f64::from(gamma[c]) + f64::from(beta[c]);
+            want.push(if silu { activate(Activation::Silu, y) } else { y });
+        }
+    }
+    let name = format!("group_norm batch={batch} channels={channels} spatial={spatial} groups={groups} silu={silu}");
+    case.check(&name, &case.read(out), &want);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -575,21 +569,26 @@ fn patchify_unpatchify_round_trip() {
 #[test]
 fn upsample2x() {
     for_each_case(|case| {
-        for (batch, channels, height, width) in [(1, 1, 1, 1), (2, 3, 3, 5), (1, 4, 8, 6)] {
-            let x = case.random(batch * channels * height * width);
-            let out = case.output(4 * x.len());
-            case.backend.launch(&Op::Upsample2x(Upsample2x { batch, channels, height, width, x: case.input(&x), out })).expect("upsample2x");
-            let mut want = Vec::new();
-            for plane in 0..batch * channels {
-                for y in 0..2 * height {
-                    for xo in 0..2 * width {
-                        want.push(f64::from(x[(plane * height + y / 2) * width + xo / 2]));
-                    }
-                }
-            }
-            case.check(&format!("upsample2x batch={batch} channels={channels} {height}x{width}"), &case.read(out), &want);
+        for shape in [(1, 1, 1, 1), (2, 3, 3, 5), (1, 4, 8, 6)] {
+            upsample2x_case(case, shape);
         }
     });
+}
+
+/// Nearest x2 of (batch, channels, height, width) against the reference.
+pub fn upsample2x_case(case: &mut Case, (batch, channels, height, width): (usize, usize, usize, usize)) {
+    let x = case.random(batch * channels * height * width);
+    let out = case.output(4 * x.len());
+    case.backend.launch(&Op::Upsample2x(Upsample2x { batch, channels, height, width, x: case.input(&x), out })).expect("upsample2x");
+    let mut want = Vec::new();
+    for plane in 0..batch * channels {
+        for y in 0..2 * height {
+            for xo in 0..2 * width {
+                want.push(f64::from(x[(plane * height + y / 2) * width + xo / 2]));
+            }
+        }
+    }
+    case.check(&format!("upsample2x batch={batch} channels={channels} {height}x{width}"), &case.read(out), &want);
 }
 
 #[test]
@@ -675,16 +674,21 @@ fn add() {
     for_each_case(|case| {
         for (len, b_len) in [(1, 1), (1000, 1000), (1000, 40), (4097, 7), (9000, 9000)] {
             for in_place in [false, true] {
-                let a = case.random(len);
-                let b = case.random(b_len);
-                let a_view = case.input(&a);
-                let out = if in_place { a_view } else { case.output(len) };
-                case.backend.launch(&Op::Add(Add { a: a_view, b: case.input(&b), out })).expect("add");
-                let want: Vec<f64> = (0..len).map(|i| f64::from(a[i]) + f64::from(b[i % b_len])).collect();
-                case.check(&format!("add len={len} b_len={b_len} in_place={in_place}"), &case.read(out), &want);
+                add_case(case, len, b_len, in_place);
             }
         }
     });
+}
+
+/// a + b (b repeating over a's `len`), into a itself or a fresh out, against the reference.
+pub fn add_case(case: &mut Case, len: usize, b_len: usize, in_place: bool) {
+    let a = case.random(len);
+    let b = case.random(b_len);
+    let a_view = case.input(&a);
+    let out = if in_place { a_view } else { case.output(len) };
+    case.backend.launch(&Op::Add(Add { a: a_view, b: case.input(&b), out })).expect("add");
+    let want: Vec<f64> = (0..len).map(|i| f64::from(a[i]) + f64::from(b[i % b_len])).collect();
+    case.check(&format!("add len={len} b_len={b_len} in_place={in_place}"), &case.read(out), &want);
 }
 
 #[test]
@@ -758,14 +762,14 @@ fn copy3d() {
 /// One conv2d launch: `batch` images of `in_c` x `h` x `w`, a `kernel` x `kernel` filter bank of
 /// `out_c` filters, zero padding `pad`.
 #[derive(Clone, Copy)]
-struct ConvShape {
-    batch: usize,
-    in_c: usize,
-    out_c: usize,
-    h: usize,
-    w: usize,
-    kernel: usize,
-    pad: usize,
+pub struct ConvShape {
+    pub batch: usize,
+    pub in_c: usize,
+    pub out_c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kernel: usize,
+    pub pad: usize,
 }
 
 #[test]
@@ -830,7 +834,8 @@ fn conv2d_beyond_one_grid_dimension() {
     });
 }
 
-fn conv2d_case(case: &mut Case, s: ConvShape, bias: bool) {
+/// conv2d of shape `s` against the f64 reference.
+pub fn conv2d_case(case: &mut Case, s: ConvShape, bias: bool) {
     let ConvShape { batch, in_c, out_c, h, w, kernel, pad } = s;
     let x = case.random(batch * in_c * h * w);
     let weight = case.random(out_c * in_c * kernel * kernel);

@@ -9,6 +9,13 @@ use crate::error::{one_line, Result};
 /// run that pages to host memory. Device loss is left to the driver.
 const MEMORY_BUDGET: wgpu::MemoryBudgetThresholds = wgpu::MemoryBudgetThresholds { for_resource_creation: Some(95), for_device_loss: None };
 
+/// DX12 compiles WGSL (through HLSL) with DXC where `dxcompiler.dll` loads (from the
+/// executable's folder or the DLL search path; DXC is what gives an adapter SHADER_F16), else
+/// with FXC, which has no f16: then f16 storage is packed in u32 (`packed`). wgpu's
+/// `static-dxc` feature, which would link DXC in, downloads a binary at build time and is off.
+/// Untested on Windows.
+const DX12_COMPILER: wgpu::Dx12Compiler = wgpu::Dx12Compiler::Auto;
+
 /// Mesa's device-select layer (installed with lavapipe) asks Wayland for the display's GPU
 /// and, on a headless machine (no XDG_RUNTIME_DIR), prints "error: XDG_RUNTIME_DIR is invalid"
 /// twice. It only orders GPUs for a display, so without a session, and unless the user
@@ -75,12 +82,13 @@ pub(super) fn named(part: &str) -> Result<wgpu::Adapter> {
 }
 
 /// An instance on the APIs of `WGPU_BACKEND` (default: Vulkan, Metal, DX12), with the memory
-/// budget, and those APIs.
+/// budget and DX12's shader compiler, and those APIs.
 fn instance() -> Result<(wgpu::Instance, wgpu::Backends)> {
     quiet_headless_device_select();
     let backends = backends_from_env()?;
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = backends;
     desc.memory_budget_thresholds = MEMORY_BUDGET;
+    desc.backend_options.dx12.shader_compiler = DX12_COMPILER;
     Ok((wgpu::Instance::new(desc), backends))
 }

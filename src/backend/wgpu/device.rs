@@ -20,7 +20,7 @@ pub(super) struct Gpu {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
-    /// Whether the device has SHADER_F16 (f16 storage and arithmetic).
+    /// Whether the device has SHADER_F16 (native f16 storage; without it f16 is packed in u32).
     pub f16: bool,
     /// The first error no scope caught.
     uncaptured: Arc<Mutex<Option<String>>>,

@@ -1,8 +1,9 @@
 //! The WGSL backend: every op a compute shader (shaders/, embedded) run through wgpu.
 //!
-//! Storage is f32, or f16 where the adapter has SHADER_F16 (arithmetic, reductions and GEMM
-//! accumulate in f32); bf16 is not supported. An op's rules are checked (`backend::op_rules`),
-//! it is lowered to one dispatch (`lower`, the backend's op switch), and recorded (`recorded`):
+//! Storage is f32 or f16 (arithmetic, reductions and GEMM accumulate in f32; f16 is native
+//! where the adapter has SHADER_F16, else packed in u32 pairs, `packed`); bf16 is not
+//! supported. An op's rules are checked (`backend::op_rules`), it is lowered to one dispatch
+//! (`lower`, the backend's op switch), and recorded (`recorded`):
 //! views bound to buffer ranges (`memory`), parameters in a uniform buffer, a bind group, the
 //! pipeline built once per shader and dtype variant (`shaders`). A single launch records and
 //! submits at once; `compile` records a whole graph once, and every run submits one command
@@ -16,6 +17,7 @@ mod dispatch;
 mod lower;
 mod lowered;
 mod memory;
+mod packed;
 mod recorded;
 mod shaders;
 
@@ -99,22 +101,23 @@ impl WgpuBackend {
 }
 
 /// The workgroup grids `op` is dispatched with on an adapter with WebGPU's default limits but
-/// `max` workgroups per grid dimension, or the error recording it would give. Needs no adapter:
-/// nothing is bound or run (`tests/integration/grid_audit.rs` audits full-size graphs with it).
-pub fn workgroups(op: &Op, max: u32) -> Result<Vec<[u32; 3]>> {
-    let limits = ::wgpu::Limits { max_compute_workgroups_per_dimension: max, ..Default::default() };
+/// `max` workgroups per grid dimension and `binding_bytes` per storage binding, or the error
+/// recording it would give. Needs no adapter: nothing is bound or run
+/// (`tests/integration/grid_audit.rs` audits full-size graphs with it).
+pub fn workgroups(op: &Op, max: u32, binding_bytes: u64) -> Result<Vec<[u32; 3]>> {
+    let limits = ::wgpu::Limits { max_compute_workgroups_per_dimension: max, max_storage_buffer_binding_size: binding_bytes, ..Default::default() };
     lower::lower(op, &limits)?.iter().map(|d| d.grid.counts(d.shader.name, max)).collect()
 }
 
 impl Backend for WgpuBackend {
     fn name(&self) -> String {
-        format!("wgpu ({}, {:?})", self.gpu.info.name, self.gpu.info.backend)
+        let packed = if self.gpu.f16 { "" } else { ", f16 packed in u32" };
+        format!("wgpu ({}, {:?}{packed})", self.gpu.info.name, self.gpu.info.backend)
     }
 
     fn supports(&self, dtype: DType) -> bool {
         match dtype {
-            DType::F32 | DType::U32 => true,
-            DType::F16 => self.gpu.f16,
+            DType::F32 | DType::F16 | DType::U32 => true,
             DType::BF16 => false,
         }
     }

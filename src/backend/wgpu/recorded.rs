@@ -6,13 +6,12 @@ use std::sync::Arc;
 
 use wgpu::util::DeviceExt;
 
-use super::device::{err, Gpu};
+use super::device::Gpu;
 use super::dispatch::{Dispatch, Source};
 use super::memory::{binding_span, Binding, Memory};
 use super::shaders::{Pipeline, Pipelines};
 use crate::backend::{Backend, CompiledOps};
 use crate::error::Result;
-use crate::tensor::DType;
 
 /// Parameter blocks are padded to this (uniform structs are sized in 16-byte units).
 const PARAM_ALIGN: usize = 16;
@@ -98,13 +97,10 @@ impl CompiledOps for Recorded {
 }
 
 /// What recording `d` would refuse, found without a device object (`WgpuBackend::check_placed`
-/// runs it before a graph's buffers exist): f16 without SHADER_F16, a view beyond the binding
-/// limit, a grid beyond the workgroups per dimension. Its workgroups otherwise.
+/// runs it before a graph's buffers exist): a view beyond the binding limit, a grid beyond the
+/// workgroups per dimension. Its workgroups otherwise.
 pub(super) fn check(gpu: &Gpu, d: &Dispatch) -> Result<[u32; 3]> {
     let name = d.shader.name;
-    if !gpu.f16 && d.variant.iter().any(|&(_, dtype)| dtype == DType::F16) {
-        return Err(err(format!("{name}: f16 needs SHADER_F16, which {} lacks", gpu.info.name)));
-    }
     for slot in &d.slots {
         if let Source::View(view) = &slot.source {
             if view.len > 0 {

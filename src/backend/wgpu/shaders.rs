@@ -3,7 +3,8 @@
 //! life.
 //!
 //! An op shader declares its storage types as aliases (`alias elem = f32;`); a variant
-//! rewrites those lines (`alias elem = f16;`) and, for f16, puts `enable f16;` first. So one
+//! rewrites those lines (`alias elem = f16;`) and, for f16, puts `enable f16;` first; on a
+//! device without SHADER_F16 the f16 storage is packed in u32 pairs instead (`packed`). So one
 //! source serves every dtype. Likewise a dispatch may redeclare a `const NAME: u32` (attention's
 //! chunk for adapters with less workgroup memory). Helpers shared by several shaders live in shaders/lib/ and are
 //! prepended to the shaders that list them.
@@ -11,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::device::{err, Gpu};
+use super::packed;
 use crate::error::Result;
 use crate::tensor::DType;
 
@@ -88,16 +90,22 @@ fn redeclare(shader: &Shader, source: &str, declared: &str, replacement: &str) -
     Ok([&source[..start], replacement, &source[end..]].concat())
 }
 
-/// The module source of `shader` for `variant`, with `consts` redeclared.
-pub(super) fn specialize(shader: &Shader, variant: &[(&str, DType)], consts: &[(&str, u32)]) -> Result<String> {
+/// The module source of `shader` for `variant`, with `consts` redeclared. f16 aliases are
+/// native f16 where the device has SHADER_F16 (`native_f16`), else f32 with the storage they
+/// name packed in u32 pairs (`packed`).
+pub(super) fn specialize(shader: &Shader, variant: &[(&str, DType)], consts: &[(&str, u32)], native_f16: bool) -> Result<String> {
     let mut source = shader.source.to_string();
-    for &(alias, dtype) in variant {
+    let packed: Vec<&str> = variant.iter().filter(|&&(_, d)| d == DType::F16 && !native_f16).map(|&(alias, _)| alias).collect();
+    for &(alias, dtype) in variant.iter().filter(|(alias, _)| !packed.contains(alias)) {
         source = redeclare(shader, &source, &format!("alias {alias} = f32;"), &format!("alias {alias} = {}", wgsl_type(dtype)?))?;
     }
     for &(name, value) in consts {
         source = redeclare(shader, &source, &format!("const {name}: u32 = "), &format!("const {name}: u32 = {value}u"))?;
     }
-    let enable = if variant.iter().any(|&(_, d)| d == DType::F16) { "enable f16;\n" } else { "" };
+    if !packed.is_empty() {
+        source = packed::pack_f16(shader.name, &source, &packed)?;
+    }
+    let enable = if native_f16 && variant.iter().any(|&(_, d)| d == DType::F16) { "enable f16;\n" } else { "" };
     Ok([enable].into_iter().chain(shader.libs.iter().copied()).chain([source.as_str()]).collect())
 }
 
@@ -122,7 +130,7 @@ impl Pipelines {
         if let Some(p) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(p.clone());
         }
-        let source = specialize(shader, variant, consts)?;
+        let source = specialize(shader, variant, consts, gpu.f16)?;
         let what = format!("building shader {} {variant:?} {consts:?}", shader.name);
         let pipeline = gpu.scoped(&what, || {
             let module = gpu

@@ -46,7 +46,7 @@ pub(crate) struct Replayed {
 pub(super) fn replay(dispatch: &Dispatch, limits: &wgpu::Limits) -> Result<Replayed> {
     let name = dispatch.shader.name;
     let fail = |what: String| err(format!("access model of {name}: {what}"));
-    let source = specialize(dispatch.shader, &dispatch.variant, &dispatch.consts)?;
+    let source = specialize(dispatch.shader, &dispatch.variant, &dispatch.consts, true)?;
     let module = naga::front::wgsl::parse_str(&source).map_err(|e| fail(e.emit_to_string(&source)))?;
     let mut layouter = Layouter::default();
     layouter.update(module.to_ctx()).map_err(|e| fail(format!("{e:?}")))?;

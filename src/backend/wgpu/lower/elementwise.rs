@@ -1,19 +1,38 @@
-//! Elementwise glue, one element per invocation: add, unary, gate_residual.
+//! Elementwise glue, one element per invocation: add (in runs within the binding limit), unary,
+//! gate_residual.
 use super::super::dispatch::{Builder, Dispatch, Grid};
 use super::super::shaders::{ADD, GATE_RESIDUAL, UNARY};
-use super::{activation_code, elem};
+use super::{activation_code, binding_elems, elem};
 use crate::backend::{Add, GatedResidual, LayerNormModulate, Unary};
 use crate::error::Result;
 
-pub(super) fn add(op: &Add) -> Result<Dispatch> {
+/// In runs of elements whose views fit the binding limit (an image beyond it), one dispatch
+/// each: b, repeating over a, is cut like a where it is as long, else bound whole with runs of
+/// whole repeats.
+pub(super) fn add(op: &Add, limits: &wgpu::Limits) -> Result<Vec<Dispatch>> {
     let dtype = elem("add", &[("a", &op.a), ("b", &op.b), ("out", &op.out)], &[])?;
-    Builder::new(&ADD, vec![("elem", dtype)])
-        .value(op.a.len)
-        .value(op.b.len)
-        .view("a", &op.a)
-        .view("b", &op.b)
-        .view("out", &op.out)
-        .finish(Grid::elements(op.a.len))
+    let (len, b_len) = (op.a.len, op.b.len.max(1));
+    let fit = binding_elems(limits, dtype);
+    let run = match (len <= fit, b_len == len) {
+        (true, _) => len.max(1),
+        (false, true) => fit.max(1),
+        (false, false) => (fit / b_len * b_len).max(b_len),
+    };
+    let runs = (0..len).step_by(run).map(|first| {
+        let count = run.min(len - first);
+        let b = if b_len == len { op.b.slice(first, count) } else { op.b };
+        Builder::new(&ADD, vec![("elem", dtype)])
+            .part_of("a", &op.a)
+            .part_of("b", &op.b)
+            .part_of("out", &op.out)
+            .value(count)
+            .value(b.len)
+            .view("a", &op.a.slice(first, count))
+            .view("b", &b)
+            .view("out", &op.out.slice(first, count))
+            .finish(Grid::elements(count))
+    });
+    runs.collect()
 }
 
 pub(super) fn unary(op: &Unary) -> Result<Dispatch> {

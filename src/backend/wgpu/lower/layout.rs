@@ -2,7 +2,7 @@
 use super::super::device::err;
 use super::super::dispatch::{Builder, Dispatch, Grid};
 use super::super::shaders::{Shader, COPY3D, PATCHIFY, UNPATCHIFY, UPSAMPLE2X};
-use super::{elem, float_dtype};
+use super::{binding_elems, elem, float_dtype};
 use crate::backend::view_checks;
 use crate::backend::{Copy3d, PatchGeometry, Patchify, Unpatchify, Upsample2x, View};
 use crate::error::Result;
@@ -29,14 +29,25 @@ pub(super) fn unpatchify(op: &Unpatchify) -> Result<Dispatch> {
     patch_op(&UNPATCHIFY, &op.geom, &op.x, &op.out)
 }
 
-pub(super) fn upsample2x(op: &Upsample2x) -> Result<Dispatch> {
+/// In runs of whole (sample, channel) planes whose views fit the binding limit, one dispatch
+/// each.
+pub(super) fn upsample2x(op: &Upsample2x, limits: &wgpu::Limits) -> Result<Vec<Dispatch>> {
     let dtype = elem("upsample2x", &[("x", &op.x), ("out", &op.out)], &[])?;
-    Builder::new(&UPSAMPLE2X, vec![("elem", dtype)])
-        .value(op.out.len)
-        .value(op.width)
-        .view("x", &op.x)
-        .view("out", &op.out)
-        .finish(Grid::elements(op.out.len))
+    let (planes, plane) = (op.batch * op.channels, op.height * op.width);
+    let run = (binding_elems(limits, dtype) / (4 * plane).max(1)).clamp(1, planes.max(1));
+    let runs = (0..planes).step_by(run).map(|first| {
+        let count = run.min(planes - first);
+        let out = op.out.slice(4 * first * plane, 4 * count * plane);
+        Builder::new(&UPSAMPLE2X, vec![("elem", dtype)])
+            .part_of("x", &op.x)
+            .part_of("out", &op.out)
+            .value(out.len)
+            .value(op.width)
+            .view("x", &op.x.slice(first * plane, count * plane))
+            .view("out", &out)
+            .finish(Grid::elements(out.len))
+    });
+    runs.collect()
 }
 
 pub(super) fn copy3d(op: &Copy3d) -> Result<Dispatch> {

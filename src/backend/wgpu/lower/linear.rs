@@ -1,5 +1,6 @@
 //! The products on shaders/lib/tiled_matmul.wgsl: gemm, tmsa_qkv, skip_concat_linear, and
-//! conv2d as an implicit GEMM. Each computes an [m, n] product in 64x64 tiles.
+//! conv2d as an implicit GEMM. Each computes an [m, n] product in 64x64 tiles; gemm and conv2d
+//! in blocks where their views exceed the binding limit.
 use super::super::dispatch::{Builder, Dispatch, Grid};
 use super::super::shaders::{CONV2D, GEMM, SKIP_CONCAT_LINEAR, TMSA_QKV};
 use super::{activation_code, binding_elems, elem};
@@ -101,25 +102,75 @@ pub(super) fn skip_concat_linear(op: &SkipConcatLinear) -> Result<Dispatch> {
         .finish(tiles(op.rows, op.n))
 }
 
-/// Rows are output channels, columns the output pixels of every sample.
-pub(super) fn conv2d(op: &Conv2d) -> Result<Dispatch> {
+/// Rows are output channels, columns the output pixels of every sample: one dispatch per run of
+/// samples whose x and out fit the binding limit (all of them, usually), with the whole weight.
+/// Else (one image beyond it: the SD VAE decoder at 512 px in f32, or a weight beyond it) per
+/// sample, in blocks of output channels (rows of out and weight) and of input channels (planes
+/// of x), each within the limit; a block of input channels after the first adds its partial
+/// sums to out (in the storage dtype), and the bias comes with the first.
+pub(super) fn conv2d(op: &Conv2d, limits: &wgpu::Limits) -> Result<Vec<Dispatch>> {
     let dtype = elem("conv2d", &[("x", &op.x), ("weight", &op.weight), ("out", &op.out)], &[("bias", &op.bias)])?;
     let (out_h, out_w) = (op.height + 2 * op.pad - op.kernel + 1, op.width + 2 * op.pad - op.kernel + 1);
-    let pixels = op.batch * out_h * out_w;
-    Builder::new(&CONV2D, vec![("elem", dtype)])
-        .value(op.out_c)
-        .value(pixels)
-        .value(op.in_c * op.kernel * op.kernel)
-        .value(op.in_c)
+    let fit = binding_elems(limits, dtype);
+    let per_sample = (op.in_c * op.height * op.width).max(op.out_c * out_h * out_w).max(1);
+    if op.weight.len <= fit && per_sample <= fit {
+        let run = (fit / per_sample).clamp(1, op.batch.max(1));
+        let runs = (0..op.batch.max(1)).step_by(run).map(|sample| {
+            let piece = ConvBlock { batch: run.min(op.batch - sample), sample, outs: 0..op.out_c, ins: 0..op.in_c };
+            conv2d_block(op, dtype, (out_h, out_w), piece)
+        });
+        return runs.collect();
+    }
+    let w_stride = op.in_c * op.kernel * op.kernel;
+    let outs = block(op.out_c, (fit / (out_h * out_w).max(1)).min(fit / w_stride.max(1)));
+    let ins = (fit / (op.height * op.width).max(1)).clamp(1, op.in_c.max(1));
+    let mut pieces = Vec::new();
+    for sample in 0..op.batch {
+        for r0 in (0..op.out_c).step_by(outs) {
+            for c0 in (0..op.in_c).step_by(ins) {
+                let piece = ConvBlock { batch: 1, sample, outs: r0..op.out_c.min(r0 + outs), ins: c0..op.in_c.min(c0 + ins) };
+                pieces.push(conv2d_block(op, dtype, (out_h, out_w), piece)?);
+            }
+        }
+    }
+    Ok(pieces)
+}
+
+/// What one conv2d dispatch computes: `batch` samples from `sample` on, output channels `outs`,
+/// summed over input channels `ins`.
+struct ConvBlock {
+    batch: usize,
+    sample: usize,
+    outs: Range<usize>,
+    ins: Range<usize>,
+}
+
+fn conv2d_block(op: &Conv2d, dtype: DType, (out_h, out_w): (usize, usize), b: ConvBlock) -> Result<Dispatch> {
+    let (plane, out_plane, kk) = (op.height * op.width, out_h * out_w, op.kernel * op.kernel);
+    let (m, in_c) = (b.outs.len(), b.ins.len());
+    let w_stride = op.in_c * kk;
+    let first = b.ins.start == 0;
+    // Elements from the first of `count` runs `stride` apart to the end of the last, `last` long.
+    let span = |count: usize, stride: usize, last: usize| count.checked_sub(1).map_or(0, |n| n * stride + last);
+    let wholes = [("x", &op.x), ("weight", &op.weight), ("out", &op.out)].into_iter().chain(op.bias.as_ref().map(|v| ("bias", v)));
+    wholes
+        .fold(Builder::new(&CONV2D, vec![("elem", dtype)]), |builder, (field, whole)| builder.part_of(field, whole))
+        .value(m)
+        .value(b.batch * out_plane)
+        .value(in_c * kk)
         .value(op.height)
         .value(op.width)
         .value(op.kernel)
         .value(op.pad)
         .value(out_h)
         .value(out_w)
-        .view("x", &op.x)
-        .view("weight", &op.weight)
-        .optional("bias", &op.bias)
-        .view("out", &op.out)
-        .finish(tiles(op.out_c, pixels))
+        .view("x", &op.x.slice((b.sample * op.in_c + b.ins.start) * plane, span(b.batch, op.in_c * plane, in_c * plane)))
+        .view("weight", &op.weight.slice(b.outs.start * w_stride + b.ins.start * kk, span(m, w_stride, in_c * kk)))
+        .value(w_stride)
+        .value(op.in_c)
+        .optional("bias", &op.bias.filter(|_| first).map(|v| v.slice(b.outs.start, m)))
+        .view("out", &op.out.slice((b.sample * op.out_c + b.outs.start) * out_plane, span(b.batch, op.out_c * out_plane, m * out_plane)))
+        .value(op.out_c)
+        .value(usize::from(!first))
+        .finish(tiles(m, b.batch * out_plane))
 }

@@ -15,23 +15,24 @@ use crate::error::Result;
 use crate::tensor::DType;
 
 /// The dispatches of `op` on an adapter with `limits`: one, except a gemm or an embedding whose
-/// weight (or gemm's activations) exceed the binding limit, which run in blocks, and a
-/// layernorm_modulate with a residual (two).
+/// weight (or gemm's activations) exceed the binding limit, and a conv2d, group_norm,
+/// upsample2x or add whose image does, which run in blocks; and a layernorm_modulate with a
+/// residual (two).
 pub(super) fn lower(op: &Op, limits: &wgpu::Limits) -> Result<Vec<Dispatch>> {
     let one = match op {
         Op::Gemm(o) => return linear::gemm(o, limits),
         Op::TmsaQkv(o) => linear::tmsa_qkv(o),
         Op::SkipConcatLinear(o) => linear::skip_concat_linear(o),
-        Op::Conv2d(o) => linear::conv2d(o),
+        Op::Conv2d(o) => return linear::conv2d(o, limits),
         Op::Attention(o) => attention::attention(o, limits),
         Op::LayerNorm(o) => norm::layernorm(o),
         Op::LayerNormModulate(o) => return norm::layernorm_modulate(o),
-        Op::GroupNorm(o) => norm::group_norm(o),
-        Op::Add(o) => elementwise::add(o),
+        Op::GroupNorm(o) => return norm::group_norm(o, limits),
+        Op::Add(o) => return elementwise::add(o, limits),
         Op::Unary(o) => elementwise::unary(o),
         Op::Patchify(o) => layout::patchify(o),
         Op::Unpatchify(o) => layout::unpatchify(o),
-        Op::Upsample2x(o) => layout::upsample2x(o),
+        Op::Upsample2x(o) => return layout::upsample2x(o, limits),
         Op::Copy3d(o) => layout::copy3d(o),
         Op::Embedding(o) => return embedding::embedding(o, limits),
         Op::TimestepEmbedding(o) => embedding::timestep_embedding(o),

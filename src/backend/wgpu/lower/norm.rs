@@ -1,8 +1,9 @@
 //! Normalisations on shaders/lib/block_norm.wgsl: one workgroup per block of contiguous
-//! values, a row (layernorm, layernorm_modulate) or a (sample, group) (group_norm).
+//! values, a row (layernorm, layernorm_modulate) or a (sample, group) (group_norm, in runs of
+//! blocks within the binding limit).
 use super::super::dispatch::{Builder, Dispatch, Grid};
 use super::super::shaders::{GROUP_NORM, LAYERNORM, LAYERNORM_MODULATE};
-use super::elem;
+use super::{binding_elems, elem};
 use crate::backend::{GroupNorm, LayerNorm, LayerNormModulate};
 use crate::error::Result;
 
@@ -43,19 +44,31 @@ fn normalize_modulate(op: &LayerNormModulate) -> Result<Dispatch> {
         .finish(Grid::Flat(rows))
 }
 
-pub(super) fn group_norm(op: &GroupNorm) -> Result<Dispatch> {
+/// In runs of (sample, group) blocks whose x and out views fit the binding limit (an image
+/// beyond it: the SD VAE decoder at 512 px), one dispatch each; every block is normalised whole,
+/// so the statistics are the unsplit op's.
+pub(super) fn group_norm(op: &GroupNorm, limits: &wgpu::Limits) -> Result<Vec<Dispatch>> {
     let dtype = elem("group_norm", &[("x", &op.x), ("gamma", &op.gamma), ("beta", &op.beta), ("out", &op.out)], &[])?;
     let blocks = op.batch * op.groups;
-    Builder::new(&GROUP_NORM, vec![("elem", dtype)])
-        .value(blocks)
-        .value(op.channels / op.groups * op.spatial)
-        .float(op.eps)
-        .value(op.groups)
-        .value(op.spatial)
-        .value(usize::from(op.silu))
-        .view("x", &op.x)
-        .view("gamma", &op.gamma)
-        .view("beta", &op.beta)
-        .view("out", &op.out)
-        .finish(Grid::Flat(blocks))
+    let block_len = op.channels / op.groups * op.spatial;
+    let run = (binding_elems(limits, dtype) / block_len.max(1)).clamp(1, blocks.max(1));
+    let runs = (0..blocks).step_by(run).map(|first| {
+        let count = run.min(blocks - first);
+        Builder::new(&GROUP_NORM, vec![("elem", dtype)])
+            .part_of("x", &op.x)
+            .part_of("out", &op.out)
+            .value(count)
+            .value(block_len)
+            .float(op.eps)
+            .value(op.groups)
+            .value(op.spatial)
+            .value(usize::from(op.silu))
+            .value(first)
+            .view("x", &op.x.slice(first * block_len, count * block_len))
+            .view("gamma", &op.gamma)
+            .view("beta", &op.beta)
+            .view("out", &op.out.slice(first * block_len, count * block_len))
+            .finish(Grid::Flat(count))
+    });
+    runs.collect()
 }
