@@ -355,6 +355,20 @@ pub(crate) fn attention_case(case: &mut Case, s: AttentionShape, logit_bias: Log
 /// DiT's adaLN output per sample: [shift_msa, scale_msa, gate_msa, shift_mlp, ...], 6 * dim.
 const MOD_CHUNKS: usize = 6;
 
+/// The f64 reference of DiT's LN-modulate of `x`'s rows, with shift and scale chunks 3 and 4
+/// of each sample's `modulation`.
+fn modulated(x: &[f32], tokens: usize, dim: usize, modulation: &[f32], eps: f32) -> Vec<f64> {
+    let mut want = Vec::new();
+    for (r, row) in x.chunks(dim).enumerate() {
+        let base = r / tokens * MOD_CHUNKS * dim;
+        for (j, v) in normalize(&to_f64(row), eps.into()).iter().enumerate() {
+            let (shift, scale) = (modulation[base + 3 * dim + j], modulation[base + 4 * dim + j]);
+            want.push(v * (1.0 + f64::from(scale)) + f64::from(shift));
+        }
+    }
+    want
+}
+
 #[test]
 fn layernorm_modulate() {
     for_each_case(|case| {
@@ -370,14 +384,7 @@ fn layernorm_modulate() {
             let eps = 1e-6;
             let op = LayerNormModulate { batch, tokens, dim, eps, x: case.input(&x), residual: None, shift: window(3), scale: window(4), out };
             case.backend.launch(&Op::LayerNormModulate(op)).expect("layernorm_modulate");
-            let mut want = Vec::new();
-            for (r, row) in x.chunks(dim).enumerate() {
-                let base = r / tokens * stride;
-                for (j, y) in normalize(&to_f64(row), eps.into()).iter().enumerate() {
-                    let (shift, scale) = (modulation[base + 3 * dim + j], modulation[base + 4 * dim + j]);
-                    want.push(y * (1.0 + f64::from(scale)) + f64::from(shift));
-                }
-            }
+            let want = modulated(&x, tokens, dim, &modulation, eps);
             case.check(&format!("layernorm_modulate batch={batch} tokens={tokens} dim={dim}"), &case.read(out), &want);
         }
     });
@@ -410,15 +417,7 @@ fn layernorm_modulate_with_a_residual() {
             case.check(&format!("{what}: x"), &case.read(x_view), &updated);
             // The norm reads x as stored.
             let stored = round_to(&updated.iter().map(|&v| v as f32).collect::<Vec<_>>(), case.dtype);
-            let mut want = Vec::new();
-            for (r, row) in stored.chunks(dim).enumerate() {
-                let base = r / tokens * stride;
-                for (j, v) in normalize(&to_f64(row), eps.into()).iter().enumerate() {
-                    let (shift, scale) = (modulation[base + 3 * dim + j], modulation[base + 4 * dim + j]);
-                    want.push(v * (1.0 + f64::from(scale)) + f64::from(shift));
-                }
-            }
-            case.check(&format!("{what}: out"), &case.read(out), &want);
+            case.check(&format!("{what}: out"), &case.read(out), &modulated(&stored, tokens, dim, &modulation, eps));
         }
     });
 }
