@@ -44,11 +44,13 @@ fn every_preset_at_full_depth_fits_webgpus_default_limits() {
 
 /// The SD VAE decoder at 512 px in f32 with random weights on the adapter, whose binding limit
 /// (lavapipe's: 128 MiB) its last up-block's 256-channel 512 x 512 activations (256 MiB)
-/// exceed, so they run in blocks: like the CPU. Ignored by default: over 20 minutes on lavapipe
-/// with two shared cores (`lowered_limits.rs` runs its real widths at 64 px);
-/// `cargo test --release --test integration -- --ignored sd_vae_at_512_px`.
+/// exceed, so they run in blocks: like the CPU within the full-depth f32 tolerance (as
+/// DiT-XL/2's; measured rel_l2 5.5e-5: f32 sums over 2^21-value GroupNorm groups and 4096-token
+/// attention; at 64 px, where nothing splits, wgpu is 4.1e-6 from the CPU and 4.3e-6 with the
+/// blocks of `lowered_limits.rs`). Ignored by default: 19 minutes on lavapipe with two shared
+/// cores (the CPU: 28 s); `cargo test --release --test integration -- --ignored sd_vae_at_512`.
 #[test]
-#[ignore = "over 20 minutes on lavapipe"]
+#[ignore = "19 minutes on lavapipe"]
 fn sd_vae_at_512_px_runs_on_wgpu_like_the_cpu() {
     let Some(wgpu) = wgpu_backend() else { return };
     let config = ModelConfig::preset("vae", "SD-VAE-KL-f8-512").unwrap();
@@ -64,7 +66,7 @@ fn sd_vae_at_512_px_runs_on_wgpu_like_the_cpu() {
     let cmp = Comparison::new(&got, &want);
     let wgpu_s = started.elapsed().as_secs_f64() - cpu_s;
     println!("SD VAE 512 px f32 on {}: rel_l2 {:.2e} (cpu {cpu_s:.0} s, wgpu {wgpu_s:.0} s)", wgpu.name(), cmp.rel_l2);
-    assert!(cmp.passes(1e-5), "SD VAE 512 px f32 on {}: rel_l2 {:.3e}", wgpu.name(), cmp.rel_l2);
+    assert!(cmp.passes(1e-4), "SD VAE 512 px f32 on {}: rel_l2 {:.3e}", wgpu.name(), cmp.rel_l2);
 }
 
 /// One DiT-XL/2 forward at full depth with random weights, on `backend` in `dtype`.
