@@ -11,10 +11,14 @@ alias elem = f32;
 // lib/tiled_matmul.wgsl: columns are output pixels: neighbours in the image.
 const W_COLUMNS_FASTEST = true;
 
+// The kernel size, redeclared by the lowering (src/backend/wgpu/lower/linear.rs): the gather's
+// divisions by it are by a constant.
+const KERNEL: u32 = 3u;
+
 struct Params {
     m: u32, n: u32, k: u32,
     height: u32, width: u32,
-    kernel: u32, pad: u32,
+    pad: u32,
     out_h: u32, out_w: u32,
     x_off: u32, weight_off: u32, w_stride: u32, x_channels: u32,
     has_bias: u32, bias_off: u32,
@@ -38,10 +42,10 @@ fn load_w(col: u32, k: u32) -> f32 {
     let b = col / pixels;
     let oy = col % pixels / p.out_w;
     let ox = col % p.out_w;
-    let kk = p.kernel * p.kernel;
+    let kk = KERNEL * KERNEL;
     let c = k / kk;
-    let iy = i32(oy + k % kk / p.kernel) - i32(p.pad);
-    let ix = i32(ox + k % p.kernel) - i32(p.pad);
+    let iy = i32(oy + k % kk / KERNEL) - i32(p.pad);
+    let ix = i32(ox + k % KERNEL) - i32(p.pad);
     if (iy < 0 || ix < 0 || iy >= i32(p.height) || ix >= i32(p.width)) {
         return 0.0;
     }

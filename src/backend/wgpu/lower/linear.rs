@@ -1,6 +1,7 @@
 //! The products on shaders/lib/tiled_matmul.wgsl: gemm, tmsa_qkv, skip_concat_linear, and
 //! conv2d as an implicit GEMM. Each computes an [m, n] product in 64x64 tiles; gemm and conv2d
 //! in blocks where their views exceed the binding limit.
+use super::super::device::err;
 use super::super::dispatch::{Builder, Dispatch, Grid};
 use super::super::shaders::{CONV2D, GEMM, SKIP_CONCAT_LINEAR, TMSA_QKV};
 use super::{activation_code, binding_elems, elem};
@@ -150,17 +151,21 @@ fn conv2d_block(op: &Conv2d, dtype: DType, (out_h, out_w): (usize, usize), b: Co
     let (m, in_c) = (b.outs.len(), b.ins.len());
     let w_stride = op.in_c * kk;
     let first = b.ins.start == 0;
+    // The kernel size is a constant of the shader (a pipeline per size: its divisions by kernel
+    // and kernel^2 become multiplies), so kernel^2 must fit its u32 arithmetic.
+    let kernel =
+        u32::try_from(kk).map(|_| op.kernel as u32).map_err(|_| err(format!("conv2d: kernel {} exceeds the shaders' 32-bit indexing", op.kernel)))?;
     // Elements from the first of `count` runs `stride` apart to the end of the last, `last` long.
     let span = |count: usize, stride: usize, last: usize| count.checked_sub(1).map_or(0, |n| n * stride + last);
     let wholes = [("x", &op.x), ("weight", &op.weight), ("out", &op.out)].into_iter().chain(op.bias.as_ref().map(|v| ("bias", v)));
     wholes
         .fold(Builder::new(&CONV2D, vec![("elem", dtype)]), |builder, (field, whole)| builder.part_of(field, whole))
+        .constant("KERNEL", kernel)
         .value(m)
         .value(b.batch * out_plane)
         .value(in_c * kk)
         .value(op.height)
         .value(op.width)
-        .value(op.kernel)
         .value(op.pad)
         .value(out_h)
         .value(out_w)
