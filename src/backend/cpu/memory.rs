@@ -7,13 +7,14 @@
 use super::convert;
 use super::err;
 use super::gemm::{Elems, Isa, MatRef, PackedB};
-use super::packed_cache::{PackCache, PackKey};
+use super::packed_cache::{PackCache, PackForm, PackKey};
 use crate::backend::table::BufferTable;
 use crate::backend::{view_checks, BufId, Buffers, View};
 use crate::error::Result;
 use crate::tensor::DType;
 use rayon::prelude::*;
 use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::any::Any;
 use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -150,13 +151,25 @@ impl<'t> Views<'t> {
     /// launches while `view`'s buffer is only written by the host (a weight), packed afresh for
     /// an activation.
     pub fn packed(&self, op: &str, field: &str, view: &View, b: MatRef, bf16: bool) -> Result<Arc<PackedB>> {
-        let buffer = self.table.get(op, field, view).map_err(err)?;
         let isa = Isa::best();
-        let make = || PackedB::new(b, isa, bf16, true);
+        self.kept(op, field, view, (PackForm::B, b.geometry(), bf16), || PackedB::new(b, isa, bf16, true))
+    }
+
+    /// What `make` builds from the elements of `view` (in `form`, over the matrix `geometry`,
+    /// for bf16 products or not), kept across launches as `packed` keeps b operands.
+    pub fn kept<T: Any + Send + Sync>(
+        &self,
+        op: &str,
+        field: &str,
+        view: &View,
+        (form, geometry, bf16): (PackForm, [usize; 4], bool),
+        make: impl FnOnce() -> T,
+    ) -> Result<Arc<T>> {
+        let buffer = self.table.get(op, field, view).map_err(err)?;
         if buffer.op_written.load(Ordering::Relaxed) {
             return Ok(Arc::new(make()));
         }
-        let key = PackKey { buf: view.buf, byte_offset: view.offset, geometry: b.geometry(), dtype: view.dtype, isa, bf16 };
+        let key = PackKey { form, buf: view.buf, byte_offset: view.offset, geometry, dtype: view.dtype, isa: Isa::best(), bf16 };
         Ok(self.packed.get_or_pack(key, buffer.version.load(Ordering::Relaxed), make))
     }
 }

@@ -24,6 +24,15 @@ pub(super) struct PackedB {
     panels: PackedPanels,
 }
 
+/// An a operand ([m, k]) packed for one kernel family: packed per product, or once for a weight
+/// that is the a side (conv2d's, whose output rows are its output channels).
+pub(super) struct PackedA {
+    isa: Isa,
+    m: usize,
+    k: usize,
+    panels: PackedPanels,
+}
+
 enum PackedPanels {
     F32(Packed<f32>),
     // Made only for `Isa::Avx512Bf16`, which only x86-64 detects.
@@ -31,42 +40,69 @@ enum PackedPanels {
     Bf16Pairs(Packed<u32>),
 }
 
+/// Which operand panels are packed for: a's are a kernel's MR rows wide, b's its NR columns.
+#[derive(Clone, Copy)]
+enum Side {
+    A,
+    B,
+}
+
 impl PackedB {
     /// Packs `b` for `isa`; bf16 x bf16 products (`bf16`) where the family has them, else f32.
     pub fn new(b: MatRef, isa: Isa, bf16: bool, parallel: bool) -> PackedB {
         let columns = [b.t()];
-        let panels = panels(isa, bf16, |nr| pack(&columns, nr, parallel), |nr| pack(&columns, nr, parallel));
+        let panels = panels(isa, bf16, Side::B, |width| pack(&columns, width, parallel), |width| pack(&columns, width, parallel));
         PackedB { isa, k: b.rows, n: b.cols, panels }
     }
 
     /// Packs a b ([k, n]) that exists only as its row runs (`RunFn`), for `isa` as `new` does.
     pub fn from_runs(k: usize, n: usize, isa: Isa, bf16: bool, parallel: bool, run: &RunFn) -> PackedB {
-        let panels = panels(isa, bf16, |nr| pack::pack_runs(k, n, nr, parallel, run), |nr| pack::pack_runs(k, n, nr, parallel, run));
+        let panels =
+            panels(isa, bf16, Side::B, |width| pack::pack_runs(k, n, width, parallel, run), |width| pack::pack_runs(k, n, width, parallel, run));
         PackedB { isa, k, n, panels }
     }
 }
 
-/// b's panels for `isa`: bf16 pairs (`pairs(NR)`) when asked and the family multiplies them, else
-/// f32 (`f32s(NR)`), each at its kernel's NR.
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-fn panels(isa: Isa, bf16: bool, f32s: impl FnOnce(usize) -> Packed<f32>, pairs: impl FnOnce(usize) -> Packed<u32>) -> PackedPanels {
-    #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx512Bf16 && bf16 {
-        return PackedPanels::Bf16Pairs(pairs(kernels::Avx512Bf16::NR));
+impl PackedA {
+    /// Packs the matrices `parts` side by side (their columns concatenated) for `isa`, in bf16
+    /// pairs when `bf16` and the family multiplies them, else in f32.
+    pub fn new(parts: &[MatRef], isa: Isa, bf16: bool, parallel: bool) -> PackedA {
+        let m = parts.first().map_or(0, |a| a.rows);
+        let k = parts.iter().map(|a| a.cols).sum();
+        let panels = panels(isa, bf16, Side::A, |width| pack(parts, width, parallel), |width| pack(parts, width, parallel));
+        PackedA { isa, m, k, panels }
     }
-    PackedPanels::F32(f32s(nr(isa)))
+
+    /// `parts` packed to multiply `b` (its kernel family and element type).
+    fn matching(parts: &[MatRef], b: &PackedB, parallel: bool) -> PackedA {
+        PackedA::new(parts, b.isa, matches!(b.panels, PackedPanels::Bf16Pairs(_)), parallel)
+    }
 }
 
-/// Columns of the register tile of a family's f32 kernel.
-fn nr(isa: Isa) -> usize {
-    match isa {
-        Isa::Portable => Portable::NR,
+/// Panels for `isa` on `side`: bf16 pairs (`pairs(width)`) when asked and the family multiplies
+/// them, else f32 (`f32s(width)`), each at its kernel's width on that side.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn panels(isa: Isa, bf16: bool, side: Side, f32s: impl FnOnce(usize) -> Packed<f32>, pairs: impl FnOnce(usize) -> Packed<u32>) -> PackedPanels {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512Bf16 && bf16 {
+        return PackedPanels::Bf16Pairs(pairs(width::<kernels::Avx512Bf16>(side)));
+    }
+    PackedPanels::F32(f32s(match isa {
+        Isa::Portable => width::<Portable>(side),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => kernels::Avx2::NR,
+        Isa::Avx2 => width::<kernels::Avx2>(side),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 | Isa::Avx512Bf16 => kernels::Avx512::NR,
+        Isa::Avx512 | Isa::Avx512Bf16 => width::<kernels::Avx512>(side),
         #[cfg(not(target_arch = "x86_64"))]
         _ => unreachable!("x86 families are never detected elsewhere"),
+    }))
+}
+
+/// Lines per panel of kernel `K`'s operand on `side`.
+fn width<K: Microkernel>(side: Side) -> usize {
+    match side {
+        Side::A => K::MR,
+        Side::B => K::NR,
     }
 }
 
@@ -75,28 +111,30 @@ fn nr(isa: Isa) -> usize {
 /// with what the product adds to. Parallel over the rayon pool when `parallel` (else on the
 /// calling thread, e.g. inside a parallel task).
 pub(super) fn matmul_rows(a: &[MatRef], b: &PackedB, load: Option<&RowFn>, store: &RowFn, parallel: bool) {
-    let (m, n) = (a.first().map_or(0, |a| a.rows), b.n);
-    let k: usize = a.iter().map(|a| a.cols).sum();
-    assert!(k == b.k, "cpu backend bug: matmul [{m}, {k}] x [{}, {n}]", b.k);
+    product_rows(&PackedA::matching(a, b, parallel), b, load, store, parallel);
+}
+
+/// c = a b as `matmul_rows` does, for an a packed beforehand for b's kernel family.
+pub(super) fn product_rows(a: &PackedA, b: &PackedB, load: Option<&RowFn>, store: &RowFn, parallel: bool) {
+    let (m, n) = (a.m, b.n);
+    assert!(a.k == b.k && a.isa == b.isa, "cpu backend bug: matmul [{m}, {}] x [{}, {n}] ({:?} x {:?})", a.k, b.k, a.isa, b.isa);
     if m == 0 || n == 0 {
         return;
     }
-    match (&b.panels, b.isa) {
-        (PackedPanels::F32(bp), Isa::Portable) => run::<Portable>(a, bp, (m, n), load, store, parallel),
+    match (&a.panels, &b.panels, b.isa) {
+        (PackedPanels::F32(ap), PackedPanels::F32(bp), Isa::Portable) => drive::multiply::<Portable>(ap, bp, (m, n), load, store, parallel),
         #[cfg(target_arch = "x86_64")]
-        (PackedPanels::F32(bp), Isa::Avx2) => run::<kernels::Avx2>(a, bp, (m, n), load, store, parallel),
+        (PackedPanels::F32(ap), PackedPanels::F32(bp), Isa::Avx2) => drive::multiply::<kernels::Avx2>(ap, bp, (m, n), load, store, parallel),
         #[cfg(target_arch = "x86_64")]
-        (PackedPanels::F32(bp), Isa::Avx512 | Isa::Avx512Bf16) => run::<kernels::Avx512>(a, bp, (m, n), load, store, parallel),
+        (PackedPanels::F32(ap), PackedPanels::F32(bp), Isa::Avx512 | Isa::Avx512Bf16) => {
+            drive::multiply::<kernels::Avx512>(ap, bp, (m, n), load, store, parallel)
+        }
         #[cfg(target_arch = "x86_64")]
-        (PackedPanels::Bf16Pairs(bp), _) => run::<kernels::Avx512Bf16>(a, bp, (m, n), load, store, parallel),
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => unreachable!("x86 families are never detected elsewhere"),
+        (PackedPanels::Bf16Pairs(ap), PackedPanels::Bf16Pairs(bp), _) => {
+            drive::multiply::<kernels::Avx512Bf16>(ap, bp, (m, n), load, store, parallel)
+        }
+        _ => unreachable!("cpu backend bug: a and b packed in different elements"),
     }
-}
-
-fn run<K: Microkernel>(a: &[MatRef], b: &Packed<K::Elem>, mn: (usize, usize), load: Option<&RowFn>, store: &RowFn, parallel: bool) {
-    let a = pack::<K::Elem>(a, K::MR, parallel);
-    drive::multiply::<K>(&a, b, mn, load, store, parallel);
 }
 
 /// c: a dense row-major matrix shared by tasks that touch disjoint segments.
@@ -120,14 +158,19 @@ impl Shared {
 
 /// c = a b, or c += a b with `accumulate`; c is dense row-major [a.rows, b.n].
 pub(super) fn matmul_packed(a: MatRef, b: &PackedB, c: &mut [f32], accumulate: bool, parallel: bool) {
+    product_into(&PackedA::matching(&[a], b, parallel), b, c, accumulate, parallel);
+}
+
+/// c = a b, or c += a b with `accumulate`, for an a packed beforehand; c is dense row-major [a's rows, b.n].
+pub(super) fn product_into(a: &PackedA, b: &PackedB, c: &mut [f32], accumulate: bool, parallel: bool) {
     let n = b.n;
-    assert!(a.cols == b.k && c.len() == a.rows * n, "cpu backend bug: matmul [{}, {}] x [{}, {n}] into {}", a.rows, a.cols, b.k, c.len());
+    assert!(a.k == b.k && c.len() == a.m * n, "cpu backend bug: matmul [{}, {}] x [{}, {n}] into {}", a.m, a.k, b.k, c.len());
     let shared = Shared(c.as_mut_ptr());
     // SAFETY (both): segments of rows < a.rows and columns < n lie in c; each is visited once
     // by load and then once by store, by the task that owns it.
     let load = |r: usize, col: usize, values: &mut [f32]| values.copy_from_slice(unsafe { shared.segment(r * n + col, values.len()) });
     let store = |r: usize, col: usize, values: &mut [f32]| unsafe { shared.segment(r * n + col, values.len()) }.copy_from_slice(values);
-    matmul_rows(&[a], b, accumulate.then_some(&load as &RowFn), &store, parallel);
+    product_rows(a, b, accumulate.then_some(&load as &RowFn), &store, parallel);
 }
 
 #[cfg(test)]

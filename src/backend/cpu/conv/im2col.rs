@@ -2,32 +2,19 @@
 //! out[b][:, rows] = weight [out_c, in_c k k] x col [in_c k k, rows * ow], the column matrix
 //! never built (its packed panels are gathered from the image, bounded per block); each finished
 //! segment of an output channel's row goes straight to out (+ bias).
-use super::gemm::{matmul_rows, Isa, MatRef, PackedB};
-use super::memory::Views;
+use crate::backend::cpu::gemm::{product_rows, Isa, PackedA, PackedB};
+use crate::backend::cpu::memory::Dst;
 use crate::backend::Conv2d;
-use crate::error::Result;
-use crate::tensor::DType;
 
 /// Upper bound on the elements of one packed column-matrix block (16 MiB of f32).
 const COL_BLOCK: usize = 1 << 22;
 
-pub(super) fn conv2d(views: &Views, op: &Conv2d) -> Result<()> {
-    let name = "conv2d";
+/// out = conv2d(x, weight) + bias for the f32 image `x` and the weight packed as [out_c, in_c k k]
+/// (`bf16`: for bf16 x bf16 products, the columns packed as bf16).
+pub(super) fn conv2d(op: &Conv2d, x: &[f32], weight: &PackedA, bias: Option<&[f32]>, out: &Dst, bf16: bool) {
     let Conv2d { batch, in_c, out_c, height: h, width: w, kernel: k, pad, .. } = *op;
     let (oh, ow) = (h + 2 * pad - k + 1, w + 2 * pad - k + 1);
     let kk = in_c * k * k;
-
-    let bias = op.bias.as_ref().map(|b| views.src(name, "bias", b)).transpose()?.map(|b| b.values());
-    let x = views.src(name, "x", &op.x)?;
-    let weight = views.src(name, "weight", &op.weight)?;
-    let out = views.dst(name, "out", &op.out)?;
-    if batch * out_c * oh * ow == 0 {
-        return Ok(());
-    }
-    // bf16 x bf16 products when both are stored as bf16 (the columns are then exactly bf16).
-    let bf16 = x.dtype() == DType::BF16 && weight.dtype() == DType::BF16;
-    let weight = MatRef::new(weight.elems(), out_c, kk, kk);
-    let x = x.values();
     let block_rows = (COL_BLOCK / kk.saturating_mul(ow).max(1)).clamp(1, oh);
     for b in 0..batch {
         let image = &x[b * in_c * h * w..(b + 1) * in_c * h * w];
@@ -61,13 +48,12 @@ pub(super) fn conv2d(views: &Views, op: &Conv2d) -> Result<()> {
             };
             let col = PackedB::from_runs(kk, cols, Isa::best(), bf16, true, &run);
             let store = |oc: usize, first: usize, seg: &mut [f32]| {
-                if let Some(bias) = &bias {
+                if let Some(bias) = bias {
                     seg.iter_mut().for_each(|v| *v += bias[oc]);
                 }
                 out.store(((b * out_c + oc) * oh + y0) * ow + first, seg);
             };
-            matmul_rows(&[weight], &col, None, &store, true);
+            product_rows(weight, &col, None, &store, true);
         }
     }
-    Ok(())
 }
