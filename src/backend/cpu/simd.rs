@@ -30,6 +30,39 @@ unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Defines `fn $name(args)` whose body is compiled for AVX-512, AVX2 + FMA, or the build target,
+/// chosen at run time as `vectorized` chooses. For bodies too big for the compiler to inline
+/// through `vectorized`'s closure: a closure that stays a call of its own is compiled for the
+/// build target (SSE2), whatever the caller's features (the Winograd transforms measured so).
+macro_rules! vectorized_fn {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$attr])*
+        $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+            fn avx512($($arg: $ty),*) {
+                body($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2($($arg: $ty),*) {
+                body($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            match $crate::backend::cpu::gemm::Isa::best() {
+                // SAFETY: `Isa::best` reports only families whose features this CPU has.
+                $crate::backend::cpu::gemm::Isa::Avx512 | $crate::backend::cpu::gemm::Isa::Avx512Bf16 => return unsafe { avx512($($arg),*) },
+                $crate::backend::cpu::gemm::Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                $crate::backend::cpu::gemm::Isa::Portable => {}
+            }
+            body($($arg),*)
+        }
+    };
+}
+pub(super) use vectorized_fn;
+
 /// Lanes of the partial sums and maxima below: one AVX-512 vector.
 const LANES: usize = 16;
 

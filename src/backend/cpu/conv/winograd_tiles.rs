@@ -12,7 +12,7 @@
 //! The transforms run over a row of tiles at once, one lane per tile, so each is a few
 //! vectorised multiply-adds per value.
 
-use crate::backend::cpu::simd;
+use crate::backend::cpu::simd::vectorized_fn;
 
 /// Output pixels per tile side.
 pub const TILE: usize = 4;
@@ -38,12 +38,9 @@ const G: [[f64; 3]; PATCH] = [
 
 /// G g Gᵀ for one 3x3 kernel `g` (row-major), value ξ = 6·k1 + k2.
 pub fn weight_points(g: &[f64; 9]) -> [f64; POINTS] {
-    let mut out = [0.0; POINTS];
-    for (xi, o) in out.iter_mut().enumerate() {
-        let (k1, k2) = (xi / PATCH, xi % PATCH);
-        *o = (0..9).map(|i| G[k1][i / 3] * g[i] * G[k2][i % 3]).sum();
-    }
-    out
+    // gg[k1][b] = Σ_a G[k1][a] g[a][b], then out[k1][k2] = Σ_b gg[k1][b] G[k2][b].
+    let gg: [[f64; 3]; PATCH] = std::array::from_fn(|k1| std::array::from_fn(|b| (0..3).map(|a| G[k1][a] * g[3 * a + b]).sum()));
+    std::array::from_fn(|xi| (0..3).map(|b| gg[xi / PATCH][b] * G[xi % PATCH][b]).sum())
 }
 
 /// r = Bᵀ d along one axis, lane by lane (d[j] = `d(j)`). Bᵀ (rows):
@@ -92,11 +89,11 @@ pub fn padded_row_len(tiles: usize) -> usize {
     TILE * tiles.next_multiple_of(LANES) + 2
 }
 
-/// Bᵀ d B of every tile of one row of `tiles` tiles: `rows[i]` is input row 4·ty − 1 + i with one
-/// zero before pixel 0 and zeros after the last, `padded_row_len(tiles)` long; value
-/// ξ = 6·k1 + k2 of tile t goes to `out[ξ * stride + t]`.
-pub fn input_tiles(rows: [&[f32]; PATCH], tiles: usize, out: &mut [f32], stride: usize) {
-    simd::vectorized(|| {
+vectorized_fn! {
+    /// Bᵀ d B of every tile of one row of `tiles` tiles: `rows[i]` is input row 4·ty − 1 + i with one
+    /// zero before pixel 0 and zeros after the last, `padded_row_len(tiles)` long; value
+    /// ξ = 6·k1 + k2 of tile t goes to `out[ξ * stride + t]`.
+    pub fn input_tiles(rows: [&[f32]; PATCH], tiles: usize, out: &mut [f32], stride: usize) {
         let mut d = [[0.0; LANES]; PATCH];
         let mut half = [[[0.0; LANES]; PATCH]; PATCH];
         let mut v = [[0.0; LANES]; PATCH];
@@ -118,14 +115,15 @@ pub fn input_tiles(rows: [&[f32]; PATCH], tiles: usize, out: &mut [f32], stride:
                 }
             }
         }
-    })
+    }
 }
 
-/// Aᵀ M A of every tile of one row of `tiles` tiles: value ξ of tile t at `m[ξ * stride + t]`;
-/// output row i of tile t, pixel j, goes to `rows[i][4t + j]` (each row at least 4·tiles long),
-/// plus `bias`.
-pub fn output_tiles(m: &[f32], stride: usize, tiles: usize, bias: f32, mut rows: [&mut [f32]; TILE]) {
-    simd::vectorized(|| {
+vectorized_fn! {
+    /// Aᵀ M A of every tile of one row of `tiles` tiles: value ξ of tile t at `m[ξ * stride + t]`;
+    /// output row i of tile t, pixel j, goes to `rows[i][4t + j]` (each row at least 4·tiles long),
+    /// plus `bias`.
+    pub fn output_tiles(m: &[f32], stride: usize, tiles: usize, bias: f32, rows: [&mut [f32]; TILE]) {
+        let mut rows = rows;
         let mut values = [[0.0; LANES]; PATCH];
         let mut half = [[[0.0; LANES]; TILE]; PATCH];
         let mut y = [[0.0; LANES]; TILE];
@@ -145,7 +143,7 @@ pub fn output_tiles(m: &[f32], stride: usize, tiles: usize, bias: f32, mut rows:
                 row.iter_mut().enumerate().for_each(|(p, o)| *o = y[p % TILE][p / TILE] + bias);
             }
         }
-    })
+    }
 }
 
 #[cfg(test)]

@@ -82,17 +82,6 @@ impl<'a> MatRef<'a> {
         MatRef { data, rows, cols, row_stride, col_stride: 1 }
     }
 
-    /// `rows` x `cols` with element (i, j) at `data[i * row_stride + j * col_stride]`.
-    pub fn strided(data: impl Into<Elems<'a>>, rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Self {
-        let data = data.into();
-        assert!(
-            rows == 0 || cols == 0 || (rows - 1) * row_stride + (cols - 1) * col_stride < data.len(),
-            "cpu backend bug: {rows}x{cols} matrix at strides ({row_stride}, {col_stride}) outside {} elements",
-            data.len()
-        );
-        MatRef { data, rows, cols, row_stride, col_stride }
-    }
-
     /// [rows, cols, row stride, col stride]: with the first element, what the matrix reads.
     pub fn geometry(&self) -> [usize; 4] {
         [self.rows, self.cols, self.row_stride, self.col_stride]

@@ -87,7 +87,12 @@ fn panels(isa: Isa, bf16: bool, side: Side, f32s: impl FnOnce(usize) -> Packed<f
     if isa == Isa::Avx512Bf16 && bf16 {
         return PackedPanels::Bf16Pairs(pairs(width::<kernels::Avx512Bf16>(side)));
     }
-    PackedPanels::F32(f32s(match isa {
+    PackedPanels::F32(f32s(f32_width(isa, side)))
+}
+
+/// Lines per panel of `isa`'s f32 kernel on `side`.
+fn f32_width(isa: Isa, side: Side) -> usize {
+    match isa {
         Isa::Portable => width::<Portable>(side),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => width::<kernels::Avx2>(side),
@@ -95,7 +100,7 @@ fn panels(isa: Isa, bf16: bool, side: Side, f32s: impl FnOnce(usize) -> Packed<f
         Isa::Avx512 | Isa::Avx512Bf16 => width::<kernels::Avx512>(side),
         #[cfg(not(target_arch = "x86_64"))]
         _ => unreachable!("x86 families are never detected elsewhere"),
-    }))
+    }
 }
 
 /// Lines per panel of kernel `K`'s operand on `side`.
