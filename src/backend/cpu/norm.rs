@@ -3,14 +3,16 @@
 use super::activation::silu;
 use super::memory::{Dst, Src, Views};
 use super::parallel;
+use super::simd::vectorized_fn;
 use crate::backend::{GroupNorm, LayerNorm, LayerNormModulate, View};
 use crate::error::Result;
 
-/// Sum of `values` (mapped by `f`) in f64, over four interleaved partial sums so the loop
-/// is not one long chain of dependent additions.
+/// Sum of `values` (mapped by `f`) in f64, over eight interleaved partial sums (one AVX-512
+/// vector) so the loop is not one long chain of dependent additions.
+#[inline(always)]
 fn sum_f64(values: &[f32], f: impl Fn(f64) -> f64) -> f64 {
-    let mut partial = [0.0f64; 4];
-    let chunks = values.chunks_exact(4);
+    let mut partial = [0.0f64; 8];
+    let chunks = values.chunks_exact(8);
     let tail: f64 = chunks.remainder().iter().map(|&v| f(f64::from(v))).sum();
     for chunk in chunks {
         for (p, &v) in partial.iter_mut().zip(chunk) {
@@ -27,6 +29,25 @@ fn normalize(x: &mut [f32], eps: f32) {
     let var = sum_f64(x, |v| (v - mean) * (v - mean)) / n;
     let rstd = 1.0 / (var + f64::from(eps)).sqrt();
     x.iter_mut().for_each(|v| *v = ((f64::from(*v) - mean) * rstd) as f32);
+}
+
+vectorized_fn! {
+    /// One (sample, group) block of channel planes (`spatial` values each) normalised with f64
+    /// statistics, then y = x̂·γ_c + β_c (and SiLU if `then_silu`): (x − mean)·rstd·γ_c in f64,
+    /// rounded once to f32.
+    fn normalize_group(values: &mut [f32], spatial: usize, gamma: &[f32], beta: &[f32], eps: f32, then_silu: bool) {
+        let n = values.len() as f64;
+        let mean = sum_f64(values, |v| v) / n;
+        let var = sum_f64(values, |v| (v - mean) * (v - mean)) / n;
+        let rstd = 1.0 / (var + f64::from(eps)).sqrt();
+        for ((plane, &g), &b) in values.chunks_exact_mut(spatial.max(1)).zip(gamma).zip(beta) {
+            let scale = rstd * f64::from(g);
+            for y in plane.iter_mut() {
+                let v = ((f64::from(*y) - mean) * scale) as f32 + b;
+                *y = if then_silu { silu(v) } else { v };
+            }
+        }
+    }
 }
 
 /// Loads a vector (an affine parameter).
@@ -106,17 +127,8 @@ pub(super) fn group_norm(views: &Views, op: &GroupNorm) -> Result<()> {
         || vec![0.0f32; block],
         |values, i| {
             x.load(i * block, values);
-            normalize(values, eps);
-            let first_channel = i % groups * per_group;
-            for (c, plane) in values.chunks_exact_mut(spatial.max(1)).enumerate() {
-                let (g, b) = (gamma[first_channel + c], beta[first_channel + c]);
-                for y in plane.iter_mut() {
-                    *y = *y * g + b;
-                    if op.silu {
-                        *y = silu(*y);
-                    }
-                }
-            }
+            let channels = i % groups * per_group..(i % groups + 1) * per_group;
+            normalize_group(values, spatial, &gamma[channels.clone()], &beta[channels], eps, op.silu);
             out.store(i * block, values);
         },
     );
