@@ -16,8 +16,8 @@ use crate::tensor::DType;
 
 /// The dispatches of `op` on an adapter with `limits`: one, except a gemm or an embedding whose
 /// weight (or gemm's activations) exceed the binding limit, and a conv2d, group_norm,
-/// upsample2x or add whose image does, which run in blocks; and a layernorm_modulate with a
-/// residual (two).
+/// upsample2x or add whose image does, which run in blocks; a layernorm_modulate with a
+/// residual (two); and group_norm, two per block (statistics, then normalisation).
 pub(super) fn lower(op: &Op, limits: &wgpu::Limits) -> Result<Vec<Dispatch>> {
     let one = match op {
         Op::Gemm(o) => return linear::gemm(o, limits),
