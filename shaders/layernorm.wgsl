@@ -1,6 +1,6 @@
 // layernorm: out = LN(x) * gamma + beta over rows of dim (a block per row, block_len = dim),
-// gamma/beta optional. On lib/block_norm.wgsl (after lib/flat_index.wgsl). Params in the order
-// src/backend/wgpu/lower/norm.rs pushes them.
+// gamma/beta optional. On lib/block_norm.wgsl (after lib/flat_index.wgsl and
+// lib/workgroup_sum.wgsl). Params in the order src/backend/wgpu/lower/norm.rs pushes them.
 
 alias elem = f32;
 

@@ -1,7 +1,7 @@
 // layernorm_modulate (DiT adaLN): out = LN(x) * (1 + scale_b) + shift_b over rows of dim (a
 // block per row, block_len = dim), rows grouped `tokens` per sample b. On
-// lib/block_norm.wgsl (after lib/flat_index.wgsl). Params in the order
-// src/backend/wgpu/lower/norm.rs pushes them.
+// lib/block_norm.wgsl (after lib/flat_index.wgsl and lib/workgroup_sum.wgsl). Params in the
+// order src/backend/wgpu/lower/norm.rs pushes them.
 
 alias elem = f32;
 

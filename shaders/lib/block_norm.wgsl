@@ -1,30 +1,11 @@
-// The skeleton of the normalisations: one block of p.block_len contiguous values per workgroup
-// of 256 invocations, p.blocks blocks in a flat run (lib/flat_index.wgsl). The including
-// shader defines Params with fields blocks, block_len, eps, bound as `p`;
-// fn load_x(i: u32) -> f32, element i of its input counted from the first block; and
+// The skeleton of the row normalisations: one block of p.block_len contiguous values per
+// workgroup of 256 invocations, p.blocks blocks in a flat run (after lib/flat_index.wgsl and
+// lib/workgroup_sum.wgsl). The including shader defines Params with fields blocks, block_len,
+// eps, bound as `p`; fn load_x(i: u32) -> f32, element i of its input counted from the first block; and
 // fn store_normalized(block: u32, i: u32, y: f32), called with y = (x - mean) / sqrt(var + eps)
 // (biased variance) for element i of each block.
 // The statistics take two passes (the mean, then the squared deviations from it), each summed
-// per invocation and then as a tree in workgroup memory.
-
-const BLOCK_THREADS: u32 = 256u;
-
-var<workgroup> partial: array<f32, 256>;
-
-fn workgroup_sum(li: u32, value: f32) -> f32 {
-    partial[li] = value;
-    workgroupBarrier();
-    for (var stride = BLOCK_THREADS / 2u; stride > 0u; stride /= 2u) {
-        if (li < stride) {
-            partial[li] += partial[li + stride];
-        }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    // Everyone has read the total before the next call overwrites it.
-    workgroupBarrier();
-    return total;
-}
+// per invocation and then over the workgroup.
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,

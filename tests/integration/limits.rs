@@ -55,10 +55,10 @@ type Edge = (&'static str, [usize; 4], [usize; 4]);
 fn attention_edges(backend: &str) -> Vec<Edge> {
     // [batch, heads, q_len, head_dim]
     match backend {
-        // Workgroups (16 query rows, head x 128-dim chunk, sample).
+        // Workgroups of the fused shader (16 query rows, head, sample; heads of up to 128 dims
+        // are one chunk). Wider heads run as products per head, in flat runs of workgroups.
         b if b.starts_with("wgpu") => vec![
             ("heads", [1, GRID_DIM, 1, 1], [1, GRID_DIM + 1, 1, 1]),
-            ("heads x 128-dim chunks", [1, GRID_DIM / 3, 1, 3 * 128], [1, GRID_DIM / 3 + 1, 1, 3 * 128]),
             ("batch", [GRID_DIM, 1, 1, 1], [GRID_DIM + 1, 1, 1, 1]),
             ("query tiles of 16", [1, 1, 16 * GRID_DIM, 1], [1, 1, 16 * GRID_DIM + 1, 1]),
         ],

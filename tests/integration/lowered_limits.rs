@@ -120,8 +120,9 @@ fn an_embedding_table_beyond_the_binding_limit_is_bound_in_blocks() {
 }
 
 /// Attention on an adapter with WebGPU's default 16 KiB of workgroup memory (the 128-dim chunk
-/// takes 20) cuts heads into 64-dim chunks, and equals the reference at the real head dims (64:
-/// DiT, U-ViT; 72: DiT-XL/2; 128; 512: the SD VAE's one head; 520, no multiple of a chunk).
+/// takes 20) cuts heads of up to 128 dims into 64-dim chunks, and equals the reference at the
+/// real head dims (64: DiT, U-ViT; 72: DiT-XL/2; 128; 512: the SD VAE's one head, and 520,
+/// through the products, whose tiles take 16 KiB).
 #[test]
 fn attention_within_16_kib_of_workgroup_memory() {
     for_each_lowered_case(Lowered { workgroup_bytes: Some(16 << 10), ..Default::default() }, |case| {
@@ -131,6 +132,17 @@ fn attention_within_16_kib_of_workgroup_memory() {
             }
         }
         attention_case(case, AttentionShape { batch: 1, heads: 1, q_len: 64, kv_len: 1024, head_dim: 512 }, LogitBias::None);
+    });
+}
+
+/// A head of the SD VAE's 512 dims whose f32 scores exceed a 2.5 MiB binding limit (1200 x 600
+/// keys: 2.7 MiB; q, k, v and out each fit) runs in chunks of query rows, each chunk's scores
+/// within the limit (lower/wide_attention.rs: 1088 rows, 17 tiles of 64, then 112), and equals
+/// the reference; neither token count is a multiple of the product's 64-row tiles.
+#[test]
+fn a_wide_head_beyond_the_binding_limit_runs_in_chunks_of_query_rows() {
+    for_each_lowered_case(Lowered { binding_bytes: Some(5 << 19), ..Default::default() }, |case| {
+        attention_case(case, AttentionShape { batch: 1, heads: 1, q_len: 1200, kv_len: 600, head_dim: 512 }, LogitBias::Random);
     });
 }
 

@@ -468,6 +468,20 @@ fn group_norm() {
     });
 }
 
+/// The SD VAE's widths (32 groups of 512 and 128 channels) over enough pixels that wgpu cuts
+/// each (sample, group) into several slices whose statistics it merges (lower/norm.rs: 2048
+/// values a slice, at most 64 slices): 16 x 900 = 14400 values are 8 slices, the last of 64;
+/// 4 x 1089 = 4356 are 3, the last of 260; and 4 x 33000 = 132000 are 64 of 2063 (no power of
+/// two), the last of 2031.
+#[test]
+fn group_norm_at_vae_widths() {
+    for_each_case(|case| {
+        for shape in [(1, 512, 900, 32), (1, 128, 1089, 32), (1, 128, 33000, 32)] {
+            group_norm_case(case, shape, true);
+        }
+    });
+}
+
 /// GroupNorm of (batch, channels, spatial, groups) against the f64 reference.
 pub fn group_norm_case(case: &mut Case, (batch, channels, spatial, groups): (usize, usize, usize, usize), silu: bool) {
     let x = case.random(batch * channels * spatial);

@@ -16,6 +16,11 @@ pub(super) enum Source {
     Absent,
     /// Constant f32 data owned by the dispatch.
     Data(Vec<f32>),
+    /// This many f32 words of working memory from the start of the recording's scratch buffer
+    /// (`recorded`), one buffer that every dispatch of a recording asking for scratch shares:
+    /// the dispatches run in order, so one of an op's dispatches hands its results to the next
+    /// through it, and the next op reuses it.
+    Scratch(usize),
 }
 
 pub(super) struct Slot {
@@ -119,6 +124,10 @@ impl Builder {
 
     pub fn data(self, field: &'static str, values: Vec<f32>) -> Self {
         self.slot(field, Source::Data(values))
+    }
+
+    pub fn scratch(self, field: &'static str, words: usize) -> Self {
+        self.slot(field, Source::Scratch(words))
     }
 
     pub fn value(mut self, value: usize) -> Self {

@@ -152,7 +152,7 @@ pub(super) fn binding_span(limits: &wgpu::Limits, op: &str, field: &str, view: &
     Ok((start as u64, size, first))
 }
 
-fn storage_buffer(gpu: &Gpu, size: u64, label: &str) -> wgpu::Buffer {
+pub(super) fn storage_buffer(gpu: &Gpu, size: u64, label: &str) -> wgpu::Buffer {
     gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
         size,

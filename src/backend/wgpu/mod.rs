@@ -2,9 +2,10 @@
 //!
 //! Storage is f32 or f16 (arithmetic, reductions and GEMM accumulate in f32; f16 is native
 //! where the adapter has SHADER_F16, else packed in u32 pairs, `packed`); bf16 is not
-//! supported. An op's rules are checked (`backend::op_rules`), it is lowered to one dispatch
+//! supported. An op's rules are checked (`backend::op_rules`), it is lowered to dispatches
 //! (`lower`, the backend's op switch), and recorded (`recorded`):
-//! views bound to buffer ranges (`memory`), parameters in a uniform buffer, a bind group, the
+//! views bound to buffer ranges (`memory`), working memory an op's dispatches pass between
+//! them in one scratch buffer per recording, parameters in a uniform buffer, a bind group, the
 //! pipeline built once per shader and dtype variant (`shaders`). A single launch records and
 //! submits at once; `compile` records a whole graph once, and every run submits one command
 //! buffer. The adapter is chosen by `adapter` (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`), the device

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use wgpu::util::DeviceExt;
 
-use super::device::Gpu;
+use super::device::{err, Gpu};
 use super::dispatch::{Dispatch, Source};
-use super::memory::{binding_span, Binding, Memory};
+use super::memory::{binding_span, buffer_size, storage_buffer, Binding, Memory};
 use super::shaders::{Pipeline, Pipelines};
 use crate::backend::{Backend, CompiledOps};
 use crate::error::Result;
@@ -33,7 +33,8 @@ impl Recorded {
             return Ok(Recorded { gpu: gpu.clone(), steps: Vec::new() });
         }
         let grids = dispatches.iter().map(|d| check(gpu, d)).collect::<Result<Vec<_>>>()?;
-        let bindings = bind_views(gpu, memory, &mut dispatches)?;
+        let scratch = scratch_buffer(gpu, &dispatches)?;
+        let bindings = bind_views(gpu, memory, scratch.as_ref(), &mut dispatches)?;
         let block = dispatches.iter().map(|d| d.params.len() * 4).max().unwrap_or(0).next_multiple_of(PARAM_ALIGN);
         let stride = block.next_multiple_of(gpu.limits.min_uniform_buffer_offset_alignment as usize);
         let mut param_bytes = vec![0u8; stride * dispatches.len()];
@@ -98,14 +99,23 @@ impl CompiledOps for Recorded {
 
 /// What recording `d` would refuse, found without a device object (`WgpuBackend::check_placed`
 /// runs it before a graph's buffers exist): a view beyond the binding limit, a grid beyond the
-/// workgroups per dimension. Its workgroups otherwise.
+/// workgroups per dimension, scratch beyond either. Its workgroups otherwise.
 pub(super) fn check(gpu: &Gpu, d: &Dispatch) -> Result<[u32; 3]> {
     let name = d.shader.name;
     for slot in &d.slots {
-        if let Source::View(view) = &slot.source {
-            if view.len > 0 {
-                binding_span(&gpu.limits, name, slot.field, view)?;
+        match &slot.source {
+            Source::View(view) if view.len > 0 => drop(binding_span(&gpu.limits, name, slot.field, view)?),
+            Source::Scratch(words) => {
+                let bytes = buffer_size(&gpu.limits, words * 4)?;
+                let limit = gpu.limits.max_storage_buffer_binding_size;
+                if bytes > limit {
+                    return Err(err(format!(
+                        "{name}: {field}: {bytes} bytes of scratch exceed the adapter's storage binding limit of {limit} bytes",
+                        field = slot.field
+                    )));
+                }
             }
+            _ => {}
         }
     }
     d.grid.counts(name, gpu.limits.max_compute_workgroups_per_dimension)
@@ -113,7 +123,7 @@ pub(super) fn check(gpu: &Gpu, d: &Dispatch) -> Result<[u32; 3]> {
 
 /// Binds every slot of every dispatch (under one lock of the buffer table) and writes each
 /// view's element offset into its parameter.
-fn bind_views(gpu: &Gpu, memory: &Memory, dispatches: &mut [Dispatch]) -> Result<Vec<Vec<Binding>>> {
+fn bind_views(gpu: &Gpu, memory: &Memory, scratch: Option<&wgpu::Buffer>, dispatches: &mut [Dispatch]) -> Result<Vec<Vec<Binding>>> {
     let resolver = memory.lock();
     let mut all = Vec::with_capacity(dispatches.len());
     for d in dispatches {
@@ -126,6 +136,10 @@ fn bind_views(gpu: &Gpu, memory: &Memory, dispatches: &mut [Dispatch]) -> Result
             let (binding, first) = match &slot.source {
                 Source::View(view) => resolver.bind(name, slot.field, view)?,
                 Source::Data(values) if !values.is_empty() => (constant(gpu, values)?, 0),
+                Source::Scratch(words) => match scratch {
+                    Some(buffer) if *words > 0 => (Binding { buffer: buffer.clone(), offset: 0, size: (words * 4) as u64 }, 0),
+                    _ => (resolver.absent(), 0),
+                },
                 Source::Data(_) | Source::Absent => (resolver.absent(), 0),
             };
             d.params[slot.offset_param] = first;
@@ -134,6 +148,19 @@ fn bind_views(gpu: &Gpu, memory: &Memory, dispatches: &mut [Dispatch]) -> Result
         all.push(bound);
     }
     Ok(all)
+}
+
+/// The scratch buffer of `dispatches` (`Source::Scratch`): as large as the most any of them
+/// asks for, none where none does; owned by the bind groups that use it.
+fn scratch_buffer(gpu: &Gpu, dispatches: &[Dispatch]) -> Result<Option<wgpu::Buffer>> {
+    let words = dispatches.iter().flat_map(|d| &d.slots).filter_map(|s| if let Source::Scratch(w) = s.source { Some(w) } else { None }).max();
+    match words.filter(|&w| w > 0) {
+        Some(words) => {
+            let size = buffer_size(&gpu.limits, words * 4)?;
+            gpu.scoped("scratch", || storage_buffer(gpu, size, "scratch")).map(Some)
+        }
+        None => Ok(None),
+    }
 }
 
 /// A storage buffer holding `values`, owned by the bind group that uses it.

@@ -26,8 +26,10 @@ macro_rules! wgsl {
 const ACTIVATION: &str = wgsl!("lib/activation.wgsl");
 const BLOCK_NORM: &str = wgsl!("lib/block_norm.wgsl");
 const FLAT_INDEX: &str = wgsl!("lib/flat_index.wgsl");
+const GROUP_SLICES: &str = wgsl!("lib/group_slices.wgsl");
 const PER_ELEMENT: &str = wgsl!("lib/per_element.wgsl");
 const TILED_MATMUL: &str = wgsl!("lib/tiled_matmul.wgsl");
+const WORKGROUP_SUM: &str = wgsl!("lib/workgroup_sum.wgsl");
 
 /// One shader: its name (the op's), the lib helpers it needs, and its own source.
 pub(super) struct Shader {
@@ -55,9 +57,13 @@ shader!(TMSA_QKV, "tmsa_qkv", [FLAT_INDEX, TILED_MATMUL]);
 shader!(SKIP_CONCAT_LINEAR, "skip_concat_linear", [FLAT_INDEX, TILED_MATMUL]);
 shader!(CONV2D, "conv2d", [FLAT_INDEX, TILED_MATMUL]);
 shader!(ATTENTION, "attention", []);
-shader!(LAYERNORM, "layernorm", [FLAT_INDEX, BLOCK_NORM]);
-shader!(LAYERNORM_MODULATE, "layernorm_modulate", [FLAT_INDEX, BLOCK_NORM]);
-shader!(GROUP_NORM, "group_norm", [FLAT_INDEX, ACTIVATION, BLOCK_NORM]);
+shader!(ATTENTION_SCORES, "attention_scores", [FLAT_INDEX, TILED_MATMUL]);
+shader!(ATTENTION_SOFTMAX, "attention_softmax", [FLAT_INDEX]);
+shader!(ATTENTION_VALUES, "attention_values", [FLAT_INDEX, TILED_MATMUL]);
+shader!(LAYERNORM, "layernorm", [FLAT_INDEX, WORKGROUP_SUM, BLOCK_NORM]);
+shader!(LAYERNORM_MODULATE, "layernorm_modulate", [FLAT_INDEX, WORKGROUP_SUM, BLOCK_NORM]);
+shader!(GROUP_NORM_STATS, "group_norm_stats", [FLAT_INDEX, WORKGROUP_SUM, GROUP_SLICES]);
+shader!(GROUP_NORM, "group_norm", [FLAT_INDEX, ACTIVATION, GROUP_SLICES]);
 shader!(ADD, "add", [FLAT_INDEX, PER_ELEMENT]);
 shader!(UNARY, "unary", [FLAT_INDEX, PER_ELEMENT, ACTIVATION]);
 shader!(GATE_RESIDUAL, "gate_residual", [FLAT_INDEX, PER_ELEMENT]);

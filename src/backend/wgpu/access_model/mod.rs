@@ -73,6 +73,7 @@ pub(super) fn replay(dispatch: &Dispatch, limits: &wgpu::Limits) -> Result<Repla
                 let bytes = match dispatch.slots.get(binding as usize - 1).map(|s| &s.source) {
                     Some(Source::View(v)) => v.len * v.dtype.size(),
                     Some(Source::Data(values)) => values.len() * 4,
+                    Some(Source::Scratch(words)) => words * 4,
                     Some(Source::Absent) | None => 4,
                 };
                 storage.resize(storage.len().max(binding as usize + 1), Vec::new());

@@ -1,5 +1,5 @@
 //! The products on shaders/lib/tiled_matmul.wgsl: gemm, tmsa_qkv, skip_concat_linear, and
-//! conv2d as an implicit GEMM. Each computes an [m, n] product in 64x64 tiles; gemm and conv2d
+//! conv2d as an implicit GEMM (wide attention's two products are in wide_attention.rs). Each computes an [m, n] product in 64x64 tiles; gemm and conv2d
 //! in blocks where their views exceed the binding limit.
 use super::super::device::err;
 use super::super::dispatch::{Builder, Dispatch, Grid};
@@ -17,7 +17,7 @@ const TILE: usize = 64;
 /// recovers its tile from its place in the run), so neither m nor n is bound by the adapter's
 /// workgroups per dimension (conv2d's columns are the output pixels of every sample: 4096 tiles
 /// per 512 x 512 image).
-fn tiles(m: usize, n: usize) -> Grid {
+pub(super) fn tiles(m: usize, n: usize) -> Grid {
     Grid::Flat(m.div_ceil(TILE) * n.div_ceil(TILE))
 }
 
@@ -41,7 +41,7 @@ pub(super) fn gemm(op: &Gemm, limits: &wgpu::Limits) -> Result<Vec<Dispatch>> {
 /// How many of `len` rows (or columns) one dispatch takes when `fit` fit in a binding: all when
 /// they fit, else the most that do in whole tiles where a tile fits, and at least one (a single
 /// one too large is refused when bound).
-fn block(len: usize, fit: usize) -> usize {
+pub(super) fn block(len: usize, fit: usize) -> usize {
     match fit {
         _ if len <= fit => len.max(1),
         _ if fit >= TILE => fit / TILE * TILE,

@@ -7,6 +7,7 @@ mod embedding;
 mod layout;
 mod linear;
 mod norm;
+mod wide_attention;
 
 use super::device::err;
 use super::dispatch::Dispatch;
@@ -16,15 +17,16 @@ use crate::tensor::DType;
 
 /// The dispatches of `op` on an adapter with `limits`: one, except a gemm or an embedding whose
 /// weight (or gemm's activations) exceed the binding limit, and a conv2d, group_norm,
-/// upsample2x or add whose image does, which run in blocks; and a layernorm_modulate with a
-/// residual (two).
+/// upsample2x or add whose image does, which run in blocks; a layernorm_modulate with a
+/// residual (two); group_norm, two per block (statistics, then normalisation); and attention
+/// with heads wider than 128, three per (sample, head) and chunk of query rows.
 pub(super) fn lower(op: &Op, limits: &wgpu::Limits) -> Result<Vec<Dispatch>> {
     let one = match op {
         Op::Gemm(o) => return linear::gemm(o, limits),
         Op::TmsaQkv(o) => linear::tmsa_qkv(o),
         Op::SkipConcatLinear(o) => linear::skip_concat_linear(o),
         Op::Conv2d(o) => return linear::conv2d(o, limits),
-        Op::Attention(o) => attention::attention(o, limits),
+        Op::Attention(o) => return attention::attention(o, limits),
         Op::LayerNorm(o) => norm::layernorm(o),
         Op::LayerNormModulate(o) => return norm::layernorm_modulate(o),
         Op::GroupNorm(o) => return norm::group_norm(o, limits),
