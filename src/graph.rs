@@ -355,7 +355,7 @@ pub fn preflight(backend: &dyn Backend, graph: &Graph) -> Result<()> {
     let Some(free) = backend.free_memory() else {
         return Ok(());
     };
-    let copies = backend.weight_copy_bytes(graph.weight_bytes(), graph.dtype()) as u64;
+    let copies = backend.weight_copy_bytes(graph.weight_bytes(), graph.dtype(), graph.ops()) as u64;
     let need = graph.peak_bytes() as u64 + copies;
     if need <= free {
         return Ok(());

@@ -51,9 +51,10 @@ pub trait Backend: Send + Sync {
         None
     }
 
-    /// Bytes the backend keeps beside a graph's `bytes` of weights stored as `dtype` (the CPU's
-    /// packed GEMM panels), which the preflight counts too.
-    fn weight_copy_bytes(&self, _bytes: usize, _dtype: DType) -> usize {
+    /// Bytes the backend keeps beside a graph's `bytes` of weights stored as `dtype` and read by
+    /// `ops` (the CPU's packed GEMM panels and Winograd-domain convolution weights), which the
+    /// preflight counts too.
+    fn weight_copy_bytes(&self, _bytes: usize, _dtype: DType, _ops: &[Op]) -> usize {
         0
     }
 

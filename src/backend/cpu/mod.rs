@@ -64,12 +64,14 @@ impl Backend for CpuBackend {
     }
 
     /// Every weight a product reads is packed once and kept (`packed_cache`): in f32 panels, or
-    /// in bf16 pairs where the kernels multiply bf16 (norm and bias vectors are counted too).
-    fn weight_copy_bytes(&self, bytes: usize, dtype: DType) -> usize {
-        match dtype {
+    /// in bf16 pairs where the kernels multiply bf16 (norm and bias vectors are counted too);
+    /// a Winograd convolution keeps 36 f32 values per (out, in) channel pair instead of 9.
+    fn weight_copy_bytes(&self, bytes: usize, dtype: DType, ops: &[Op]) -> usize {
+        let packed = match dtype {
             DType::BF16 if gemm::Isa::best() == gemm::Isa::Avx512Bf16 => bytes,
             _ => bytes / dtype.size() * 4,
-        }
+        };
+        packed + ops.iter().map(conv::winograd_extra_bytes).sum::<usize>()
     }
 
     fn buffers(&self) -> Result<&dyn Buffers> {
