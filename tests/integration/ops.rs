@@ -89,6 +89,21 @@ fn gemm_with_empty_k() {
     });
 }
 
+/// The edges of wgpu's product tiles (shaders/lib/tiled_matmul.wgsl: 64 x 64 outputs, each
+/// invocation's rows and columns in two halves 32 apart, k 16 at a time through two buffers
+/// used in turn): m and n one short of, at and one past a tile; k one short of, at and one
+/// past a step, and an even and an odd number of steps.
+#[test]
+fn gemm_at_tile_edges() {
+    for_each_case(|case| {
+        for (m, n) in [(63, 65), (64, 1), (65, 64), (1, 63)] {
+            for k in [1, 15, 16, 17, 32, 47] {
+                gemm_case(case, (m, k, n), Activation::None, false, true, k % 2 == 1);
+            }
+        }
+    });
+}
+
 /// DiT-XL/2's fc1 at its real width (rows of 20 tokens, 1152 to 4608), with an activation and
 /// accumulation: on CUDA the kernels/linear.cu path (cuBLASLt cannot express it).
 #[test]

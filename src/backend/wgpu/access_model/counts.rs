@@ -17,6 +17,11 @@ const SECTOR: u64 = 32;
 pub(crate) struct Counts {
     pub workgroup_loads: u64,
     pub workgroup_stores: u64,
+    /// Bytes the invocations loaded from workgroup memory, summed.
+    pub workgroup_load_bytes: u64,
+    /// Floating-point multiplies of every invocation (vector components and fma's counted);
+    /// not from the log: `replay` fills it in.
+    pub multiplies: u64,
     /// Passes beyond the first of every phase, over all workgroup-memory requests.
     pub extra_passes: u64,
     pub global_requests: u64,
@@ -31,6 +36,12 @@ impl Counts {
     pub fn conflicts_per_request(&self) -> f64 {
         self.extra_passes as f64 / (self.workgroup_loads + self.workgroup_stores).max(1) as f64
     }
+
+    /// Workgroup-memory bytes loaded per float multiply: the register tile's reuse (a 4x4
+    /// tile of f32 loads two vec4s per 16 multiply-adds, 2 bytes each).
+    pub fn load_bytes_per_multiply(&self) -> f64 {
+        self.workgroup_load_bytes as f64 / self.multiplies.max(1) as f64
+    }
 }
 
 type Request = (bool, (usize, usize, bool), Space, u32, u32);
@@ -42,7 +53,12 @@ pub(super) fn count(log: &[Access]) -> Counts {
         let workgroup = a.space == Space::Workgroup;
         requests.entry((workgroup, a.site, a.space, a.nth, a.lane / WARP)).or_default().push(a);
     }
-    let mut c = Counts { unwritten_loads: log.iter().filter(|a| a.unwritten).count() as u64, ..Counts::default() };
+    let loads = log.iter().filter(|a| a.space == Space::Workgroup && !a.site.2);
+    let mut c = Counts {
+        unwritten_loads: log.iter().filter(|a| a.unwritten).count() as u64,
+        workgroup_load_bytes: loads.map(|a| u64::from(a.bytes)).sum(),
+        ..Counts::default()
+    };
     for ((workgroup, (_, _, store), ..), accesses) in requests {
         if workgroup {
             match store {

@@ -44,6 +44,8 @@ pub(super) struct Invocation<'a> {
     pub builtins: Vec<Val>,
     nth: HashMap<(usize, usize, bool), u32>,
     pub log: Vec<Access>,
+    /// Floating-point multiplies (one per vector component), fma's included.
+    pub multiplies: u64,
 }
 
 fn fault<T>(what: impl Into<String>) -> Res<T> {
@@ -52,7 +54,19 @@ fn fault<T>(what: impl Into<String>) -> Res<T> {
 
 impl<'a> Invocation<'a> {
     pub fn new(module: &'a Module, typed: Typed<'a>, shared: &'a Shared, barrier: &'a Barrier, globals: Vec<Val>, own: Vec<u8>) -> Self {
-        Invocation { module, typed, shared, barrier, globals, own, lane: 0, builtins: Vec::new(), nth: HashMap::new(), log: Vec::new() }
+        Invocation {
+            module,
+            typed,
+            shared,
+            barrier,
+            globals,
+            own,
+            lane: 0,
+            builtins: Vec::new(),
+            nth: HashMap::new(),
+            log: Vec::new(),
+            multiplies: 0,
+        }
     }
 
     /// Runs `func` (the entry point's) to its end.
@@ -218,7 +232,11 @@ impl<'a> Invocation<'a> {
             E::Unary { op, expr } => unary(*op, &self.value(f, *expr)?)?,
             E::Binary { op, left, right } => {
                 let (a, b) = (self.value(f, *left)?, self.value(f, *right)?);
-                zip(&a, &b, &|a, b| binary(*op, a, b))?
+                let v = zip(&a, &b, &|a, b| binary(*op, a, b))?;
+                if *op == naga::BinaryOperator::Multiply {
+                    self.multiplies += v.floats();
+                }
+                v
             }
             E::Select { condition, accept, reject } => {
                 let (c, a, r) = (self.value(f, *condition)?, self.value(f, *accept)?, self.value(f, *reject)?);
@@ -240,7 +258,11 @@ impl<'a> Invocation<'a> {
                 let a = self.value(f, *arg)?;
                 let b = arg1.map(|x| self.value(f, x)).transpose()?;
                 let c = arg2.map(|x| self.value(f, x)).transpose()?;
-                math(*fun, &a, b.as_ref(), c.as_ref())?
+                let v = math(*fun, &a, b.as_ref(), c.as_ref())?;
+                if *fun == M::Fma {
+                    self.multiplies += v.floats();
+                }
+                v
             }
             E::Relational { fun, argument } => {
                 let Val::Composite(v) = self.value(f, *argument)? else { return fault("all/any of a scalar") };

@@ -133,17 +133,19 @@ pub(super) fn replay(dispatch: &Dispatch, limits: &wgpu::Limits) -> Result<Repla
                     if ran.is_err() {
                         barrier.poison();
                     }
-                    ran.map(|()| inv.log)
+                    ran.map(|()| (inv.log, inv.multiplies))
                 })
             })
             .collect();
         threads.into_iter().map(|t| t.join().expect("an interpreter thread panicked")).collect::<Vec<_>>()
     });
-    let mut log = Vec::new();
+    let (mut log, mut multiplies) = (Vec::new(), 0);
     for l in logs {
-        log.extend(l.map_err(|Fault(what)| fail(what))?);
+        let (l, m) = l.map_err(|Fault(what)| fail(what))?;
+        log.extend(l);
+        multiplies += m;
     }
-    Ok(Replayed { grid, workgroup_size: size, workgroup_bytes, counts: counts::count(&log) })
+    Ok(Replayed { grid, workgroup_size: size, workgroup_bytes, counts: Counts { multiplies, ..counts::count(&log) } })
 }
 
 #[cfg(test)]
@@ -155,7 +157,8 @@ mod tests {
     use crate::tensor::DType;
 
     /// Two warps: each stores a column of workgroup memory (every lane in bank 0), reads a row
-    /// back after the barrier, loads consecutive f32s and stores them 64 bytes apart.
+    /// back after the barrier (one f32 multiply each), loads consecutive f32s and stores them
+    /// 64 bytes apart.
     const PLANTED: Shader = Shader::inline(
         "planted",
         "struct Params { x_off: u32 }
@@ -166,7 +169,7 @@ mod tests {
          fn main(@builtin(local_invocation_index) li: u32) {
              tile[li * 32u] = x[p.x_off + li];
              workgroupBarrier();
-             x[p.x_off + li * 16u] = tile[li];
+             x[p.x_off + li * 16u] = tile[li] * 3.0;
          }",
     );
 
@@ -181,6 +184,7 @@ mod tests {
         let c = r.counts;
         assert_eq!((r.grid, r.workgroup_size, r.workgroup_bytes), ([3, 1, 1], [64, 1, 1], 8192));
         assert_eq!((c.workgroup_stores, c.workgroup_loads, c.extra_passes), (2, 2, 62));
+        assert_eq!((c.workgroup_load_bytes, c.multiplies), (64 * 4, 64));
         assert_eq!((c.global_requests, c.sectors, c.ideal_sectors), (4, 2 * 4 + 2 * 32, 4 * 4));
         assert_eq!(c.unwritten_loads, 62, "tile[li] was stored only for li = 0 and 32");
     }

@@ -154,8 +154,8 @@ fn table() {
     let limits =
         ::wgpu::Limits { max_compute_workgroup_storage_size: 48 << 10, max_storage_buffer_binding_size: u64::MAX >> 1, ..Default::default() };
     println!("== static access table (workgroup memory: 32 banks of 4 bytes, warps of 32; storage: 32-byte sectors)");
-    println!("| shader | dtype | shape | grid x workgroup | workgroup B | wg ld / st requests | bank conflicts per wg request | storage requests | sectors per request (ideal) |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| shader | dtype | shape | grid x workgroup | workgroup B | wg ld / st requests | bank conflicts per wg request | wg ld B per multiply | storage requests | sectors per request (ideal) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for t in [DType::F32, DType::F16] {
         for (label, op) in ops(t) {
             for d in lower(&op, &limits).unwrap() {
@@ -166,9 +166,10 @@ fn table() {
                 let grid = r.grid.map(|g| g.to_string()).join("x");
                 let size = r.workgroup_size.iter().product::<u32>();
                 let conflicts = if c.workgroup_loads + c.workgroup_stores > 0 { format!("{:.2}", c.conflicts_per_request()) } else { "-".into() };
+                let reuse = if c.multiplies > 0 && c.workgroup_load_bytes > 0 { format!("{:.3}", c.load_bytes_per_multiply()) } else { "-".into() };
                 let per = |n: u64| n as f64 / c.global_requests.max(1) as f64;
                 println!(
-                    "| {} | {t} | {label} | {grid} x {size} | {} | {} / {} | {conflicts} | {} | {:.2} ({:.2}) |",
+                    "| {} | {t} | {label} | {grid} x {size} | {} | {} / {} | {conflicts} | {reuse} | {} | {:.2} ({:.2}) |",
                     d.shader.name,
                     r.workgroup_bytes,
                     c.workgroup_loads,

@@ -83,6 +83,14 @@ impl Val {
         }
     }
 
+    /// How many float scalars the value holds (a vector's components).
+    pub fn floats(&self) -> u64 {
+        match self {
+            Val::Composite(parts) => parts.iter().map(Val::floats).sum(),
+            v => u64::from(v.float().is_some()),
+        }
+    }
+
     /// The zero of a scalar kind and width.
     pub fn zero(scalar: Scalar) -> Res<Val> {
         Ok(match (scalar.kind, scalar.width) {
