@@ -55,12 +55,12 @@ type Edge = (&'static str, [usize; 4], [usize; 4]);
 fn attention_edges(backend: &str) -> Vec<Edge> {
     // [batch, heads, q_len, head_dim]
     match backend {
-        // Workgroups of the fused shader (16 query rows, head, sample; heads of up to 128 dims
-        // are one chunk). Wider heads run as products per head, in flat runs of workgroups.
+        // Workgroups of the fused shader (64 query rows, head, sample; heads of up to 128
+        // dims). Wider heads run as products per head, in flat runs of workgroups.
         b if b.starts_with("wgpu") => vec![
             ("heads", [1, GRID_DIM, 1, 1], [1, GRID_DIM + 1, 1, 1]),
             ("batch", [GRID_DIM, 1, 1, 1], [GRID_DIM + 1, 1, 1, 1]),
-            ("query tiles of 16", [1, 1, 16 * GRID_DIM, 1], [1, 1, 16 * GRID_DIM + 1, 1]),
+            ("query tiles of 64", [1, 1, 64 * GRID_DIM, 1], [1, 1, 64 * GRID_DIM + 1, 1]),
         ],
         // Blocks (rows, head x 256-dim chunk, sample) of the fallback kernel (f32 here).
         b if b.starts_with("cuda") => vec![

@@ -226,13 +226,29 @@ pub(crate) struct AttentionShape {
 #[test]
 fn attention() {
     for_each_case(|case| {
-        // 64, 72, 96, 128: every head dim of kernels/attention.cu (tensor cores); 32 the fallback.
-        for head_dim in [32, 64, 72, 96, 128] {
-            // (1, 2, 70, 150): keys span several of the 64-key tiles GPU kernels stream through.
+        // 64, 72, 96, 128: every head dim of kernels/attention.cu (tensor cores); 80 U-ViT-H's;
+        // 32 the fallback.
+        for head_dim in [32, 64, 72, 80, 96, 128] {
+            // (1, 2, 70, 150): keys span several of the 64-key tiles GPU kernels stream through,
+            // and queries two of wgpu's 64-row workgroups.
             for (batch, heads, q_len, kv_len) in [(2, 3, 40, 40), (2, 2, 17, 33), (1, 1, 1, 7), (1, 2, 65, 5), (1, 2, 70, 150)] {
                 for bias in [LogitBias::None, LogitBias::Random] {
                     attention_case(case, AttentionShape { batch, heads, q_len, kv_len, head_dim }, bias);
                 }
+            }
+        }
+    });
+}
+
+/// Query and key counts on each side of wgpu's 64 query rows per workgroup (1, 63, 65; 257:
+/// five workgroups, the last with one row) at the head dims of the released models, so every
+/// partial workgroup and partial block of keys meets every head width.
+#[test]
+fn attention_around_64_query_rows() {
+    for_each_case(|case| {
+        for head_dim in [64, 72, 80, 96, 128] {
+            for (q_len, kv_len) in [(1, 1), (63, 63), (65, 63), (257, 9)] {
+                attention_case(case, AttentionShape { batch: 1, heads: 1, q_len, kv_len, head_dim }, LogitBias::Random);
             }
         }
     });

@@ -6,7 +6,7 @@
 //! rewrites those lines (`alias elem = f16;`) and, for f16, puts `enable f16;` first; on a
 //! device without SHADER_F16 the f16 storage is packed in u32 pairs instead (`packed`). So one
 //! source serves every dtype. Likewise a dispatch may redeclare a `const NAME: u32` (attention's
-//! chunk for adapters with less workgroup memory). Helpers shared by several shaders live in shaders/lib/ and are
+//! head dim and keys per block). Helpers shared by several shaders live in shaders/lib/ and are
 //! prepended to the shaders that list them.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -77,7 +77,7 @@ shader!(TIMESTEP_EMBEDDING, "timestep_embedding", [FLAT_INDEX, PER_ELEMENT]);
 /// The storage type of each alias a shader declares, e.g. [("elem", F16)].
 pub(super) type Variant = Vec<(&'static str, DType)>;
 
-/// Values for `const` declarations of a shader, e.g. [("CHUNK_DIMS", 64)].
+/// Values for `const` declarations of a shader, e.g. [("HEAD_DIM", 72), ("BLOCK_KV", 8)].
 pub(super) type Consts = Vec<(&'static str, u32)>;
 
 fn wgsl_type(dtype: DType) -> Result<&'static str> {

@@ -39,6 +39,11 @@ impl Barrier {
         Ok(())
     }
 
+    /// How many times every invocation has met at the barrier.
+    pub fn passed(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).1
+    }
+
     pub fn poison(&self) {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).2 = true;
         self.turned.notify_all();

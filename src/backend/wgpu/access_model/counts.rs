@@ -13,7 +13,7 @@ const WARP: u32 = 32;
 const BANKS: u64 = 32;
 const SECTOR: u64 = 32;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Counts {
     pub workgroup_loads: u64,
     pub workgroup_stores: u64,
@@ -30,6 +30,8 @@ pub(crate) struct Counts {
     pub ideal_sectors: u64,
     /// Workgroup-memory loads (per invocation) of bytes never stored in this dispatch.
     pub unwritten_loads: u64,
+    /// Per storage binding (by its number): (sectors of its requests, distinct bytes accessed).
+    pub bindings: BTreeMap<u32, (u64, u64)>,
 }
 
 impl Counts {
@@ -71,7 +73,19 @@ pub(super) fn count(log: &[Access]) -> Counts {
             let (sectors, ideal) = sectors(&accesses);
             c.sectors += sectors;
             c.ideal_sectors += ideal;
+            if let Space::Storage(binding) = accesses[0].space {
+                c.bindings.entry(binding).or_default().0 += sectors;
+            }
         }
+    }
+    let mut touched: BTreeMap<u32, HashSet<u64>> = BTreeMap::new();
+    for a in log {
+        if let Space::Storage(binding) = a.space {
+            touched.entry(binding).or_default().extend(a.offset..a.offset + u64::from(a.bytes));
+        }
+    }
+    for (binding, bytes) in touched {
+        c.bindings.entry(binding).or_default().1 = bytes.len() as u64;
     }
     c
 }
@@ -140,5 +154,8 @@ mod tests {
         let strided: Vec<Access> = (0..32).map(|l| access(l, u64::from(l) * 64, 4, Space::Storage(1))).collect();
         let c = count(&strided);
         assert_eq!((c.sectors, c.ideal_sectors), (32, 4));
+        assert_eq!(c.bindings, BTreeMap::from([(1, (32, 128))]), "32 sectors for 128 distinct bytes of binding 1");
+        let twice: Vec<Access> = row.iter().chain(&row).enumerate().map(|(n, a)| Access { nth: (n / 32) as u32, ..*a }).collect();
+        assert_eq!(count(&twice).bindings, BTreeMap::from([(1, (8, 128))]), "a row read twice: 8 sectors, 128 bytes");
     }
 }

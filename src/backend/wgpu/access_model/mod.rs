@@ -39,6 +39,8 @@ pub(crate) struct Replayed {
     pub grid: [u32; 3],
     pub workgroup_size: [u32; 3],
     pub workgroup_bytes: u64,
+    /// Workgroup barriers the workgroup passed.
+    pub barriers: u64,
     pub counts: Counts,
 }
 
@@ -145,7 +147,7 @@ pub(super) fn replay(dispatch: &Dispatch, limits: &wgpu::Limits) -> Result<Repla
         log.extend(l);
         multiplies += m;
     }
-    Ok(Replayed { grid, workgroup_size: size, workgroup_bytes, counts: Counts { multiplies, ..counts::count(&log) } })
+    Ok(Replayed { grid, workgroup_size: size, workgroup_bytes, barriers: barrier.passed(), counts: Counts { multiplies, ..counts::count(&log) } })
 }
 
 #[cfg(test)]
@@ -182,7 +184,7 @@ mod tests {
         let d = Builder::new(&PLANTED, Vec::new()).view("x", &x).finish(Grid::Fixed([3, 1, 1])).unwrap();
         let r = replay(&d, &Default::default()).unwrap();
         let c = r.counts;
-        assert_eq!((r.grid, r.workgroup_size, r.workgroup_bytes), ([3, 1, 1], [64, 1, 1], 8192));
+        assert_eq!((r.grid, r.workgroup_size, r.workgroup_bytes, r.barriers), ([3, 1, 1], [64, 1, 1], 8192, 1));
         assert_eq!((c.workgroup_stores, c.workgroup_loads, c.extra_passes), (2, 2, 62));
         assert_eq!((c.workgroup_load_bytes, c.multiplies), (64 * 4, 64));
         assert_eq!((c.global_requests, c.sectors, c.ideal_sectors), (4, 2 * 4 + 2 * 32, 4 * 4));

@@ -2,7 +2,8 @@
 //! shader at a shape of the released models (DiT-XL/2's 256 tokens of width 1152, 16 heads of
 //! 72; the SD VAE's 512 channels at 32 x 32), f32 and f16, lowered for a desktop adapter (48 KiB
 //! of workgroup memory, no binding limit in the way), one workgroup replayed per dispatch.
-use super::replay;
+use super::{replay, Replayed};
+use crate::backend::wgpu::dispatch::Dispatch;
 use crate::backend::wgpu::lower::lower;
 use crate::backend::*;
 use crate::tensor::DType;
@@ -36,6 +37,10 @@ fn ops(t: DType) -> Vec<(&'static str, Op)> {
     vec![
         ("DiT-XL/2 fc1 256x4608x1152", Op::Gemm(gemm)),
         ("DiT-XL/2 16 heads of 72", Op::Attention(Attention::packed(1, heads, tokens, head_dim, qkv, out, None))),
+        ("DiT-B/2 12 heads of 64", Op::Attention(Attention::packed(1, 12, tokens, 64, view(tokens * 3 * 768, t), view(tokens * 768, t), None))),
+        ("16 heads of 80, 256 tokens", Op::Attention(Attention::packed(1, 16, tokens, 80, view(tokens * 3 * 1280, t), view(tokens * 1280, t), None))),
+        ("12 heads of 96, 256 tokens", Op::Attention(Attention::packed(1, 12, tokens, 96, qkv, out, None))),
+        ("9 heads of 128, 256 tokens", Op::Attention(Attention::packed(1, 9, tokens, 128, qkv, out, None))),
         ("CLIP 12 heads of 64, 77 tokens", Op::Attention(Attention::packed(1, 12, 77, 64, view(77 * 3 * 768, t), view(77 * 768, t), None))),
         ("SD VAE 1 head of 512, 1024 tokens", Op::Attention(Attention::packed(1, 1, 1024, 512, view(1024 * 3 * 512, t), view(1024 * 512, t), None))),
         (
@@ -156,10 +161,14 @@ fn table() {
     println!("== static access table (workgroup memory: 32 banks of 4 bytes, warps of 32; storage: 32-byte sectors)");
     println!("| shader | dtype | shape | grid x workgroup | workgroup B | wg ld / st requests | bank conflicts per wg request | wg ld B per multiply | storage requests | sectors per request (ideal) |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut fused = Vec::new();
     for t in [DType::F32, DType::F16] {
         for (label, op) in ops(t) {
             for d in lower(&op, &limits).unwrap() {
                 let r = replay(&d, &limits).unwrap_or_else(|e| panic!("{label}: {e}"));
+                if let (Op::Attention(a), "attention") = (&op, d.shader.name) {
+                    fused.push(fused_attention_row(&d, &r, a, t, label));
+                }
                 let c = r.counts;
                 // What lets shaders.rs turn off wgpu's zero-initialisation of workgroup memory.
                 assert_eq!(c.unwritten_loads, 0, "{} {label}: loads workgroup memory before storing it", d.shader.name);
@@ -181,4 +190,25 @@ fn table() {
             }
         }
     }
+    println!("== fused attention per workgroup (the replayed one)");
+    println!("| dtype | shape | query rows | keys | barriers | barriers per key | k + v sectors | k + v sectors per query row |");
+    println!("|---|---|---|---|---|---|---|---|");
+    fused.iter().for_each(|row| println!("{row}"));
+}
+
+/// A row of the fused-attention table: the query rows the replayed workgroup wrote (distinct
+/// bytes of out over a head's bytes), the barriers it passed per key and the sectors of k and v
+/// it moved, in all and per query row.
+fn fused_attention_row(d: &Dispatch, r: &Replayed, a: &Attention, t: DType, label: &str) -> String {
+    let binding = |field: &str| d.slots.iter().position(|s| s.field == field).map(|i| i as u32 + 1).expect("the fused shader binds its views");
+    let of = |field: &str| r.counts.bindings.get(&binding(field)).copied().unwrap_or_default();
+    let rows = of("out").1 / (a.head_dim * t.size()) as u64;
+    let kv_sectors = of("k").0 + of("v").0;
+    let per_key = r.barriers as f64 / a.kv_len as f64;
+    format!(
+        "| {t} | {label} | {rows} | {} | {} | {per_key:.3} | {kv_sectors} | {:.1} |",
+        a.kv_len,
+        r.barriers,
+        kv_sectors as f64 / rows.max(1) as f64
+    )
 }

@@ -1,7 +1,8 @@
-//! Fused attention for heads of up to 128 dims: one workgroup per (16 query rows, head and
-//! 128-dim chunk of its output, sample), shaders/attention.wgsl; 64-dim chunks on adapters with
-//! under 20 KiB of workgroup memory (WebGPU's default is 16). Wider heads go through the tiled
-//! product (wide_attention.rs).
+//! Fused attention for heads of up to 128 dims: one workgroup per (64 query rows, head, sample),
+//! shaders/attention.wgsl, specialised to the head dim and to a block of keys whose tiles fit in
+//! 16 KiB of workgroup memory (WebGPU's default limit, so one variant serves every adapter).
+//! Wider heads go through the tiled product (wide_attention.rs).
+use super::super::device::err;
 use super::super::dispatch::{Builder, Dispatch, Grid};
 use super::super::shaders::ATTENTION;
 use super::elem;
@@ -10,36 +11,46 @@ use crate::error::Result;
 use crate::tensor::DType;
 
 /// Query rows per workgroup (BLOCK_Q in the shader).
-const BLOCK_Q: usize = 16;
-/// Head dims per chunk (CHUNK_DIMS in the shader) at most: a workgroup writes one chunk of a head.
-const CHUNK_DIMS: usize = 128;
-/// Invocations per query row (LANES in the shader), each holding every LANES-th vec4 of a chunk.
-const LANES: usize = 4;
-/// Workgroup memory the shader takes with CHUNK_DIMS (16 KiB of staged keys and values, 4 KiB
-/// of partial dot products); with half the chunk it takes 12 KiB, within WebGPU's default 16.
-const WORKGROUP_BYTES: u32 = 20 << 10;
+const BLOCK_Q: usize = 64;
+/// Invocations per workgroup (THREADS in the shader): two per query row.
+const THREADS: usize = 128;
+/// The widest head the fused shader takes: each lane holds half of its query and accumulator,
+/// 64 f32 each.
+const MAX_HEAD_DIM: usize = 128;
+/// Workgroup memory the fused shader may take: more would cost occupancy (and exceed WebGPU's
+/// default limit), fewer keys per block cost barriers.
+const WORKGROUP_BYTES: usize = 16 << 10;
 
-/// The fused shader for heads of up to CHUNK_DIMS (one chunk: the softmax is computed once per
-/// query row, or twice per 128 dims on adapters with 64-dim chunks); wider ones, whose every
-/// chunk would redo it, as two products and a softmax through scratch (wide_attention.rs).
+/// The fused shader for heads of up to MAX_HEAD_DIM; wider ones as two products and a softmax
+/// through scratch (wide_attention.rs).
 pub(super) fn attention(op: &Attention, limits: &wgpu::Limits) -> Result<Vec<Dispatch>> {
     let dtype = elem("attention", &[("q", &op.q), ("k", &op.k), ("v", &op.v), ("out", &op.out)], &[("bias", &op.bias)])?;
-    match op.head_dim > CHUNK_DIMS {
+    match op.head_dim > MAX_HEAD_DIM {
         true => super::wide_attention::attention(op, dtype, limits),
         false => Ok(vec![fused(op, dtype, limits)?]),
     }
 }
 
+/// Workgroup bytes of the fused shader with `block_kv` keys per block: the staged keys and
+/// values (the head padded to 8 dims, f32) and a partial dot product per invocation and key.
+fn workgroup_bytes(head_dim: usize, block_kv: usize) -> usize {
+    block_kv * (2 * head_dim.next_multiple_of(8) + THREADS) * 4
+}
+
 fn fused(op: &Attention, dtype: DType, limits: &wgpu::Limits) -> Result<Dispatch> {
-    let widest = if limits.max_compute_workgroup_storage_size >= WORKGROUP_BYTES { CHUNK_DIMS } else { CHUNK_DIMS / 2 };
-    // A head narrower than the chunk gets a chunk of its own width, rounded up to whole vec4s of
-    // every lane: d72 takes 5 vec4s per lane, not 8 (fewer registers and staged bytes).
-    let chunk = widest.min(op.head_dim.next_multiple_of(4 * LANES));
+    let budget = WORKGROUP_BYTES.min(limits.max_compute_workgroup_storage_size as usize);
+    let block_kv = [16, 8, 4].into_iter().find(|&b| workgroup_bytes(op.head_dim, b) <= budget).ok_or_else(|| {
+        err(format!(
+            "attention: heads of {} dims need {} bytes of workgroup memory, the adapter has {budget}",
+            op.head_dim,
+            workgroup_bytes(op.head_dim, 4)
+        ))
+    })?;
     Builder::new(&ATTENTION, vec![("elem", dtype)])
-        .constant("CHUNK_DIMS", chunk as u32)
+        .constant("HEAD_DIM", op.head_dim as u32)
+        .constant("BLOCK_KV", block_kv as u32)
         .value(op.q_len)
         .value(op.kv_len)
-        .value(op.head_dim)
         .float(op.scale)
         .view("q", &op.q)
         .value(op.q_stride)
@@ -49,7 +60,7 @@ fn fused(op: &Attention, dtype: DType, limits: &wgpu::Limits) -> Result<Dispatch
         .optional("bias", &op.bias)
         .view("out", &op.out)
         .value(op.out_stride)
-        .finish(Grid::Fixed([op.q_len.div_ceil(BLOCK_Q), op.heads * op.head_dim.div_ceil(chunk), op.batch]))
+        .finish(Grid::Fixed([op.q_len.div_ceil(BLOCK_Q), op.heads, op.batch]))
 }
 
 #[cfg(test)]
@@ -58,27 +69,30 @@ mod tests {
     use crate::backend::{BufId, View};
     use crate::tensor::DType;
 
-    /// The chunk attention is lowered with on an adapter with `workgroup_bytes` of workgroup
-    /// memory, and its workgroups per query tile and sample (heads * chunks per head).
-    fn chunk(workgroup_bytes: u32, heads: usize, head_dim: usize) -> (Vec<(&'static str, u32)>, usize) {
-        let qkv = View { buf: BufId(0), offset: 0, len: 3 * heads * head_dim, dtype: DType::F32 };
-        let out = View { buf: BufId(1), offset: 0, len: heads * head_dim, dtype: DType::F32 };
-        let op = Attention::packed(1, heads, 1, head_dim, qkv, out, None);
+    /// The keys per block attention is lowered with for heads of `head_dim` on an adapter with
+    /// `workgroup_bytes` of workgroup memory, and the shader's workgroup bytes with them.
+    fn block(workgroup_bytes: u32, head_dim: usize) -> (Vec<(&'static str, u32)>, usize) {
+        let qkv = View { buf: BufId(0), offset: 0, len: 3 * head_dim, dtype: DType::F32 };
+        let out = View { buf: BufId(1), offset: 0, len: head_dim, dtype: DType::F32 };
+        let op = Attention::packed(1, 1, 1, head_dim, qkv, out, None);
         let limits = wgpu::Limits { max_compute_workgroup_storage_size: workgroup_bytes, ..Default::default() };
         let d = fused(&op, DType::F32, &limits).unwrap();
-        let Grid::Fixed([_, y, _]) = d.grid else { panic!("attention's grid is explicit") };
-        (d.consts, y)
+        let block_kv = d.consts[1].1 as usize;
+        (d.consts, super::workgroup_bytes(head_dim, block_kv))
     }
 
-    /// The 128-dim chunk takes 20 KiB of workgroup memory: below that (WebGPU's default 16 KiB)
-    /// heads are cut into 64-dim chunks, twice as many workgroups; a narrower head takes a chunk
-    /// of its width rounded up to 16 (DiT-XL/2's 72: 80).
+    /// Every released head dim takes at most 16 KiB of workgroup memory, on a desktop adapter
+    /// too: 16 keys per block at 64 dims (exactly 16 KiB), 8 from 72 to 128; an adapter with
+    /// less gets smaller blocks.
     #[test]
-    fn adapters_with_under_20_kib_of_workgroup_memory_get_64_dim_chunks() {
-        assert_eq!(chunk(20 << 10, 16, 72), (vec![("CHUNK_DIMS", 80)], 16));
-        assert_eq!(chunk(20 << 10, 1, 128), (vec![("CHUNK_DIMS", 128)], 1));
-        assert_eq!(chunk(16 << 10, 16, 72), (vec![("CHUNK_DIMS", 64)], 32));
-        assert_eq!(chunk(16 << 10, 1, 128), (vec![("CHUNK_DIMS", 64)], 2));
+    fn blocks_of_keys_fit_in_16_kib_of_workgroup_memory() {
+        assert_eq!(block(48 << 10, 64), (vec![("HEAD_DIM", 64), ("BLOCK_KV", 16)], 16384));
+        assert_eq!(block(16 << 10, 64), (vec![("HEAD_DIM", 64), ("BLOCK_KV", 16)], 16384));
+        assert_eq!(block(48 << 10, 72), (vec![("HEAD_DIM", 72), ("BLOCK_KV", 8)], 8704));
+        assert_eq!(block(16 << 10, 80), (vec![("HEAD_DIM", 80), ("BLOCK_KV", 8)], 9216));
+        assert_eq!(block(16 << 10, 96), (vec![("HEAD_DIM", 96), ("BLOCK_KV", 8)], 10240));
+        assert_eq!(block(16 << 10, 128), (vec![("HEAD_DIM", 128), ("BLOCK_KV", 8)], 12288));
+        assert_eq!(block(10 << 10, 128), (vec![("HEAD_DIM", 128), ("BLOCK_KV", 4)], 6144));
     }
 
     /// Heads wider than 128 dims are three dispatches per (sample, head) and chunk of query
