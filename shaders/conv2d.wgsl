@@ -36,20 +36,33 @@ fn load_x(r: u32, k: u32) -> f32 {
     return f32(weight[p.weight_off + r * p.w_stride + k]);
 }
 
+// The column load_w gathers for, and where its window starts: the sample's first element and
+// the output pixel's (oy - pad, ox - pad). lib/tiled_matmul.wgsl stages one column per
+// invocation through the whole k loop (W_COLUMNS_FASTEST), so the three divisions by the
+// image's size run once per invocation instead of once per loaded element. Zero-initialised,
+// so `column` holds col + 1 (0: none yet).
+var<private> column: u32;
+var<private> sample_at: u32;
+var<private> window_y: i32;
+var<private> window_x: i32;
+
 // Input pixel (oy + ky - pad, ox + kx - pad) of channel c for output pixel col, 0 outside.
 fn load_w(col: u32, k: u32) -> f32 {
-    let pixels = p.out_h * p.out_w;
-    let b = col / pixels;
-    let oy = col % pixels / p.out_w;
-    let ox = col % p.out_w;
+    if (column != col + 1u) {
+        let pixels = p.out_h * p.out_w;
+        column = col + 1u;
+        sample_at = p.x_off + col / pixels * p.x_channels * p.height * p.width;
+        window_y = i32(col % pixels / p.out_w) - i32(p.pad);
+        window_x = i32(col % p.out_w) - i32(p.pad);
+    }
     let kk = KERNEL * KERNEL;
     let c = k / kk;
-    let iy = i32(oy + k % kk / KERNEL) - i32(p.pad);
-    let ix = i32(ox + k % KERNEL) - i32(p.pad);
+    let iy = window_y + i32(k % kk / KERNEL);
+    let ix = window_x + i32(k % KERNEL);
     if (iy < 0 || ix < 0 || iy >= i32(p.height) || ix >= i32(p.width)) {
         return 0.0;
     }
-    return f32(x[p.x_off + ((b * p.x_channels + c) * p.height + u32(iy)) * p.width + u32(ix)]);
+    return f32(x[sample_at + (c * p.height + u32(iy)) * p.width + u32(ix)]);
 }
 
 fn store(r: u32, col: u32, acc: f32) {

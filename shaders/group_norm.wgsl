@@ -62,10 +62,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     let block = merged[0];
     let mean = block.y;
     let rstd = 1.0 / sqrt(block.z / max(block.x, 1.0) + p.eps);
-    let per_group = p.block_len / p.spatial;
+    // The block's first channel; the value's own is e / spatial channels on.
+    let first_channel = (p.first + s.block) % p.groups * (p.block_len / p.spatial);
     for (var i = li; i < s.len; i += THREADS) {
         let e = s.index * p.slice_len + i;
-        let c = (p.first + s.block) % p.groups * per_group + e / p.spatial;
+        let c = first_channel + e / p.spatial;
         var v = (f32(x[p.x_off + s.first + i]) - mean) * rstd * f32(gamma[p.gamma_off + c]) + f32(beta[p.beta_off + c]);
         if (p.silu != 0u) {
             v = silu(v);

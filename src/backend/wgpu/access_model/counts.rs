@@ -22,6 +22,11 @@ pub(crate) struct Counts {
     /// Floating-point multiplies of every invocation (vector components and fma's counted);
     /// not from the log: `replay` fills it in.
     pub multiplies: u64,
+    /// Integer divisions and remainders by non-constant divisors of every invocation (vector
+    /// components counted); not from the log: `replay` fills it in.
+    pub runtime_divides: u64,
+    /// Storage loads of every invocation (not requests).
+    pub storage_loads: u64,
     /// Passes beyond the first of every phase, over all workgroup-memory requests.
     pub extra_passes: u64,
     pub global_requests: u64,
@@ -37,6 +42,12 @@ pub(crate) struct Counts {
 impl Counts {
     pub fn conflicts_per_request(&self) -> f64 {
         self.extra_passes as f64 / (self.workgroup_loads + self.workgroup_stores).max(1) as f64
+    }
+
+    /// Runtime integer divisions per storage load: address arithmetic a GPU pays per element
+    /// (conv2d's im2col gather once took four per loaded pixel).
+    pub fn divides_per_storage_load(&self) -> f64 {
+        self.runtime_divides as f64 / self.storage_loads.max(1) as f64
     }
 
     /// Workgroup-memory bytes loaded per float multiply: the register tile's reuse (a 4x4
@@ -58,6 +69,7 @@ pub(super) fn count(log: &[Access]) -> Counts {
     let loads = log.iter().filter(|a| a.space == Space::Workgroup && !a.site.2);
     let mut c = Counts {
         unwritten_loads: log.iter().filter(|a| a.unwritten).count() as u64,
+        storage_loads: log.iter().filter(|a| matches!(a.space, Space::Storage(_)) && !a.site.2).count() as u64,
         workgroup_load_bytes: loads.map(|a| u64::from(a.bytes)).sum(),
         ..Counts::default()
     };

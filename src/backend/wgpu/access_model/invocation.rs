@@ -46,6 +46,10 @@ pub(super) struct Invocation<'a> {
     pub log: Vec<Access>,
     /// Floating-point multiplies (one per vector component), fma's included.
     pub multiplies: u64,
+    /// Integer divisions and remainders (per component) by a divisor that is not a constant
+    /// expression: a GPU runs each as a few dozen instructions, where a constant divisor
+    /// compiles to a multiply and a shift.
+    pub runtime_divides: u64,
 }
 
 fn fault<T>(what: impl Into<String>) -> Res<T> {
@@ -66,6 +70,7 @@ impl<'a> Invocation<'a> {
             nth: HashMap::new(),
             log: Vec::new(),
             multiplies: 0,
+            runtime_divides: 0,
         }
     }
 
@@ -233,8 +238,12 @@ impl<'a> Invocation<'a> {
             E::Binary { op, left, right } => {
                 let (a, b) = (self.value(f, *left)?, self.value(f, *right)?);
                 let v = zip(&a, &b, &|a, b| binary(*op, a, b))?;
-                if *op == naga::BinaryOperator::Multiply {
-                    self.multiplies += v.floats();
+                match op {
+                    naga::BinaryOperator::Multiply => self.multiplies += v.floats(),
+                    naga::BinaryOperator::Divide | naga::BinaryOperator::Modulo if !constant(&f.func.expressions[*right]) => {
+                        self.runtime_divides += v.integers();
+                    }
+                    _ => {}
                 }
                 v
             }
@@ -366,6 +375,12 @@ impl<'a> Invocation<'a> {
             (Err(e), _) => Err(e),
         }
     }
+}
+
+/// Whether a function's expression is a constant the WGSL compiler sees (naga folds constant
+/// expressions, `KERNEL * KERNEL` included, into literals).
+fn constant(e: &naga::Expression) -> bool {
+    matches!(e, E::Literal(_) | E::Constant(_) | E::ZeroValue(_))
 }
 
 fn literal(l: &Literal) -> Res<Val> {

@@ -135,19 +135,21 @@ pub(super) fn replay(dispatch: &Dispatch, limits: &wgpu::Limits) -> Result<Repla
                     if ran.is_err() {
                         barrier.poison();
                     }
-                    ran.map(|()| (inv.log, inv.multiplies))
+                    ran.map(|()| (inv.log, inv.multiplies, inv.runtime_divides))
                 })
             })
             .collect();
         threads.into_iter().map(|t| t.join().expect("an interpreter thread panicked")).collect::<Vec<_>>()
     });
-    let (mut log, mut multiplies) = (Vec::new(), 0);
+    let (mut log, mut multiplies, mut runtime_divides) = (Vec::new(), 0, 0);
     for l in logs {
-        let (l, m) = l.map_err(|Fault(what)| fail(what))?;
+        let (l, m, d) = l.map_err(|Fault(what)| fail(what))?;
         log.extend(l);
         multiplies += m;
+        runtime_divides += d;
     }
-    Ok(Replayed { grid, workgroup_size: size, workgroup_bytes, barriers: barrier.passed(), counts: Counts { multiplies, ..counts::count(&log) } })
+    let counts = Counts { multiplies, runtime_divides, ..counts::count(&log) };
+    Ok(Replayed { grid, workgroup_size: size, workgroup_bytes, barriers: barrier.passed(), counts })
 }
 
 #[cfg(test)]
@@ -160,7 +162,7 @@ mod tests {
 
     /// Two warps: each stores a column of workgroup memory (every lane in bank 0), reads a row
     /// back after the barrier (one f32 multiply each), loads consecutive f32s and stores them
-    /// 64 bytes apart.
+    /// 64 bytes apart; the store's index divides by a uniform once and by constants twice.
     const PLANTED: Shader = Shader::inline(
         "planted",
         "struct Params { x_off: u32 }
@@ -171,7 +173,8 @@ mod tests {
          fn main(@builtin(local_invocation_index) li: u32) {
              tile[li * 32u] = x[p.x_off + li];
              workgroupBarrier();
-             x[p.x_off + li * 16u] = tile[li] * 3.0;
+             let kk = 3u * 3u;
+             x[p.x_off + li / max(p.x_off, 1u) * 0u + li / kk * 0u + li % 7u * 0u + li * 16u] = tile[li] * 3.0;
          }",
     );
 
@@ -187,6 +190,7 @@ mod tests {
         assert_eq!((r.grid, r.workgroup_size, r.workgroup_bytes, r.barriers), ([3, 1, 1], [64, 1, 1], 8192, 1));
         assert_eq!((c.workgroup_stores, c.workgroup_loads, c.extra_passes), (2, 2, 62));
         assert_eq!((c.workgroup_load_bytes, c.multiplies), (64 * 4, 64));
+        assert_eq!((c.runtime_divides, c.storage_loads), (64, 64), "li / max(p.x_off, 1u) counts, li / kk and li % 7u do not");
         assert_eq!((c.global_requests, c.sectors, c.ideal_sectors), (4, 2 * 4 + 2 * 32, 4 * 4));
         assert_eq!(c.unwritten_loads, 62, "tile[li] was stored only for li = 0 and 32");
     }

@@ -159,8 +159,8 @@ fn table() {
     let limits =
         ::wgpu::Limits { max_compute_workgroup_storage_size: 48 << 10, max_storage_buffer_binding_size: u64::MAX >> 1, ..Default::default() };
     println!("== static access table (workgroup memory: 32 banks of 4 bytes, warps of 32; storage: 32-byte sectors)");
-    println!("| shader | dtype | shape | grid x workgroup | workgroup B | wg ld / st requests | bank conflicts per wg request | wg ld B per multiply | storage requests | sectors per request (ideal) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| shader | dtype | shape | grid x workgroup | workgroup B | wg ld / st requests | bank conflicts per wg request | wg ld B per multiply | storage requests | sectors per request (ideal) | runtime int ÷ per storage ld |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut fused = Vec::new();
     for t in [DType::F32, DType::F16] {
         for (label, op) in ops(t) {
@@ -177,8 +177,9 @@ fn table() {
                 let conflicts = if c.workgroup_loads + c.workgroup_stores > 0 { format!("{:.2}", c.conflicts_per_request()) } else { "-".into() };
                 let reuse = if c.multiplies > 0 && c.workgroup_load_bytes > 0 { format!("{:.3}", c.load_bytes_per_multiply()) } else { "-".into() };
                 let per = |n: u64| n as f64 / c.global_requests.max(1) as f64;
+                let divides = if c.storage_loads > 0 { format!("{:.2}", c.divides_per_storage_load()) } else { "-".into() };
                 println!(
-                    "| {} | {t} | {label} | {grid} x {size} | {} | {} / {} | {conflicts} | {reuse} | {} | {:.2} ({:.2}) |",
+                    "| {} | {t} | {label} | {grid} x {size} | {} | {} / {} | {conflicts} | {reuse} | {} | {:.2} ({:.2}) | {divides} |",
                     d.shader.name,
                     r.workgroup_bytes,
                     c.workgroup_loads,

@@ -91,6 +91,14 @@ impl Val {
         }
     }
 
+    /// The integer scalars in a value (1 for a u32 or i32, n for an integer vector).
+    pub fn integers(&self) -> u64 {
+        match self {
+            Val::Composite(parts) => parts.iter().map(Val::integers).sum(),
+            v => u64::from(matches!(v, Val::U32(_) | Val::I32(_))),
+        }
+    }
+
     /// The zero of a scalar kind and width.
     pub fn zero(scalar: Scalar) -> Res<Val> {
         Ok(match (scalar.kind, scalar.width) {
