@@ -5,7 +5,9 @@
 //   fn load_x(r: u32, k: u32) -> f32 and fn load_w(col: u32, k: u32) -> f32, called in range;
 //   fn store(r: u32, col: u32, acc: f32), the epilogue, called in range.
 //   const W_COLUMNS_FASTEST: bool, true where neighbouring columns of w lie together in memory
-//   and neighbouring k do not (conv2d's im2col gather): w's tile is then loaded along columns.
+//   and neighbouring k do not (conv2d's im2col gather): w's tile is then loaded along columns,
+//   one column per invocation, the same one for the whole dispatch (load_w may keep state about
+//   its column in private variables: conv2d.wgsl does).
 // A workgroup of 8x8 invocations computes a 64x64 tile of c; invocation (tx, ty) owns the 8x8
 // outputs at rows 4 ty + i and 32 + 4 ty + i, columns 4 tx + j and 32 + 4 tx + j (i, j < 4):
 // four vec4 loads of workgroup memory per k feed 64 multiply-adds (a 4x4 register tile took
