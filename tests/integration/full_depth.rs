@@ -115,8 +115,9 @@ const RELEASED_AT_FULL_DEPTH: [(&str, &str); 15] = [
 
 /// Every preset of `RELEASED_AT_FULL_DEPTH` on the adapter in f32 with random weights, against the CPU: rel_l2 within 1e-4, each preset's
 /// error and times printed, every failure named at the end. Ignored by default: measured 8.5
-/// minutes on lavapipe (the SD VAE 2 of them) and 40 s on the CPU, on 2 cores shared with two
-/// builds, all rel_l2 at most 1.8e-6; `.ci/run` runs it: `cargo test --release --test integration -- --ignored
+/// minutes on lavapipe (the SD VAE 2 of them) and 40 s on the CPU on 2 Zen 4 cores shared with
+/// two builds, 41 minutes (the SD VAE 8) on 2 AVX2 EPYC cores likewise shared; all rel_l2 at
+/// most 1.8e-6; `.ci/run` runs it: `cargo test --release --test integration -- --ignored
 /// released_presets_at_full_depth`.
 #[test]
 #[ignore = "minutes on lavapipe; .ci/run runs it"]
