@@ -230,9 +230,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="one case, small GEMM, 2 forwards: checks the script")
     ap.add_argument("--out", default="docs/BENCHMARKS-CPU.md")
-    ap.add_argument("--chart", help="default: benchmarks-cpu.png beside --out")
+    ap.add_argument("--chart", help="default: --out's name in lower case as .png beside it (docs/benchmarks-cpu.png)")
     args = ap.parse_args()
-    args.chart = args.chart or os.path.join(os.path.dirname(args.out), "benchmarks-cpu.png")
+    out_stem = os.path.splitext(os.path.basename(args.out))[0].lower()
+    args.chart = args.chart or os.path.join(os.path.dirname(args.out), out_stem + ".png")
     torch.set_num_threads(args.threads)
     if not os.access(args.ditrt, os.X_OK):
         raise SystemExit(f"bench_cpu: no ditrt binary at {args.ditrt} (cargo build --release)")
