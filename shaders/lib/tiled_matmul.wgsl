@@ -112,22 +112,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: 
     let r1 = r0 + 32u;
     let c0 = col0 + 4u * lid.x;
     let c1 = c0 + 32u;
-    store_row(r0, c0, acc_00_0);
-    store_row(r0 + 1u, c0, acc_00_1);
-    store_row(r0 + 2u, c0, acc_00_2);
-    store_row(r0 + 3u, c0, acc_00_3);
-    store_row(r0, c1, acc_01_0);
-    store_row(r0 + 1u, c1, acc_01_1);
-    store_row(r0 + 2u, c1, acc_01_2);
-    store_row(r0 + 3u, c1, acc_01_3);
-    store_row(r1, c0, acc_10_0);
-    store_row(r1 + 1u, c0, acc_10_1);
-    store_row(r1 + 2u, c0, acc_10_2);
-    store_row(r1 + 3u, c0, acc_10_3);
-    store_row(r1, c1, acc_11_0);
-    store_row(r1 + 1u, c1, acc_11_1);
-    store_row(r1 + 2u, c1, acc_11_2);
-    store_row(r1 + 3u, c1, acc_11_3);
+    store_rows(r0, c0, acc_00_0, acc_00_1, acc_00_2, acc_00_3);
+    store_rows(r0, c1, acc_01_0, acc_01_1, acc_01_2, acc_01_3);
+    store_rows(r1, c0, acc_10_0, acc_10_1, acc_10_2, acc_10_3);
+    store_rows(r1, c1, acc_11_0, acc_11_1, acc_11_2, acc_11_3);
 }
 
 // Stages the tile of x and w at k0 into the buffer at vec4 `buf`.
@@ -166,6 +154,14 @@ fn w_or_zero(col: u32, k: u32) -> f32 {
         return load_w(col, k);
     }
     return 0.0;
+}
+
+// The 4x4 outputs (r .. r + 3, col .. col + 3), one vec4 per row.
+fn store_rows(r: u32, col: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>) {
+    store_row(r, col, a0);
+    store_row(r + 1u, col, a1);
+    store_row(r + 2u, col, a2);
+    store_row(r + 3u, col, a3);
 }
 
 // Outputs (r, col .. col + 3) that lie inside the product.
