@@ -1,6 +1,7 @@
-//! The loop nest around a microkernel (BLIS order): tasks own a block of MC_PANELS a-panels by
-//! NC_PANELS b-panels of c; inside, k runs in KC-step slices, and for each slice every b panel
-//! (KC x NR: 192 x 48 f32 = 36 KiB, stays in L1) meets every a panel of the block (MC x KC: stays in L2).
+//! The loop nest around a microkernel (BLIS order): tasks own a block of the kernel's MC_PANELS
+//! a-panels by NC_PANELS b-panels of c; inside, k runs in KC-step slices, and for
+//! each slice every b panel (KC x NR: 192 x 48 f32 = 36 KiB for AVX-512, 192 x 16 = 12 KiB for
+//! AVX2; stays in L1) meets every a panel of the block (MC x KC: stays in L2).
 //! A task accumulates into its own block buffer (whole register tiles, so edge tiles need no
 //! special case; its row stride is padded off a power of two, so the rows of a tile do not
 //! share cache sets as they would in a c of 2048 or 4096 columns) and hands each finished row
@@ -11,8 +12,6 @@ use rayon::prelude::*;
 
 /// Packed steps per k slice (a 48-column f32 b panel of it: 36 KiB, in a 48 KiB L1).
 const KC: usize = 192;
-/// At most this many a panels (MR rows each) per task block.
-const MC_PANELS: usize = 8;
 /// At most this many b panels (NR columns each) per task block.
 const NC_PANELS: usize = 8;
 /// Tasks per worker thread wanted (when the product is big enough), so uneven blocks and a
@@ -38,7 +37,7 @@ pub(super) fn multiply<K: Microkernel>(
     assert!(a.width == K::MR && b.width == K::NR && a.depth == b.depth, "cpu backend bug: gemm operands packed for another kernel");
     let (m_panels, n_panels) = (m.div_ceil(K::MR), n.div_ceil(K::NR));
     let threads = if parallel { rayon::current_num_threads() } else { 1 };
-    let (m_blocks, n_blocks) = blocks(m_panels, n_panels, threads);
+    let (m_blocks, n_blocks) = blocks(m_panels, n_panels, threads, K::MC_PANELS);
     let ld = NC_PANELS * K::NR + ROW_PAD;
     let task = |block: &mut Vec<f32>, t: usize| {
         let (mb, nb) = (t / n_blocks, t % n_blocks);
@@ -69,7 +68,7 @@ pub(super) fn multiply<K: Microkernel>(
             store(row0 + r, col0, &mut block[r * ld..r * ld + cols]);
         }
     };
-    let buffer = || vec![0.0f32; MC_PANELS * K::MR * ld];
+    let buffer = || vec![0.0f32; K::MC_PANELS * K::MR * ld];
     if parallel {
         (0..m_blocks * n_blocks).into_par_iter().for_each_init(buffer, task);
     } else {
@@ -78,11 +77,11 @@ pub(super) fn multiply<K: Microkernel>(
     }
 }
 
-/// Task blocks (m, n) over the panels: as few as MC_PANELS x NC_PANELS blocks allow, then split
+/// Task blocks (m, n) over the panels: as few as `mc_panels` x NC_PANELS blocks allow, then split
 /// further (the larger side first) until every thread has TASKS_PER_THREAD or no panel is left
 /// to split; panels are shared out evenly, so no block is a sliver.
-fn blocks(m_panels: usize, n_panels: usize, threads: usize) -> (usize, usize) {
-    let (mut mb, mut nb) = (m_panels.div_ceil(MC_PANELS), n_panels.div_ceil(NC_PANELS));
+fn blocks(m_panels: usize, n_panels: usize, threads: usize, mc_panels: usize) -> (usize, usize) {
+    let (mut mb, mut nb) = (m_panels.div_ceil(mc_panels), n_panels.div_ceil(NC_PANELS));
     while mb * nb < TASKS_PER_THREAD * threads && (mb < m_panels || nb < n_panels) {
         if nb < n_panels && (n_panels / nb >= m_panels / mb || mb == m_panels) {
             nb += 1;

@@ -1,7 +1,8 @@
 //! Every kernel family this machine runs against an f64 product, at sizes around the register
 //! tile, the task block and the k slice (edges), for f32, f16 and bf16 storage, strided and
-//! transposed operands, and accumulation; and DiT-XL/2's fc1 at its real width (k 1152 over
-//! several k slices, n 4608 over many task blocks).
+//! transposed operands, and accumulation (383 x 150 x 263 on one thread: AVX2's full 192-row
+//! blocks, the second ending in a 5-row panel, over two k slices); and DiT-XL/2's fc1 at its
+//! real width (k 1152 over several k slices, n 4608 over many task blocks).
 use super::*;
 use half::{bf16, f16};
 use rand::{Rng, SeedableRng};
@@ -65,9 +66,18 @@ fn check(isa: Isa, m: usize, n: usize, k: usize, dtype: &str, b_transposed: bool
 #[test]
 fn every_kernel_matches_an_f64_product_at_its_edges() {
     for isa in Isa::available() {
-        for &(m, n, k) in
-            &[(1, 1, 1), (13, 31, 7), (15, 33, 9), (14, 32, 256), (29, 65, 257), (113, 257, 513), (224, 40, 3), (5, 17, 0), (20, 4608, 1152)]
-        {
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (13, 31, 7),
+            (15, 33, 9),
+            (14, 32, 256),
+            (29, 65, 257),
+            (113, 257, 513),
+            (224, 40, 3),
+            (383, 150, 263),
+            (5, 17, 0),
+            (20, 4608, 1152),
+        ] {
             for dtype in ["f32", "f16", "bf16"] {
                 check(isa, m, n, k, dtype, true, false);
                 check(isa, m, n, k, dtype, false, true);
