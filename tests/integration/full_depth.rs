@@ -94,7 +94,8 @@ fn dit_xl2_at_full_depth_runs_on_wgpu_like_the_cpu() {
 /// The released presets (and this repo's TLDM and image-space DiffiT) that neither test above
 /// runs, at full depth in f32 on the adapter like the CPU within the full-depth f32 tolerance.
 /// Left out for time: the 1024-token 512 px latent models (DiT-XL/2-512, DiffiT-XL/2-512,
-/// TLDM-XL/2-512: about 4.5x DiT-XL/2's work each) and the SD VAE at 512 px (above).
+/// TLDM-XL/2-512: about 4.5x DiT-XL/2's work each, run by
+/// `latent_presets_at_512_px_run_on_wgpu_like_the_cpu`) and the SD VAE at 512 px (above).
 const RELEASED_AT_FULL_DEPTH: [(&str, &str); 15] = [
     ("uvit", "U-ViT-S/2-CIFAR10"),
     ("uvit", "U-ViT-S/4-CelebA64"),
@@ -113,18 +114,34 @@ const RELEASED_AT_FULL_DEPTH: [(&str, &str); 15] = [
     ("clip_text", "CLIP-ViT-L/14-text"),
 ];
 
-/// Every preset of `RELEASED_AT_FULL_DEPTH` on the adapter in f32 with random weights, against the CPU: rel_l2 within 1e-4, each preset's
-/// error and times printed, every failure named at the end. Ignored by default: measured 8.5
-/// minutes on lavapipe (the SD VAE 2 of them) and 40 s on the CPU on 2 Zen 4 cores shared with
-/// two builds, 41 minutes (the SD VAE 8) on 2 AVX2 EPYC cores likewise shared; all rel_l2 at
-/// most 1.8e-6; `.ci/run` runs it: `cargo test --release --test integration -- --ignored
+/// `RELEASED_AT_FULL_DEPTH` on the adapter against the CPU (`compare_at_full_depth`). Ignored
+/// by default: measured 8.5 minutes on lavapipe (the SD VAE 2 of them) and 40 s on the CPU on
+/// 2 Zen 4 cores shared with two builds, 41 minutes (the SD VAE 8) on 2 AVX2 EPYC cores likewise
+/// shared; all rel_l2 at most 1.8e-6; `.ci/run` runs it: `cargo test --release --test integration -- --ignored
 /// released_presets_at_full_depth`.
 #[test]
 #[ignore = "minutes on lavapipe; .ci/run runs it"]
 fn released_presets_at_full_depth_run_on_wgpu_like_the_cpu() {
+    compare_at_full_depth(&RELEASED_AT_FULL_DEPTH);
+}
+
+/// The 1024-token latent presets (512 px images) at full depth, as above. Not in `.ci/run`:
+/// lavapipe runs the tiled product at about 1.4 GFLOP/s (`ditrt bench --gemm 1024 --backend
+/// wgpu` on 2 AVX2 EPYC cores: llvmpipe loads workgroup memory lane by lane), so each of these
+/// ~1 TFLOP forwards takes many minutes there; `cargo test --release --test integration --
+/// --ignored latent_presets_at_512_px`.
+#[test]
+#[ignore = "tens of minutes on lavapipe"]
+fn latent_presets_at_512_px_run_on_wgpu_like_the_cpu() {
+    compare_at_full_depth(&[("dit", "DiT-XL/2-512"), ("diffit", "DiffiT-XL/2-512"), ("tldm", "TLDM-XL/2-512")]);
+}
+
+/// Each preset at batch 1 in f32 with random weights on the adapter and the CPU: rel_l2 within
+/// 1e-4, its error and times printed, every failure named at the end.
+fn compare_at_full_depth(presets: &[(&str, &str)]) {
     let Some(wgpu) = wgpu_backend() else { return };
     let mut failures = Vec::new();
-    for (arch, name) in RELEASED_AT_FULL_DEPTH {
+    for &(arch, name) in presets {
         let config = ModelConfig::preset(arch, name).unwrap();
         let run = |backend: Arc<dyn Backend>| {
             let started = std::time::Instant::now();
