@@ -58,9 +58,10 @@ pub(super) fn multiply<K: Microkernel>(
             for jp in 0..cols.div_ceil(K::NR) {
                 for ip in 0..rows.div_ceil(K::MR) {
                     let tile = block[ip * K::MR * ld + jp * K::NR..].as_mut_ptr();
+                    // ip == 0: the first a panel of the block to meet this slice of b panel jp.
                     // SAFETY: the panels hold kc steps from k0; the tile's MR rows of NR lie in
                     // the block buffer; the kernel's ISA was detected (Isa::best).
-                    unsafe { K::tile(kc, a.at(a_panels.start + ip, k0), b.at(b_panels.start + jp, k0), tile, ld, load.is_some() || k0 > 0) }
+                    unsafe { K::tile(kc, a.at(a_panels.start + ip, k0), b.at(b_panels.start + jp, k0), tile, ld, load.is_some() || k0 > 0, ip == 0) }
                 }
             }
         }
