@@ -144,25 +144,13 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     unsafe fn avx512_f32(depth: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, accumulate: bool, first_meeting: bool) {
         // SAFETY: forwarded; inlined here, so it runs with this function's features.
-        unsafe {
-            if first_meeting {
-                avx512_tile::<F32Fma, { Avx512::MR }, { Avx512::NR / 16 }, true>(depth, a, b, c, ldc, accumulate)
-            } else {
-                avx512_tile::<F32Fma, { Avx512::MR }, { Avx512::NR / 16 }, false>(depth, a, b, c, ldc, accumulate)
-            }
-        }
+        unsafe { avx512_tile::<F32Fma, { Avx512::MR }, { Avx512::NR / 16 }>(depth, a, b, c, ldc, accumulate, first_meeting) }
     }
 
     #[target_feature(enable = "avx512f,avx512bf16")]
     unsafe fn avx512_bf16(depth: usize, a: *const u32, b: *const u32, c: *mut f32, ldc: usize, accumulate: bool, first_meeting: bool) {
         // SAFETY: forwarded; inlined here, so it runs with this function's features.
-        unsafe {
-            if first_meeting {
-                avx512_tile::<Bf16Dot, { Avx512Bf16::MR }, { Avx512Bf16::NR / 16 }, true>(depth, a, b, c, ldc, accumulate)
-            } else {
-                avx512_tile::<Bf16Dot, { Avx512Bf16::MR }, { Avx512Bf16::NR / 16 }, false>(depth, a, b, c, ldc, accumulate)
-            }
-        }
+        unsafe { avx512_tile::<Bf16Dot, { Avx512Bf16::MR }, { Avx512Bf16::NR / 16 }>(depth, a, b, c, ldc, accumulate, first_meeting) }
     }
 
     /// One packed step of a 512-bit kernel: b's 16 lanes at `b`, a's broadcast element, the
@@ -216,17 +204,18 @@ mod x86 {
     /// were alike, and prefetching on every meeting gained less (the panel is in L1 by then).
     const PREFETCH_STEPS: usize = 16;
 
-    /// The MR x 16·NV register tile over `depth` steps of `S`; with `PREFETCH`, b's lines
+    /// The MR x 16·NV register tile over `depth` steps of `S`; on a `first_meeting`, b's lines
     /// `PREFETCH_STEPS` steps ahead are prefetched into L1 (past the panel's end is harmless:
     /// a prefetch does not fault).
     #[inline(always)]
-    unsafe fn avx512_tile<S: Step512, const MR: usize, const NV: usize, const PREFETCH: bool>(
+    unsafe fn avx512_tile<S: Step512, const MR: usize, const NV: usize>(
         depth: usize,
         a: *const S::Elem,
         b: *const S::Elem,
         c: *mut f32,
         ldc: usize,
         accumulate: bool,
+        first_meeting: bool,
     ) {
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
         // SAFETY: bounds as `Microkernel::tile` requires.
@@ -239,7 +228,7 @@ mod x86 {
                 }
             }
             for p in 0..depth {
-                if PREFETCH {
+                if first_meeting {
                     for v in 0..NV {
                         _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add((p + PREFETCH_STEPS) * 16 * NV + 16 * v).cast::<i8>());
                     }
