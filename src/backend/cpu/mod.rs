@@ -68,7 +68,7 @@ impl Backend for CpuBackend {
     /// a Winograd convolution keeps 36 f32 values per (out, in) channel pair instead of 9.
     fn weight_copy_bytes(&self, bytes: usize, dtype: DType, ops: &[Op]) -> usize {
         let packed = match dtype {
-            DType::BF16 if gemm::Isa::best() == gemm::Isa::Avx512Bf16 => bytes,
+            DType::BF16 if gemm::Isa::best().multiplies_bf16() => bytes,
             _ => bytes / dtype.size() * 4,
         };
         packed + ops.iter().map(conv::winograd_extra_bytes).sum::<usize>()

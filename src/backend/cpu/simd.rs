@@ -11,7 +11,7 @@ pub(super) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     match Isa::best() {
         // SAFETY: `Isa::best` reports only families whose features this CPU has.
-        Isa::Avx512 | Isa::Avx512Bf16 => return unsafe { avx512(f) },
+        Isa::Avx512 | Isa::Avx512Bf16 | Isa::Amx => return unsafe { avx512(f) },
         Isa::Avx2 => return unsafe { avx2(f) },
         Isa::Portable => {}
     }
@@ -53,7 +53,7 @@ macro_rules! vectorized_fn {
             #[cfg(target_arch = "x86_64")]
             match $crate::backend::cpu::gemm::Isa::best() {
                 // SAFETY: `Isa::best` reports only families whose features this CPU has.
-                $crate::backend::cpu::gemm::Isa::Avx512 | $crate::backend::cpu::gemm::Isa::Avx512Bf16 => return unsafe { avx512($($arg),*) },
+                $crate::backend::cpu::gemm::Isa::Avx512 | $crate::backend::cpu::gemm::Isa::Avx512Bf16 | $crate::backend::cpu::gemm::Isa::Amx => return unsafe { avx512($($arg),*) },
                 $crate::backend::cpu::gemm::Isa::Avx2 => return unsafe { avx2($($arg),*) },
                 $crate::backend::cpu::gemm::Isa::Portable => {}
             }

@@ -6,12 +6,12 @@
 //! special case; its row stride is padded off a power of two, so the rows of a tile do not
 //! share cache sets as they would in a c of 2048 or 4096 columns) and hands each finished row
 //! segment to the caller's epilogue (bias, activation, residual, dtype: no second pass over c).
-use super::kernels::Microkernel;
+use super::kernels::{Microkernel, Side};
 use super::pack::Packed;
 use rayon::prelude::*;
 
 /// Packed steps per k slice (a 48-column f32 b panel of it: 36 KiB, in a 48 KiB L1).
-const KC: usize = 192;
+pub(super) const KC: usize = 192;
 /// At most this many b panels (NR columns each) per task block.
 const NC_PANELS: usize = 8;
 /// Tasks per worker thread wanted (when the product is big enough), so uneven blocks and a
@@ -34,7 +34,10 @@ pub(super) fn multiply<K: Microkernel>(
     store: &RowFn,
     parallel: bool,
 ) {
-    assert!(a.width == K::MR && b.width == K::NR && a.depth == b.depth, "cpu backend bug: gemm operands packed for another kernel");
+    assert!(
+        a.layout == K::layout(Side::A) && b.layout == K::layout(Side::B) && a.depth == b.depth,
+        "cpu backend bug: gemm operands packed for another kernel"
+    );
     let (m_panels, n_panels) = (m.div_ceil(K::MR), n.div_ceil(K::NR));
     let threads = if parallel { rayon::current_num_threads() } else { 1 };
     let (m_blocks, n_blocks) = blocks(m_panels, n_panels, threads, K::MC_PANELS);

@@ -1,6 +1,6 @@
 //! The instruction set the GEMM microkernels use, detected once at run time, so one binary runs
-//! the AVX-512 kernels on Zen 4/5 and Sapphire Rapids, AVX2 + FMA elsewhere on x86-64, and the
-//! portable kernel (which the compiler vectorises for the target, NEON on aarch64) anywhere.
+//! the AVX-512 kernels on Zen 4/5 and Intel Xeons (AMX tiles for bf16 from Sapphire Rapids on),
+//! AVX2 + FMA elsewhere on x86-64, and the portable kernel (which the compiler vectorises for the target, NEON on aarch64) anywhere.
 use std::sync::OnceLock;
 
 /// A microkernel family; the packed layouts depend on it (its register tile).
@@ -14,16 +14,19 @@ pub enum Isa {
     Avx512,
     /// AVX-512F plus AVX-512-BF16: bf16 x bf16 products summed in f32 by `vdpbf16ps`.
     Avx512Bf16,
+    /// AVX-512 (f32 products as `Avx512`) plus Intel AMX: bf16 x bf16 products on 32 x 32 f32
+    /// tiles of `tdpbf16ps`.
+    Amx,
 }
 
 impl Isa {
     /// Every family this machine can run, best last (for tests of each kernel).
     pub fn available() -> Vec<Isa> {
-        [Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16].into_iter().filter(|isa| isa.runs_here()).collect()
+        [Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16, Isa::Amx].into_iter().filter(|isa| isa.runs_here()).collect()
     }
 
     /// The best family this machine runs (detected once); `DITRT_CPU_ISA` (portable, avx2,
-    /// avx512, avx512bf16) asks for a lesser one, e.g. to compare them.
+    /// avx512, avx512bf16, amx) asks for a lesser one, e.g. to compare them.
     pub fn best() -> Isa {
         static BEST: OnceLock<Isa> = OnceLock::new();
         *BEST.get_or_init(|| {
@@ -41,6 +44,7 @@ impl Isa {
             "avx2" => Isa::Avx2,
             "avx512" => Isa::Avx512,
             "avx512bf16" => Isa::Avx512Bf16,
+            "amx" => Isa::Amx,
             _ => return None,
         })
     }
@@ -51,7 +55,13 @@ impl Isa {
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
             Isa::Avx512Bf16 => "avx512bf16",
+            Isa::Amx => "amx",
         }
+    }
+
+    /// Whether bf16 x bf16 products run as such (bf16 weights then stay bf16 when packed).
+    pub fn multiplies_bf16(self) -> bool {
+        matches!(self, Isa::Avx512Bf16 | Isa::Amx)
     }
 
     fn runs_here(self) -> bool {
@@ -62,6 +72,7 @@ impl Isa {
                 Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
                 Isa::Avx512 => is_x86_feature_detected!("avx512f"),
                 Isa::Avx512Bf16 => is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16"),
+                Isa::Amx => Isa::Avx512Bf16.runs_here() && super::amx::usable(),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]

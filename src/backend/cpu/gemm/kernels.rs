@@ -2,7 +2,15 @@
 //! `depth` packed steps. A step of the f32 kernels is one k; a step of the bf16 kernel is a pair
 //! of k (`vdpbf16ps` sums two bf16 products into each f32 lane). Panels are packed by `pack`:
 //! a as [depth][MR], b as [depth][NR], so every step reads MR broadcasts and NR/16 vectors.
-use super::pack::PackElem;
+use super::drive::KC;
+use super::pack::{Layout, PackElem};
+
+/// Which operand panels are packed for: a's are a kernel's MR rows wide, b's its NR columns.
+#[derive(Clone, Copy)]
+pub(super) enum Side {
+    A,
+    B,
+}
 
 /// One microkernel: its register tile and the element type of its packed panels.
 pub(super) trait Microkernel {
@@ -14,13 +22,27 @@ pub(super) trait Microkernel {
     /// stays in L2 while every b panel of the task meets it, so each b panel is fetched from
     /// memory once per block.
     const MC_PANELS: usize = 8;
+    /// Both operands' depth is padded to a multiple of this many steps (AMX's tiles take 16).
+    const STEP_ALIGN: usize = 1;
+    /// a's k slices (the drive's KC steps) are stored line-major, [MR][steps]: tile rows.
+    const A_LINE_MAJOR: bool = false;
+
+    /// How this kernel's panels on `side` are packed.
+    fn layout(side: Side) -> Layout {
+        let (width, line_major) = match side {
+            Side::A => (Self::MR, Self::A_LINE_MAJOR),
+            Side::B => (Self::NR, false),
+        };
+        Layout { width, step_align: Self::STEP_ALIGN, line_major_slices: line_major.then_some(KC) }
+    }
 
     /// `first_meeting`: no tile of this task has read this b panel's steps yet, so they come from
     /// L3 or memory rather than L1 (kernels that prefetch do it then).
     ///
     /// # Safety
     /// `a` is valid for `depth * MR` reads, `b` for `depth * NR`, `c` for MR rows of NR f32 at
-    /// row stride `ldc` (read when `accumulate`), and the CPU has the kernel's features.
+    /// row stride `ldc` (read when `accumulate`), `depth` is a multiple of STEP_ALIGN, and the
+    /// CPU has the kernel's features.
     unsafe fn tile(depth: usize, a: *const Self::Elem, b: *const Self::Elem, c: *mut f32, ldc: usize, accumulate: bool, first_meeting: bool);
 }
 

@@ -1,7 +1,10 @@
 //! Matrix products of the CPU backend: packed operands and register-tile microkernels (BLIS
 //! style), chosen once per machine (`Isa`). b operands that are weights are packed once and
 //! cached by the backend (`memory::Views::packed`); a is packed per product. bf16 x bf16
-//! products use `vdpbf16ps` where the CPU has AVX-512-BF16, with f32 accumulation.
+//! products use AMX tiles where the CPU has them, else `vdpbf16ps` where it has AVX-512-BF16,
+//! with f32 accumulation.
+#[cfg(target_arch = "x86_64")]
+mod amx;
 mod drive;
 mod elems;
 mod isa;
@@ -12,9 +15,9 @@ pub(super) use elems::{Elems, MatRef};
 pub use isa::Isa;
 
 pub(super) use drive::RowFn;
-use kernels::{Microkernel, Portable};
+use kernels::{Microkernel, Portable, Side};
 pub(super) use pack::RunFn;
-use pack::{pack, Packed};
+use pack::{pack, Layout, Packed};
 
 /// A b operand ([k, n]) packed for one kernel family.
 pub(super) struct PackedB {
@@ -35,16 +38,9 @@ pub(super) struct PackedA {
 
 enum PackedPanels {
     F32(Packed<f32>),
-    // Made only for `Isa::Avx512Bf16`, which only x86-64 detects.
+    // Made only for `Isa::Avx512Bf16` and `Isa::Amx`, which only x86-64 detects.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Bf16Pairs(Packed<u32>),
-}
-
-/// Which operand panels are packed for: a's are a kernel's MR rows wide, b's its NR columns.
-#[derive(Clone, Copy)]
-enum Side {
-    A,
-    B,
 }
 
 impl PackedB {
@@ -79,35 +75,29 @@ impl PackedA {
     }
 }
 
-/// Panels for `isa` on `side`: bf16 pairs (`pairs(width)`) when asked and the family multiplies
-/// them, else f32 (`f32s(width)`), each at its kernel's width on that side.
+/// Panels for `isa` on `side`: bf16 pairs (`pairs(layout)`) when asked and the family multiplies
+/// them, else f32 (`f32s(layout)`), each in its kernel's layout on that side.
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-fn panels(isa: Isa, bf16: bool, side: Side, f32s: impl FnOnce(usize) -> Packed<f32>, pairs: impl FnOnce(usize) -> Packed<u32>) -> PackedPanels {
+fn panels(isa: Isa, bf16: bool, side: Side, f32s: impl FnOnce(Layout) -> Packed<f32>, pairs: impl FnOnce(Layout) -> Packed<u32>) -> PackedPanels {
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx512Bf16 && bf16 {
-        return PackedPanels::Bf16Pairs(pairs(width::<kernels::Avx512Bf16>(side)));
+    match isa {
+        Isa::Avx512Bf16 if bf16 => return PackedPanels::Bf16Pairs(pairs(kernels::Avx512Bf16::layout(side))),
+        Isa::Amx if bf16 => return PackedPanels::Bf16Pairs(pairs(amx::Amx::layout(side))),
+        _ => {}
     }
-    PackedPanels::F32(f32s(f32_width(isa, side)))
+    PackedPanels::F32(f32s(f32_layout(isa, side)))
 }
 
-/// Lines per panel of `isa`'s f32 kernel on `side`.
-fn f32_width(isa: Isa, side: Side) -> usize {
+/// The layout of `isa`'s f32 kernel on `side`.
+fn f32_layout(isa: Isa, side: Side) -> Layout {
     match isa {
-        Isa::Portable => width::<Portable>(side),
+        Isa::Portable => Portable::layout(side),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => width::<kernels::Avx2>(side),
+        Isa::Avx2 => kernels::Avx2::layout(side),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 | Isa::Avx512Bf16 => width::<kernels::Avx512>(side),
+        Isa::Avx512 | Isa::Avx512Bf16 | Isa::Amx => kernels::Avx512::layout(side),
         #[cfg(not(target_arch = "x86_64"))]
         _ => unreachable!("x86 families are never detected elsewhere"),
-    }
-}
-
-/// Lines per panel of kernel `K`'s operand on `side`.
-fn width<K: Microkernel>(side: Side) -> usize {
-    match side {
-        Side::A => K::MR,
-        Side::B => K::NR,
     }
 }
 
@@ -131,13 +121,15 @@ pub(super) fn product_rows(a: &PackedA, b: &PackedB, load: Option<&RowFn>, store
         #[cfg(target_arch = "x86_64")]
         (PackedPanels::F32(ap), PackedPanels::F32(bp), Isa::Avx2) => drive::multiply::<kernels::Avx2>(ap, bp, (m, n), load, store, parallel),
         #[cfg(target_arch = "x86_64")]
-        (PackedPanels::F32(ap), PackedPanels::F32(bp), Isa::Avx512 | Isa::Avx512Bf16) => {
+        (PackedPanels::F32(ap), PackedPanels::F32(bp), Isa::Avx512 | Isa::Avx512Bf16 | Isa::Amx) => {
             drive::multiply::<kernels::Avx512>(ap, bp, (m, n), load, store, parallel)
         }
         #[cfg(target_arch = "x86_64")]
-        (PackedPanels::Bf16Pairs(ap), PackedPanels::Bf16Pairs(bp), _) => {
+        (PackedPanels::Bf16Pairs(ap), PackedPanels::Bf16Pairs(bp), Isa::Avx512Bf16) => {
             drive::multiply::<kernels::Avx512Bf16>(ap, bp, (m, n), load, store, parallel)
         }
+        #[cfg(target_arch = "x86_64")]
+        (PackedPanels::Bf16Pairs(ap), PackedPanels::Bf16Pairs(bp), Isa::Amx) => drive::multiply::<amx::Amx>(ap, bp, (m, n), load, store, parallel),
         _ => unreachable!("cpu backend bug: a and b packed in different elements"),
     }
 }

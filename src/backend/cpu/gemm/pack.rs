@@ -2,20 +2,35 @@
 //! cut into panels of `width` lines; panel t holds, for every packed step s, the `width` values
 //! of step s of its lines contiguously (`[step][width]`), zero past the last line and past k.
 //! a may be several matrices side by side (U-ViT's skip concat: [x, skip] is never built).
+//! A kernel may ask for the depth padded to whole tiles of steps, and for each k slice of a
+//! panel stored line by line instead (`Layout`: AMX loads a's rows as tile rows).
 use super::elems::MatRef;
 use rayon::prelude::*;
 
-/// One packed operand: panels of `width` lines over `depth` steps.
-pub(super) struct Packed<E> {
+/// How a kernel reads one operand's panels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Layout {
+    /// Lines per panel.
     pub width: usize,
+    /// The depth is padded (with zeros) to a multiple of this many steps.
+    pub step_align: usize,
+    /// Some(kc): each slice of kc steps from a multiple of kc (the last one shorter) is stored
+    /// line-major, [width][its steps], in the place the step-major slice would take.
+    pub line_major_slices: Option<usize>,
+}
+
+/// One packed operand: panels of `layout.width` lines over `depth` steps.
+pub(super) struct Packed<E> {
+    pub layout: Layout,
     pub depth: usize,
     pub data: Vec<E>,
 }
 
 impl<E> Packed<E> {
-    /// The first element of step `step` of panel `panel`.
+    /// The first element of step `step` of panel `panel` (of its slice, when line-major:
+    /// `step` then starts a slice).
     pub fn at(&self, panel: usize, step: usize) -> *const E {
-        self.data[(panel * self.depth + step) * self.width..].as_ptr()
+        self.data[(panel * self.depth + step) * self.layout.width..].as_ptr()
     }
 }
 
@@ -96,19 +111,21 @@ fn read_concatenated<E: PackElem>(parts: &[MatRef], row: usize, from: usize, out
 }
 
 /// Packs the rows of `parts` side by side (same rows; k = the sum of their columns) into panels
-/// of `width` rows.
-pub(super) fn pack<E: PackElem>(parts: &[MatRef], width: usize, parallel: bool) -> Packed<E> {
+/// laid out as `layout` says.
+pub(super) fn pack<E: PackElem>(parts: &[MatRef], layout: Layout, parallel: bool) -> Packed<E> {
     let rows = parts.first().map_or(0, |p| p.rows);
     assert!(parts.iter().all(|p| p.rows == rows), "cpu backend bug: concatenated operands with different rows");
     let k: usize = parts.iter().map(|p| p.cols).sum();
     // Lines adjacent in memory (b = a row-major [k, n], e.g. attention's V): a panel's step is
-    // one contiguous run of its lines' values, read as such instead of line by line.
-    if let [m] = parts {
+    // one contiguous run of its lines' values, read as such instead of line by line (into
+    // step-major panels only).
+    if let ([m], None) = (parts, layout.line_major_slices) {
         if m.row_stride == 1 {
-            return pack_by_runs(k, rows, width, parallel, &|p, first, out| E::read(m, first + p * m.col_stride, 1, out));
+            return pack_by_runs(k, rows, layout, parallel, &|p, first, out| E::read(m, first + p * m.col_stride, 1, out));
         }
     }
-    let depth = k.div_ceil(E::K_STEP);
+    let (width, depth) = (layout.width, depth::<E>(k, layout));
+    assert!(layout.line_major_slices.is_none_or(|kc| kc.is_multiple_of(CHUNK_STEPS)), "cpu backend bug: k slices of {layout:?} split chunks");
     let line = || vec![E::Value::default(); E::K_STEP * CHUNK_STEPS];
     let data = fill_panels(rows, depth, width, 1, parallel, line, |line, t, lines, panel| {
         // Steps in chunks, so the part of the panel being filled stays in L1 across its lines.
@@ -117,20 +134,32 @@ pub(super) fn pack<E: PackElem>(parts: &[MatRef], width: usize, parallel: bool) 
             for l in 0..lines {
                 chunk.fill(E::Value::default());
                 read_concatenated::<E>(parts, t * width + l, s0 * E::K_STEP, chunk);
-                E::pack(chunk, &mut panel[s0 * width + l..], width);
+                match layout.line_major_slices {
+                    None => E::pack(chunk, &mut panel[s0 * width + l..], width),
+                    // The chunk lies in one slice (CHUNK_STEPS divides kc): contiguous in line l.
+                    Some(kc) => {
+                        let k0 = s0 / kc * kc;
+                        E::pack(chunk, &mut panel[k0 * width + l * kc.min(depth - k0) + s0 - k0..], 1);
+                    }
+                }
             }
         }
     });
-    Packed { width, depth, data }
+    Packed { layout, depth, data }
+}
+
+/// Packed steps over k for `layout`: whole steps, padded to its alignment.
+fn depth<E: PackElem>(k: usize, layout: Layout) -> usize {
+    k.div_ceil(E::K_STEP).next_multiple_of(layout.step_align)
 }
 
 /// Fills `out[i]` with b[p][first + i], a run of one row of b: the lines of a packing by runs.
 pub(in crate::backend::cpu) type RunFn<'f, V = f32> = dyn Fn(usize, usize, &mut [V]) + Sync + 'f;
 
-/// Packs b ([k, n], never built) into panels of `width` columns from its row runs (`run`), e.g.
+/// Packs b ([k, n], never built) into panels of `layout` from its row runs (`run`), e.g.
 /// conv2d's im2col matrix read straight from the image.
-pub(super) fn pack_runs<E: PackElem>(k: usize, n: usize, width: usize, parallel: bool, run: &RunFn) -> Packed<E> {
-    pack_by_runs(k, n, width, parallel, &|p, first, out: &mut [E::Value]| {
+pub(super) fn pack_runs<E: PackElem>(k: usize, n: usize, layout: Layout, parallel: bool, run: &RunFn) -> Packed<E> {
+    pack_by_runs(k, n, layout, parallel, &|p, first, out: &mut [E::Value]| {
         let mut values = [0.0f32; MAX_RUN];
         let values = &mut values[..out.len()];
         run(p, first, values);
@@ -138,7 +167,7 @@ pub(super) fn pack_runs<E: PackElem>(k: usize, n: usize, width: usize, parallel:
     })
 }
 
-/// The longest run: RUN_PANELS panels of the widest kernel (the AVX-512 kernels' NR, 32).
+/// The longest run: RUN_PANELS panels of the widest kernel (the AVX-512 kernels' NR, 48).
 const MAX_RUN: usize = RUN_PANELS * 48;
 
 /// Panels packed together from shared runs: one run per step covers them all.
@@ -146,8 +175,9 @@ const RUN_PANELS: usize = 8;
 
 /// Packs `lines` lines over k from runs: `read(p, first, out)` fills out with the values at k = p
 /// of lines first.. (out.len() of them), RUN_PANELS panels' worth at a time.
-fn pack_by_runs<E: PackElem>(k: usize, lines: usize, width: usize, parallel: bool, read: &RunFn<E::Value>) -> Packed<E> {
-    let depth = k.div_ceil(E::K_STEP);
+fn pack_by_runs<E: PackElem>(k: usize, lines: usize, layout: Layout, parallel: bool, read: &RunFn<E::Value>) -> Packed<E> {
+    assert!(layout.line_major_slices.is_none(), "cpu backend bug: runs pack step-major panels only");
+    let (width, depth) = (layout.width, depth::<E>(k, layout));
     let stride = RUN_PANELS * width;
     let runs = || vec![E::Value::default(); E::K_STEP * stride];
     let data = fill_panels(lines, depth, width, RUN_PANELS, parallel, runs, |runs, t, lines, panels| {
@@ -164,7 +194,7 @@ fn pack_by_runs<E: PackElem>(k: usize, lines: usize, width: usize, parallel: boo
             }
         }
     });
-    Packed { width, depth, data }
+    Packed { layout, depth, data }
 }
 
 /// Panels of `width` lines over `depth` steps, filled `group` panels at a time (in parallel when

@@ -1,6 +1,6 @@
 //! Every kernel family this machine runs against an f64 product, at sizes around the register
 //! tile, the task block and the k slice (edges), for f32, f16 and bf16 storage, strided and
-//! transposed operands, and accumulation (383 x 150 x 263 on one thread: AVX2's full 192-row
+//! transposed operands (a column-major too: AMX packs a's k slices line-major), and accumulation (383 x 150 x 263 on one thread: AVX2's full 192-row
 //! blocks, the second ending in a 5-row panel, over two k slices); and DiT-XL/2's fc1 at its
 //! real width (k 1152 over several k slices, n 4608 over many task blocks).
 use super::*;
@@ -11,22 +11,33 @@ fn random(n: usize, rng: &mut impl Rng) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }
 
-/// a · b in f64; a row-major at stride lda, b [k, n] at stride ldb or, transposed, [n, k].
-fn naive((a, lda): (&[f32], usize), (b, ldb, b_transposed): (&[f32], usize, bool), (m, n, k): (usize, usize, usize)) -> Vec<f64> {
+/// a · b in f64; a [m, k] at stride lda or, transposed, [k, m]; b [k, n] at stride ldb or,
+/// transposed, [n, k].
+fn naive((a, lda, a_transposed): (&[f32], usize, bool), (b, ldb, b_transposed): (&[f32], usize, bool), (m, n, k): (usize, usize, usize)) -> Vec<f64> {
     let mut c = vec![0.0f64; m * n];
     for i in 0..m {
         for j in 0..n {
-            c[i * n + j] = (0..k).map(|p| a[i * lda + p] as f64 * if b_transposed { b[j * ldb + p] } else { b[p * ldb + j] } as f64).sum();
+            let a_ip = |p: usize| if a_transposed { a[p * lda + i] } else { a[i * lda + p] } as f64;
+            c[i * n + j] = (0..k).map(|p| a_ip(p) * if b_transposed { b[j * ldb + p] } else { b[p * ldb + j] } as f64).sum();
         }
     }
     c
 }
 
-fn check(isa: Isa, m: usize, n: usize, k: usize, dtype: &str, b_transposed: bool, accumulate: bool) {
+/// Which operands are stored transposed, and whether c accumulates.
+#[derive(Clone, Copy, Debug)]
+struct Form {
+    a_transposed: bool,
+    b_transposed: bool,
+    accumulate: bool,
+}
+
+fn check(isa: Isa, m: usize, n: usize, k: usize, dtype: &str, form: Form) {
+    let Form { a_transposed, b_transposed, accumulate } = form;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64((m * 1000 + n * 10 + k) as u64);
-    // a with a row stride wider than k, b either [k, n] or (transposed) [n, k] with slack.
-    let (lda, ldb) = (k + 3, if b_transposed { k + 1 } else { n + 2 });
-    let a = random(m * lda, &mut rng);
+    // a either [m, k] or (transposed) [k, m], b either [k, n] or [n, k], each with slack.
+    let (lda, ldb) = (if a_transposed { m + 2 } else { k + 3 }, if b_transposed { k + 1 } else { n + 2 });
+    let a = random(if a_transposed { k * lda } else { m * lda }, &mut rng);
     let b = random(if b_transposed { n * ldb } else { k * ldb }, &mut rng);
     // Storage rounding: the reference multiplies the stored values.
     let round = |v: &[f32]| -> Vec<f32> {
@@ -44,22 +55,18 @@ fn check(isa: Isa, m: usize, n: usize, k: usize, dtype: &str, b_transposed: bool
         "bf16" => (Elems::Bf16(&abf), Elems::Bf16(&bbf)),
         _ => (Elems::F32(&a), Elems::F32(&b)),
     };
-    let am = MatRef::new(ea, m, k, lda);
+    let am = if a_transposed { MatRef::new(ea, k, m, lda).t() } else { MatRef::new(ea, m, k, lda) };
     let bm = if b_transposed { MatRef::new(eb, n, k, ldb).t() } else { MatRef::new(eb, k, n, ldb) };
     let start = random(m * n, &mut rng);
     let mut c = if accumulate { start.clone() } else { vec![f32::NAN; m * n] };
     let packed = PackedB::new(bm, isa, dtype == "bf16", true);
     matmul_packed(am, &packed, &mut c, accumulate, m.is_multiple_of(2));
-    let want = naive((&a, lda), (&b, ldb, b_transposed), (m, n, k));
+    let want = naive((&a, lda, a_transposed), (&b, ldb, b_transposed), (m, n, k));
     for (i, (&got, &want)) in c.iter().zip(&want).enumerate() {
         let want = want + if accumulate { start[i] as f64 } else { 0.0 };
         // f32 accumulation over k terms of magnitude <= 1.
         let tol = 1e-5 * (k as f64).sqrt() + 1e-6;
-        assert!(
-            (got as f64 - want).abs() <= tol,
-            "{} {dtype} [{m},{k}]x[{k},{n}] bT={b_transposed} acc={accumulate}: c[{i}] = {got}, want {want}",
-            isa.name()
-        );
+        assert!((got as f64 - want).abs() <= tol, "{} {dtype} [{m},{k}]x[{k},{n}] {form:?}: c[{i}] = {got}, want {want}", isa.name());
     }
 }
 
@@ -79,8 +86,9 @@ fn every_kernel_matches_an_f64_product_at_its_edges() {
             (20, 4608, 1152),
         ] {
             for dtype in ["f32", "f16", "bf16"] {
-                check(isa, m, n, k, dtype, true, false);
-                check(isa, m, n, k, dtype, false, true);
+                check(isa, m, n, k, dtype, Form { a_transposed: false, b_transposed: true, accumulate: false });
+                check(isa, m, n, k, dtype, Form { a_transposed: false, b_transposed: false, accumulate: true });
+                check(isa, m, n, k, dtype, Form { a_transposed: true, b_transposed: false, accumulate: false });
             }
         }
     }
@@ -100,7 +108,7 @@ fn operands_side_by_side_multiply_as_their_concatenation() {
     let (m, k1, k2, n) = (37, 19, 30, 45);
     let (x, skip, w) = (random(m * k1, &mut rng), random(m * k2, &mut rng), random(n * (k1 + k2), &mut rng));
     let joined: Vec<f32> = (0..m).flat_map(|i| x[i * k1..(i + 1) * k1].iter().chain(&skip[i * k2..(i + 1) * k2]).copied()).collect();
-    let want = naive((&joined, k1 + k2), (&w, k1 + k2, true), (m, n, k1 + k2));
+    let want = naive((&joined, k1 + k2, false), (&w, k1 + k2, true), (m, n, k1 + k2));
     let (xb, sb, wb): (Vec<bf16>, Vec<bf16>, Vec<bf16>) = (
         x.iter().map(|&v| bf16::from_f32(v)).collect(),
         skip.iter().map(|&v| bf16::from_f32(v)).collect(),
