@@ -66,7 +66,8 @@ thread_local! {
 /// 0-15 | 16-31), tmm4-5 hold a's two 16-row halves, tmm6-7 b's two 16-column halves. a's k
 /// slices are packed line-major, so a tile row is 16 pairs of one row of a; b's steps are
 /// already the pair-interleaved rows (`[pair][column]`) that `tdpbf16ps` takes as its b tile.
-/// Per 16 steps: 4 tile loads (4 KiB, from L1 and L2) for 4 `tdpbf16ps`.
+/// Per 16 steps: 4 tile loads (4 KiB, from L1 and L2) for 4 `tdpbf16ps`, each product issued
+/// as soon as its two tiles are loaded.
 pub struct Amx;
 
 impl Microkernel for Amx {
@@ -75,10 +76,15 @@ impl Microkernel for Amx {
     const NR: usize = 32;
     const STEP_ALIGN: usize = TILE_STEPS;
     const A_LINE_MAJOR: bool = true;
-    // 128-row blocks (a 96 KiB slice of a). On 2 Intel (Emerald Rapids) cores, 2 runs each:
-    // 4096^3 bf16 876-928 GFLOP/s and DiT-XL/2 bf16 438-450 ms against 851-906 and 461-464 for
-    // 2 panels, 876-887 and 453-458 for 8, 836-864 and 472-477 for 16.
+    // 128-row blocks over 768 steps (1536 k: one slice for most of the backbones' products; a
+    // 384 KiB slice of a in L2, a 96 KiB b panel). On 2 Intel (Emerald Rapids) cores, 2 runs
+    // each, 4096^3 bf16 GFLOP/s and DiT-XL/2 bf16 ms: KC 192 with 2, 4, 8, 16 panels 851-906 /
+    // 461-464, 876-928 / 438-450, 876-887 / 453-458, 836-864 / 472-477; 4 panels with KC 64,
+    // 128, 384, 576, 768: 798-880 / 479-483, 866-887 / 423-447, 946-995 / 431-439, 992-1061 /
+    // 419-422, 990-1046 / 421-422. Prefetching b on a first meeting (as the AVX-512 kernels do)
+    // gained nothing here.
     const MC_PANELS: usize = 4;
+    const KC: usize = 768;
 
     unsafe fn tile(depth: usize, a: *const u32, b: *const u32, c: *mut f32, ldc: usize, accumulate: bool, _first_meeting: bool) {
         let (c_stride, a_stride, b_stride) = (ldc * 4, depth * 4, Self::NR * 4);
@@ -108,11 +114,11 @@ impl Microkernel for Amx {
             for s in (0..depth).step_by(TILE_STEPS) {
                 asm!(
                     "tileloadd tmm4, [{a} + {sa} * 1]",
-                    "tileloadd tmm5, [{a2} + {sa} * 1]",
                     "tileloadd tmm6, [{b} + {sb} * 1]",
-                    "tileloadd tmm7, [{b} + {sb} * 1 + 64]",
                     "tdpbf16ps tmm0, tmm4, tmm6",
+                    "tileloadd tmm7, [{b} + {sb} * 1 + 64]",
                     "tdpbf16ps tmm1, tmm4, tmm7",
+                    "tileloadd tmm5, [{a2} + {sa} * 1]",
                     "tdpbf16ps tmm2, tmm5, tmm6",
                     "tdpbf16ps tmm3, tmm5, tmm7",
                     a = in(reg) a.add(s), a2 = in(reg) a.add(16 * depth + s), b = in(reg) b.add(s * Self::NR),

@@ -1,5 +1,5 @@
 //! The loop nest around a microkernel (BLIS order): tasks own a block of the kernel's MC_PANELS
-//! a-panels by NC_PANELS b-panels of c; inside, k runs in KC-step slices, and for
+//! a-panels by NC_PANELS b-panels of c; inside, k runs in the kernel's KC-step slices, and for
 //! each slice every b panel (KC x NR: 192 x 48 f32 = 36 KiB for AVX-512, 192 x 16 = 12 KiB for
 //! AVX2; stays in L1) meets every a panel of the block (MC x KC: stays in L2).
 //! A task accumulates into its own block buffer (whole register tiles, so edge tiles need no
@@ -10,8 +10,6 @@ use super::kernels::{Microkernel, Side};
 use super::pack::Packed;
 use rayon::prelude::*;
 
-/// Packed steps per k slice (a 48-column f32 b panel of it: 36 KiB, in a 48 KiB L1).
-pub(super) const KC: usize = 192;
 /// At most this many b panels (NR columns each) per task block.
 const NC_PANELS: usize = 8;
 /// Tasks per worker thread wanted (when the product is big enough), so uneven blocks and a
@@ -35,7 +33,7 @@ pub(super) fn multiply<K: Microkernel>(
     parallel: bool,
 ) {
     assert!(
-        a.layout == K::layout(Side::A) && b.layout == K::layout(Side::B) && a.depth == b.depth,
+        a.layout == K::layout(Side::A) && b.layout == K::layout(Side::B) && a.depth == b.depth && K::KC.is_multiple_of(K::STEP_ALIGN),
         "cpu backend bug: gemm operands packed for another kernel"
     );
     let (m_panels, n_panels) = (m.div_ceil(K::MR), n.div_ceil(K::NR));
@@ -56,8 +54,8 @@ pub(super) fn multiply<K: Microkernel>(
         } else if a.depth == 0 {
             block.fill(0.0); // k = 0: no step overwrites the previous task's values
         }
-        for k0 in (0..a.depth).step_by(KC) {
-            let kc = KC.min(a.depth - k0);
+        for k0 in (0..a.depth).step_by(K::KC) {
+            let kc = K::KC.min(a.depth - k0);
             for jp in 0..cols.div_ceil(K::NR) {
                 for ip in 0..rows.div_ceil(K::MR) {
                     let tile = block[ip * K::MR * ld + jp * K::NR..].as_mut_ptr();

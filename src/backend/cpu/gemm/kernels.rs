@@ -2,7 +2,6 @@
 //! `depth` packed steps. A step of the f32 kernels is one k; a step of the bf16 kernel is a pair
 //! of k (`vdpbf16ps` sums two bf16 products into each f32 lane). Panels are packed by `pack`:
 //! a as [depth][MR], b as [depth][NR], so every step reads MR broadcasts and NR/16 vectors.
-use super::drive::KC;
 use super::pack::{Layout, PackElem};
 
 /// Which operand panels are packed for: a's are a kernel's MR rows wide, b's its NR columns.
@@ -22,9 +21,11 @@ pub(super) trait Microkernel {
     /// stays in L2 while every b panel of the task meets it, so each b panel is fetched from
     /// memory once per block.
     const MC_PANELS: usize = 8;
+    /// Packed steps per k slice (a 48-column f32 b panel of it: 36 KiB, in a 48 KiB L1).
+    const KC: usize = 192;
     /// Both operands' depth is padded to a multiple of this many steps (AMX's tiles take 16).
     const STEP_ALIGN: usize = 1;
-    /// a's k slices (the drive's KC steps) are stored line-major, [MR][steps]: tile rows.
+    /// a's k slices (KC steps) are stored line-major, [MR][steps]: tile rows.
     const A_LINE_MAJOR: bool = false;
 
     /// How this kernel's panels on `side` are packed.
@@ -33,7 +34,7 @@ pub(super) trait Microkernel {
             Side::A => (Self::MR, Self::A_LINE_MAJOR),
             Side::B => (Self::NR, false),
         };
-        Layout { width, step_align: Self::STEP_ALIGN, line_major_slices: line_major.then_some(KC) }
+        Layout { width, step_align: Self::STEP_ALIGN, line_major_slices: line_major.then_some(Self::KC) }
     }
 
     /// `first_meeting`: no tile of this task has read this b panel's steps yet, so they come from

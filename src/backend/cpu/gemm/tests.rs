@@ -1,8 +1,9 @@
 //! Every kernel family this machine runs against an f64 product, at sizes around the register
 //! tile, the task block and the k slice (edges), for f32, f16 and bf16 storage, strided and
 //! transposed operands (a column-major too: AMX packs a's k slices line-major), and accumulation (383 x 150 x 263 on one thread: AVX2's full 192-row
-//! blocks, the second ending in a 5-row panel, over two k slices); and DiT-XL/2's fc1 at its
-//! real width (k 1152 over several k slices, n 4608 over many task blocks).
+//! blocks, the second ending in a 5-row panel, over two k slices); DiT-XL/2's fc1 at its real
+//! width (k 1152 over several k slices, n 4608 over many task blocks); and k 1700 (in bf16, two
+//! of AMX's 768-pair line-major slices, the second short and padded).
 use super::*;
 use half::{bf16, f16};
 use rand::{Rng, SeedableRng};
@@ -84,6 +85,7 @@ fn every_kernel_matches_an_f64_product_at_its_edges() {
             (383, 150, 263),
             (5, 17, 0),
             (20, 4608, 1152),
+            (37, 70, 1700),
         ] {
             for dtype in ["f32", "f16", "bf16"] {
                 check(isa, m, n, k, dtype, Form { a_transposed: false, b_transposed: true, accumulate: false });
