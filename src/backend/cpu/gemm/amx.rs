@@ -63,35 +63,38 @@ thread_local! {
 }
 
 /// 32 x 32 f32 tile as 2 x 2 AMX tiles: tmm0-3 accumulate c (rows 0-15 | 16-31 by columns
-/// 0-15 | 16-31), tmm4-5 hold a's two 16-row halves, tmm6-7 b's two 16-column halves. a's k
-/// slices are packed line-major, so a tile row is 16 pairs of one row of a; b's steps are
-/// already the pair-interleaved rows (`[pair][column]`) that `tdpbf16ps` takes as its b tile.
-/// Per 16 steps: 4 tile loads (4 KiB, from L1 and L2) for 4 `tdpbf16ps`, each product issued
-/// as soon as its two tiles are loaded.
+/// 0-15 | 16-31), tmm4-5 hold a's two 16-row halves, tmm6-7 b's two 16-column halves. Both
+/// operands are packed as contiguous 16 x 16 tiles of bf16 pairs (`Tiles`): a's line-major (a
+/// tile row is 16 pairs of one row of a), b's step-major (the pair-interleaved rows, k even in
+/// the low half, that `tdpbf16ps` takes as its b tile). Per 16 steps: 4 dense 1 KiB tile loads
+/// (from L1 and L2) for 4 `tdpbf16ps`, each product issued as soon as its two tiles are loaded.
 pub struct Amx;
 
 impl Microkernel for Amx {
     type Elem = u32;
     const MR: usize = 32;
     const NR: usize = 32;
-    const STEP_ALIGN: usize = TILE_STEPS;
-    const A_LINE_MAJOR: bool = true;
-    // 128-row blocks over 768 steps (1536 k: one slice for most of the backbones' products; a
-    // 384 KiB slice of a in L2, a 96 KiB b panel). On 2 Intel (Emerald Rapids) cores, 2 runs
-    // each, 4096^3 bf16 GFLOP/s and DiT-XL/2 bf16 ms: KC 192 with 2, 4, 8, 16 panels 851-906 /
-    // 461-464, 876-928 / 438-450, 876-887 / 453-458, 836-864 / 472-477; 4 panels with KC 64,
-    // 128, 384, 576, 768: 798-880 / 479-483, 866-887 / 423-447, 946-995 / 431-439, 992-1061 /
-    // 419-422, 990-1046 / 421-422. Prefetching b on a first meeting (as the AVX-512 kernels do)
-    // gained nothing here.
-    const MC_PANELS: usize = 4;
+    const TILE_SIDE: Option<usize> = Some(TILE_STEPS);
+    // 256-row blocks over 768 steps (1536 k: one slice for most of the backbones' products; a
+    // 768 KiB slice of a in a 2 MiB L2, a 96 KiB b panel). On 2 Intel (Emerald Rapids) cores,
+    // 2 runs each, 4096^3 bf16 GFLOP/s / DiT-XL/2 bf16 ms / U-ViT-H/2 bf16 ms, with these tiles:
+    // 4 panels and KC 384: 1031-1053 / 413-420 / 537-553; 768: 1084-1184 / 384-401 / 509-534;
+    // 1536: 1147-1290 / 390-392 / 492-503; 2 panels, 768: 1082-1180 / 410-413 / 507-509; 8 panels,
+    // 768: 1110-1112 / 392-397 / 470-474; 1536: 1059-1137 / 378-412 / 460-463; 16 panels, 768:
+    // 1047-1078 / 437-444 / 494-514. With a's rows 3 KiB apart instead of tiles, the best
+    // (4 x 768) was 990-1127 / 404-422 / 514-542, and a b prefetch on first meetings (as the
+    // AVX-512 kernels do) gained nothing.
+    const MC_PANELS: usize = 8;
     const KC: usize = 768;
 
     unsafe fn tile(depth: usize, a: *const u32, b: *const u32, c: *mut f32, ldc: usize, accumulate: bool, _first_meeting: bool) {
-        let (c_stride, a_stride, b_stride) = (ldc * 4, depth * 4, Self::NR * 4);
+        // A tile's rows are 64 bytes apart; the second tile of a chunk of 16 steps follows the
+        // first (a's rows 16-31, b's columns 16-31: 256 pairs in).
+        let (c_stride, row_bytes, second) = (ldc * 4, TILE_STEPS * 4, TILE_STEPS * TILE_STEPS);
         let c_low = c.wrapping_add(16 * ldc);
-        // SAFETY: bounds as `Microkernel::tile` requires (a's rows 16-31 start 16 * depth
-        // pairs in, b's columns 16-31 64 bytes in, c's rows 16-31 at 16 * ldc); `Isa::Amx` is
-        // only chosen where `usable` said so, and this thread's tiles are configured first.
+        // SAFETY: bounds as `Microkernel::tile` requires (chunk s of a panel: 32 x 16 pairs
+        // from s * 32; c's rows 16-31 at 16 * ldc); `Isa::Amx` is only chosen where `usable`
+        // said so, and this thread's tiles are configured first.
         unsafe {
             CONFIGURED.with(|configured| {
                 if !configured.get() {
@@ -112,17 +115,17 @@ impl Microkernel for Amx {
                 asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
             }
             for s in (0..depth).step_by(TILE_STEPS) {
+                let (a, b) = (a.add(s * Self::MR), b.add(s * Self::NR));
                 asm!(
-                    "tileloadd tmm4, [{a} + {sa} * 1]",
-                    "tileloadd tmm6, [{b} + {sb} * 1]",
+                    "tileloadd tmm4, [{a} + {r} * 1]",
+                    "tileloadd tmm6, [{b} + {r} * 1]",
                     "tdpbf16ps tmm0, tmm4, tmm6",
-                    "tileloadd tmm7, [{b} + {sb} * 1 + 64]",
+                    "tileloadd tmm7, [{b2} + {r} * 1]",
                     "tdpbf16ps tmm1, tmm4, tmm7",
-                    "tileloadd tmm5, [{a2} + {sa} * 1]",
+                    "tileloadd tmm5, [{a2} + {r} * 1]",
                     "tdpbf16ps tmm2, tmm5, tmm6",
                     "tdpbf16ps tmm3, tmm5, tmm7",
-                    a = in(reg) a.add(s), a2 = in(reg) a.add(16 * depth + s), b = in(reg) b.add(s * Self::NR),
-                    sa = in(reg) a_stride, sb = in(reg) b_stride,
+                    a = in(reg) a, a2 = in(reg) a.add(second), b = in(reg) b, b2 = in(reg) b.add(second), r = in(reg) row_bytes,
                     options(nostack, readonly),
                 );
             }

@@ -33,7 +33,7 @@ pub(super) fn multiply<K: Microkernel>(
     parallel: bool,
 ) {
     assert!(
-        a.layout == K::layout(Side::A) && b.layout == K::layout(Side::B) && a.depth == b.depth && K::KC.is_multiple_of(K::STEP_ALIGN),
+        a.layout == K::layout(Side::A) && b.layout == K::layout(Side::B) && a.depth == b.depth && K::KC.is_multiple_of(K::TILE_SIDE.unwrap_or(1)),
         "cpu backend bug: gemm operands packed for another kernel"
     );
     let (m_panels, n_panels) = (m.div_ceil(K::MR), n.div_ceil(K::NR));

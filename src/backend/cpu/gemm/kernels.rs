@@ -2,7 +2,7 @@
 //! `depth` packed steps. A step of the f32 kernels is one k; a step of the bf16 kernel is a pair
 //! of k (`vdpbf16ps` sums two bf16 products into each f32 lane). Panels are packed by `pack`:
 //! a as [depth][MR], b as [depth][NR], so every step reads MR broadcasts and NR/16 vectors.
-use super::pack::{Layout, PackElem};
+use super::pack::{Layout, PackElem, Tiles};
 
 /// Which operand panels are packed for: a's are a kernel's MR rows wide, b's its NR columns.
 #[derive(Clone, Copy)]
@@ -23,18 +23,17 @@ pub(super) trait Microkernel {
     const MC_PANELS: usize = 8;
     /// Packed steps per k slice (a 48-column f32 b panel of it: 36 KiB, in a 48 KiB L1).
     const KC: usize = 192;
-    /// Both operands' depth is padded to a multiple of this many steps (AMX's tiles take 16).
-    const STEP_ALIGN: usize = 1;
-    /// a's k slices (KC steps) are stored line-major, [MR][steps]: tile rows.
-    const A_LINE_MAJOR: bool = false;
+    /// Some(side): both operands' panels are stored as side x side tiles, a's line-major and
+    /// b's step-major (`Tiles`; AMX's 16 x 16), and KC is a multiple of the side.
+    const TILE_SIDE: Option<usize> = None;
 
     /// How this kernel's panels on `side` are packed.
     fn layout(side: Side) -> Layout {
         let (width, line_major) = match side {
-            Side::A => (Self::MR, Self::A_LINE_MAJOR),
+            Side::A => (Self::MR, true),
             Side::B => (Self::NR, false),
         };
-        Layout { width, step_align: Self::STEP_ALIGN, line_major_slices: line_major.then_some(Self::KC) }
+        Layout { width, tiles: Self::TILE_SIDE.map(|side| Tiles { side, line_major }) }
     }
 
     /// `first_meeting`: no tile of this task has read this b panel's steps yet, so they come from
@@ -42,7 +41,7 @@ pub(super) trait Microkernel {
     ///
     /// # Safety
     /// `a` is valid for `depth * MR` reads, `b` for `depth * NR`, `c` for MR rows of NR f32 at
-    /// row stride `ldc` (read when `accumulate`), `depth` is a multiple of STEP_ALIGN, and the
+    /// row stride `ldc` (read when `accumulate`), `depth` is whole tiles (of TILE_SIDE steps), and the
     /// CPU has the kernel's features.
     unsafe fn tile(depth: usize, a: *const Self::Elem, b: *const Self::Elem, c: *mut f32, ldc: usize, accumulate: bool, first_meeting: bool);
 }

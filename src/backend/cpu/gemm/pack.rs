@@ -2,8 +2,8 @@
 //! cut into panels of `width` lines; panel t holds, for every packed step s, the `width` values
 //! of step s of its lines contiguously (`[step][width]`), zero past the last line and past k.
 //! a may be several matrices side by side (U-ViT's skip concat: [x, skip] is never built).
-//! A kernel may ask for the depth padded to whole tiles of steps, and for each k slice of a
-//! panel stored line by line instead (`Layout`: AMX loads a's rows as tile rows).
+//! A kernel may instead ask for its panels as square tiles (`Layout::tiles`: AMX loads each tile
+//! as 16 contiguous rows of 64 bytes).
 use super::elems::MatRef;
 use rayon::prelude::*;
 
@@ -12,11 +12,37 @@ use rayon::prelude::*;
 pub(super) struct Layout {
     /// Lines per panel.
     pub width: usize,
-    /// The depth is padded (with zeros) to a multiple of this many steps.
-    pub step_align: usize,
-    /// Some(kc): each slice of kc steps from a multiple of kc (the last one shorter) is stored
-    /// line-major, [width][its steps], in the place the step-major slice would take.
-    pub line_major_slices: Option<usize>,
+    /// None: steps one after another, each its `width` values (`[step][width]`).
+    pub tiles: Option<Tiles>,
+}
+
+/// Panels stored as `side` x `side` tiles (side lines by side steps): chunk by chunk of `side`
+/// steps (the depth padded to whole chunks with zeros), the width / side tiles of a chunk in
+/// line order, each tile contiguous, `[line][step]` when `line_major` (a tile row is one line:
+/// AMX's a) else `[step][line]` (AMX's b). Step s of a panel still starts at s · width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Tiles {
+    pub side: usize,
+    pub line_major: bool,
+}
+
+impl Layout {
+    /// Steps a packed run of one line may cover from a step that starts one (no tile boundary).
+    fn run_steps(&self) -> usize {
+        self.tiles.map_or(usize::MAX, |t| t.side)
+    }
+
+    /// Where line `l` at step `s` lies in its panel, and how far apart its next steps lie (up
+    /// to `run_steps` of them).
+    fn place(&self, l: usize, s: usize) -> (usize, usize) {
+        let Some(Tiles { side, line_major }) = self.tiles else { return (s * self.width + l, self.width) };
+        let tile = (s - s % side) * self.width + l / side * side * side;
+        if line_major {
+            (tile + l % side * side + s % side, 1)
+        } else {
+            (tile + s % side * side + l % side, side)
+        }
+    }
 }
 
 /// One packed operand: panels of `layout.width` lines over `depth` steps.
@@ -27,8 +53,7 @@ pub(super) struct Packed<E> {
 }
 
 impl<E> Packed<E> {
-    /// The first element of step `step` of panel `panel` (of its slice, when line-major:
-    /// `step` then starts a slice).
+    /// The first element of step `step` of panel `panel` (for tiles, of the chunk `step` starts).
     pub fn at(&self, panel: usize, step: usize) -> *const E {
         self.data[(panel * self.depth + step) * self.layout.width..].as_ptr()
     }
@@ -118,14 +143,13 @@ pub(super) fn pack<E: PackElem>(parts: &[MatRef], layout: Layout, parallel: bool
     let k: usize = parts.iter().map(|p| p.cols).sum();
     // Lines adjacent in memory (b = a row-major [k, n], e.g. attention's V): a panel's step is
     // one contiguous run of its lines' values, read as such instead of line by line (into
-    // step-major panels only).
-    if let ([m], None) = (parts, layout.line_major_slices) {
-        if m.row_stride == 1 {
+    // step-major panels or tiles only).
+    if let [m] = parts {
+        if m.row_stride == 1 && layout.tiles.is_none_or(|t| !t.line_major) {
             return pack_by_runs(k, rows, layout, parallel, &|p, first, out| E::read(m, first + p * m.col_stride, 1, out));
         }
     }
     let (width, depth) = (layout.width, depth::<E>(k, layout));
-    assert!(layout.line_major_slices.is_none_or(|kc| kc.is_multiple_of(CHUNK_STEPS)), "cpu backend bug: k slices of {layout:?} split chunks");
     let line = || vec![E::Value::default(); E::K_STEP * CHUNK_STEPS];
     let data = fill_panels(rows, depth, width, 1, parallel, line, |line, t, lines, panel| {
         // Steps in chunks, so the part of the panel being filled stays in L1 across its lines.
@@ -134,13 +158,10 @@ pub(super) fn pack<E: PackElem>(parts: &[MatRef], layout: Layout, parallel: bool
             for l in 0..lines {
                 chunk.fill(E::Value::default());
                 read_concatenated::<E>(parts, t * width + l, s0 * E::K_STEP, chunk);
-                match layout.line_major_slices {
-                    None => E::pack(chunk, &mut panel[s0 * width + l..], width),
-                    // The chunk lies in one slice (CHUNK_STEPS divides kc): contiguous in line l.
-                    Some(kc) => {
-                        let k0 = s0 / kc * kc;
-                        E::pack(chunk, &mut panel[k0 * width + l * kc.min(depth - k0) + s0 - k0..], 1);
-                    }
+                // Chunks start on tile boundaries (the tile side divides CHUNK_STEPS).
+                for (r, run) in chunk.chunks(layout.run_steps().saturating_mul(E::K_STEP)).enumerate() {
+                    let (at, stride) = layout.place(l, s0 + r * layout.run_steps());
+                    E::pack(run, &mut panel[at..], stride);
                 }
             }
         }
@@ -148,9 +169,13 @@ pub(super) fn pack<E: PackElem>(parts: &[MatRef], layout: Layout, parallel: bool
     Packed { layout, depth, data }
 }
 
-/// Packed steps over k for `layout`: whole steps, padded to its alignment.
+/// Packed steps over k for `layout`: whole steps, padded to whole tiles.
 fn depth<E: PackElem>(k: usize, layout: Layout) -> usize {
-    k.div_ceil(E::K_STEP).next_multiple_of(layout.step_align)
+    let steps = k.div_ceil(E::K_STEP);
+    layout.tiles.map_or(steps, |t| {
+        assert!(CHUNK_STEPS.is_multiple_of(t.side), "cpu backend bug: {layout:?} tiles split packing chunks");
+        steps.next_multiple_of(t.side)
+    })
 }
 
 /// Fills `out[i]` with b[p][first + i], a run of one row of b: the lines of a packing by runs.
@@ -176,8 +201,10 @@ const RUN_PANELS: usize = 8;
 /// Packs `lines` lines over k from runs: `read(p, first, out)` fills out with the values at k = p
 /// of lines first.. (out.len() of them), RUN_PANELS panels' worth at a time.
 fn pack_by_runs<E: PackElem>(k: usize, lines: usize, layout: Layout, parallel: bool, read: &RunFn<E::Value>) -> Packed<E> {
-    assert!(layout.line_major_slices.is_none(), "cpu backend bug: runs pack step-major panels only");
+    assert!(layout.tiles.is_none_or(|t| !t.line_major), "cpu backend bug: runs pack step-major panels or tiles only");
     let (width, depth) = (layout.width, depth::<E>(k, layout));
+    // Lines of one step stored together: the whole panel width, or a tile's side.
+    let group = layout.tiles.map_or(width, |t| t.side);
     let stride = RUN_PANELS * width;
     let runs = || vec![E::Value::default(); E::K_STEP * stride];
     let data = fill_panels(lines, depth, width, RUN_PANELS, parallel, runs, |runs, t, lines, panels| {
@@ -190,7 +217,10 @@ fn pack_by_runs<E: PackElem>(k: usize, lines: usize, layout: Layout, parallel: b
                 }
             }
             for (i, panel) in panels.chunks_exact_mut(depth * width).enumerate() {
-                E::pack_step(&runs[i * width..], stride, width.min(lines - i * width), &mut panel[s * width..(s + 1) * width]);
+                for g in (0..width.min(lines - i * width)).step_by(group) {
+                    let at = layout.place(g, s).0;
+                    E::pack_step(&runs[i * width + g..], stride, group.min(lines - i * width - g), &mut panel[at..at + group]);
+                }
             }
         }
     });
